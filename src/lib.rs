@@ -1,0 +1,16 @@
+//! misp-feed: bring MISP threat-intel feeds into OpenCTI.
+//!
+//! Data flows one way: `source` (where feed files come from) -> `reconciler` + `ledger`
+//! (what must be fetched, skipped, retried) -> `convert` (MISP event to STIX 2.1 bundle)
+//! -> `sink` (a bundle folder, or OpenCTI over RabbitMQ / the HTTP API).
+//! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all.
+
+pub mod config;
+pub mod convert;
+pub mod ledger;
+pub mod pipeline;
+pub mod reconciler;
+pub mod secret;
+pub mod sink;
+pub mod source;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Bundle folder sink (pycti's send_to_directory).

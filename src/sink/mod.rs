@@ -1,0 +1,50 @@
+//! Sinks: where converted bundles go. The directory sink writes files as pycti's
+//! send_to_directory does; the OpenCTI sink publishes to the platform.
+
+pub mod directory;
+pub mod opencti;
+
+use async_trait::async_trait;
+
+/// One event's bundle, ready to go.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub event_uuid: &'a str,
+    pub bundle_json: &'a str,
+}
+
+/// Proof that a sink holds the bundle (a file written, every AMQP message confirmed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    /// Where it went: the file path or the OpenCTI work id.
+    pub destination: String,
+    /// Messages (or files) confirmed.
+    pub messages: u64,
+}
+
+/// Counts of one run, for the work's closing message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSummary {
+    pub pushed: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{0}")]
+    Io(String),
+    #[error("OpenCTI API: {0}")]
+    Api(String),
+    #[error("RabbitMQ: {0}")]
+    Broker(String),
+}
+
+#[async_trait]
+pub trait Sink: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Delivers one bundle; returns only once the destination has confirmed it.
+    async fn push(&self, delivery: Delivery<'_>) -> Result<Receipt, SinkError>;
+    /// Closes the run (e.g. marks the OpenCTI work processed). Called once per run.
+    async fn finish_run(&self, summary: &RunSummary) -> Result<(), SinkError>;
+}

@@ -1,0 +1,1 @@
+//! OpenCTI sink: GraphQL control plane and bundle push over RabbitMQ or the API.

@@ -1,0 +1,1 @@
+//! A MISP feed in a local folder (`file://` URLs and plain paths).

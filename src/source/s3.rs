@@ -1,0 +1,1 @@
+//! Event files in an S3 bucket (AWS or MinIO).
