@@ -83,3 +83,14 @@ pub trait FeedSource: Send + Sync {
         Ok(())
     }
 }
+
+/// Picks the source the settings describe. (Placeholder until the sources land.)
+pub async fn build_source(
+    settings: &crate::config::Settings,
+) -> Result<Box<dyn FeedSource>, SourceError> {
+    let _ = settings;
+    Err(SourceError::Invalid {
+        what: "source".into(),
+        message: "not built yet".into(),
+    })
+}
