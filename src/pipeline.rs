@@ -102,6 +102,7 @@ impl Pipeline {
     ) -> Pipeline {
         let retry_policy = RetryPolicy {
             max_attempts: settings.misp_feed.max_attempts,
+            base_backoff: settings.misp_feed.retry_backoff,
             ..RetryPolicy::default()
         };
         Pipeline {
@@ -395,17 +396,9 @@ impl Pipeline {
             Ok(file) => file,
             Err(e) => return self.fail(run_id, uuid, FailureStage::Fetch, &e.to_string()),
         };
+        // Every reason to fetch a manifest event (new, timestamp moved, owed, operator reset)
+        // is also a reason to push it: the content hash is recorded for audit, not to skip.
         let content_sha256 = sha256_hex(&file.bytes);
-        let record = lock(&self.ledger).event(uuid)?;
-        if reconciler::content_unchanged(record.as_ref(), &content_sha256) {
-            lock(&self.ledger).mark_unchanged(
-                run_id,
-                uuid,
-                "content identical to the last push",
-            )?;
-            tracing::info!(event = %uuid, decision = "skipped", reason = "content unchanged", "event {uuid} unchanged (same content)");
-            return Ok(Outcome::Unchanged);
-        }
         let events = match convert::parse_event_file(&file.bytes, &file.name) {
             Ok(events) => events,
             Err(e) => return self.fail(run_id, uuid, FailureStage::Parse, &e.to_string()),
