@@ -79,17 +79,31 @@ impl Settings {
                 .map_err(|_| "MISP_FEED_FETCH_CONCURRENCY".to_string())?;
         }
         if let Some(n) = get("MISP_FEED_RETRY_BACKOFF", "misp_feed", "retry_backoff") {
-            s.misp_feed.retry_backoff = std::time::Duration::from_secs(n.parse().map_err(|_| "MISP_FEED_RETRY_BACKOFF".to_string())?);
+            s.misp_feed.retry_backoff = std::time::Duration::from_secs(
+                n.parse()
+                    .map_err(|_| "MISP_FEED_RETRY_BACKOFF".to_string())?,
+            );
         }
         if let Some(n) = get("MISP_FEED_MAX_FILE_SIZE", "misp_feed", "max_file_size") {
-            s.misp_feed.max_file_size = n.parse().map_err(|_| "MISP_FEED_MAX_FILE_SIZE".to_string())?;
+            s.misp_feed.max_file_size = n
+                .parse()
+                .map_err(|_| "MISP_FEED_MAX_FILE_SIZE".to_string())?;
         }
         if let Some(n) = get("MISP_FEED_READ_TIMEOUT", "misp_feed", "read_timeout") {
-            s.misp_feed.read_timeout = std::time::Duration::from_secs(n.parse().map_err(|_| "MISP_FEED_READ_TIMEOUT".to_string())?);
+            s.misp_feed.read_timeout = std::time::Duration::from_secs(
+                n.parse()
+                    .map_err(|_| "MISP_FEED_READ_TIMEOUT".to_string())?,
+            );
         }
         if let Some(n) = get("MISP_FEED_HTTP_RETRIES", "misp_feed", "http_retries") {
-            s.misp_feed.http_retries = n.parse().map_err(|_| "MISP_FEED_HTTP_RETRIES".to_string())?;
+            s.misp_feed.http_retries = n
+                .parse()
+                .map_err(|_| "MISP_FEED_HTTP_RETRIES".to_string())?;
         }
+        if let Some(l) = get("CONNECTOR_LOG_LEVEL", "connector", "log_level") {
+            s.connector.log_level = l;
+        }
+        s.opencti.json_logging = flag(get("OPENCTI_JSON_LOGGING", "opencti", "json_logging"), true);
         s.misp_feed.convert.reference_compat = flag(
             get(
                 "MISP_FEED_REFERENCE_COMPAT",

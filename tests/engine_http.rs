@@ -10,7 +10,9 @@ use serde_json::Value;
 const EVENT: &str = "5b646415-7b48-40d5-86b4-c0070acd0835";
 
 fn count(report: &Value, key: &str) -> u64 {
-    report[key].as_u64().unwrap_or_else(|| panic!("no {key} in {report}"))
+    report[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {report}"))
 }
 
 #[test]
@@ -21,7 +23,11 @@ fn first_sync_writes_every_event_then_resync_is_idempotent_and_a_bump_goes_again
     assert_eq!(events.len(), 9);
 
     let (first, out) = ws.once();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(count(&first, "pushed"), 9);
     assert_eq!(count(&first, "failed"), 0);
     let files = ws.bundle_files();
@@ -45,11 +51,16 @@ fn first_sync_writes_every_event_then_resync_is_idempotent_and_a_bump_goes_again
     assert_eq!(count(&second, "unchanged"), 9);
     assert_eq!(ws.bundle_files().len(), 9, "second run wrote files");
     let hits: Vec<String> = server.hits.lock().unwrap()[fetched_before..].to_vec();
-    assert_eq!(hits, vec!["/manifest.json"], "unchanged events were fetched");
+    assert_eq!(
+        hits,
+        vec!["/manifest.json"],
+        "unchanged events were fetched"
+    );
     let log = String::from_utf8_lossy(&out.stderr);
     for uuid in &events {
         assert!(
-            log.lines().any(|l| l.contains(uuid.as_str()) && l.contains("unchanged")),
+            log.lines()
+                .any(|l| l.contains(uuid.as_str()) && l.contains("unchanged")),
             "no 'unchanged' line for {uuid}"
         );
     }
@@ -87,25 +98,34 @@ fn fault_is_recorded_and_healed(
     );
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
-        log.lines().any(|l| l.contains(EVENT) && l.contains("failed")),
+        log.lines()
+            .any(|l| l.contains(EVENT) && l.contains("failed")),
         "no failure line for the event in the log"
     );
 
     server.clear_faults();
     heal(&server, &mut ws);
     let (second, out) = ws.once();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(count(&second, "pushed"), 1, "{second}");
     assert_eq!(count(&second, "failed"), 0);
     assert_eq!(ws.event_status(EVENT).as_deref(), Some("pushed"));
-    let history: Value = serde_json::from_slice(&ws.run(&["show", EVENT, "--json"]).stdout).unwrap();
+    let history: Value =
+        serde_json::from_slice(&ws.run(&["show", EVENT, "--json"]).stdout).unwrap();
     let actions: Vec<&str> = history["history"]
         .as_array()
         .unwrap()
         .iter()
         .map(|h| h["action"].as_str().unwrap())
         .collect();
-    assert!(actions.contains(&"failed") && actions.last() == Some(&"pushed"), "{actions:?}");
+    assert!(
+        actions.contains(&"failed") && actions.last() == Some(&"pushed"),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -185,7 +205,8 @@ fn manifest_keys_that_are_not_uuids_are_rejected_recorded_and_never_fetched() {
     assert_eq!(count(&report, "pushed"), 9);
     let hits = server.hits.lock().unwrap().clone();
     assert!(
-        hits.iter().all(|h| !h.contains("passwd") && !h.contains("not-a-uuid") && !h.contains("evil")),
+        hits.iter()
+            .all(|h| !h.contains("passwd") && !h.contains("not-a-uuid") && !h.contains("evil")),
         "{hits:?}"
     );
     let events = ws.events_json(&["--status", "gave_up"]);
@@ -238,9 +259,18 @@ fn operator_commands_status_events_show_reset_retry() {
     let show: Value = serde_json::from_slice(&ws.run(&["show", EVENT, "--json"]).stdout).unwrap();
     assert_eq!(show["event"]["uuid"], EVENT);
     assert_eq!(show["event"]["status"], "gave_up");
-    assert!(show["event"]["last_error"].as_str().unwrap().contains("500"));
+    assert!(
+        show["event"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("500")
+    );
     assert!(!show["history"].as_array().unwrap().is_empty());
-    assert!(!ws.run(&["show", "00000000-0000-0000-0000-000000000000"]).status.success());
+    assert!(
+        !ws.run(&["show", "00000000-0000-0000-0000-000000000000"])
+            .status
+            .success()
+    );
 
     // a given-up event waits for retry, even when the feed is healed
     server.clear_faults();
@@ -280,7 +310,10 @@ fn operator_commands_status_events_show_reset_retry() {
         .iter()
         .map(|h| h["action"].as_str().unwrap())
         .collect();
-    assert!(actions.contains(&"reset") && actions.contains(&"retry"), "{actions:?}");
+    assert!(
+        actions.contains(&"reset") && actions.contains(&"retry"),
+        "{actions:?}"
+    );
 }
 
 #[test]

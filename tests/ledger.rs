@@ -79,7 +79,10 @@ fn a_second_writer_is_refused_while_readers_are_welcome() {
     let second = Ledger::open(&path);
     let err = second.err().expect("second writer must be refused");
     assert!(matches!(err, LedgerError::Locked { .. }));
-    assert!(err.to_string().contains("in use by another misp-feed process"));
+    assert!(
+        err.to_string()
+            .contains("in use by another misp-feed process")
+    );
     let reader = Ledger::open_read_only(&path).unwrap();
     assert_eq!(reader.integrity_check().unwrap(), "ok");
     drop(first);
@@ -102,7 +105,10 @@ fn an_event_goes_pending_in_flight_pushed_with_its_history() {
     let (_dir, mut ledger) = fresh();
     let run = ledger.begin_run("test").unwrap();
     ledger.queue_event(run, &queued(A, 100)).unwrap();
-    assert_eq!(ledger.event(A).unwrap().unwrap().status, EventStatus::Pending);
+    assert_eq!(
+        ledger.event(A).unwrap().unwrap().status,
+        EventStatus::Pending
+    );
     ledger.mark_in_flight(run, A, "c0ffee", "b0a7").unwrap();
     let rec = ledger.event(A).unwrap().unwrap();
     assert_eq!(rec.status, EventStatus::InFlight);
@@ -225,8 +231,14 @@ fn reset_since_reopens_newer_events_and_moves_the_checkpoint_back() {
         .unwrap();
     let since = chrono::DateTime::from_timestamp(1_650_000_000, 0).unwrap();
     assert_eq!(ledger.reset_since(since).unwrap(), 1);
-    assert_eq!(ledger.event(A).unwrap().unwrap().status, EventStatus::Pending);
-    assert_eq!(ledger.event(B).unwrap().unwrap().status, EventStatus::Pushed);
+    assert_eq!(
+        ledger.event(A).unwrap().unwrap().status,
+        EventStatus::Pending
+    );
+    assert_eq!(
+        ledger.event(B).unwrap().unwrap().status,
+        EventStatus::Pushed
+    );
     assert_eq!(
         ledger.checkpoint().unwrap().last_event_timestamp,
         Some(1_650_000_000)
@@ -243,9 +255,19 @@ fn reset_event_reopens_one_event_only() {
         ledger.mark_pushed(run, uuid, "f.json", 1).unwrap();
     }
     assert!(ledger.reset_event(A).unwrap());
-    assert!(!ledger.reset_event("00000000-0000-0000-0000-000000000000").unwrap());
-    assert_eq!(ledger.event(A).unwrap().unwrap().status, EventStatus::Pending);
-    assert_eq!(ledger.event(B).unwrap().unwrap().status, EventStatus::Pushed);
+    assert!(
+        !ledger
+            .reset_event("00000000-0000-0000-0000-000000000000")
+            .unwrap()
+    );
+    assert_eq!(
+        ledger.event(A).unwrap().unwrap().status,
+        EventStatus::Pending
+    );
+    assert_eq!(
+        ledger.event(B).unwrap().unwrap().status,
+        EventStatus::Pushed
+    );
     let pending = ledger
         .list_events(&EventFilter {
             status: Some(EventStatus::Pending),

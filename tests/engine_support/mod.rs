@@ -135,7 +135,12 @@ impl FeedServer {
     }
 
     pub fn hits_for(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().iter().filter(|p| *p == path).count()
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
     }
 }
 
@@ -190,9 +195,7 @@ async fn serve(
         _ => std::fs::read(&file).ok(),
     };
     match (fault, body) {
-        (Some(Fault::Status(status)), _) => {
-            respond(&mut socket, status, b"injected failure").await
-        }
+        (Some(Fault::Status(status)), _) => respond(&mut socket, status, b"injected failure").await,
         (Some(Fault::Delay(d)), body) => {
             tokio::time::sleep(d).await;
             match body {
@@ -242,10 +245,16 @@ impl Workspace {
         let p = root.path();
         let env = vec![
             ("MISP_FEED_URL", feed_url.to_string()),
-            ("MISP_FEED_LEDGER_PATH", p.join("ledger.sqlite").display().to_string()),
+            (
+                "MISP_FEED_LEDGER_PATH",
+                p.join("ledger.sqlite").display().to_string(),
+            ),
             ("CONNECTOR_SEND_TO_QUEUE", "false".into()),
             ("CONNECTOR_SEND_TO_DIRECTORY", "true".into()),
-            ("CONNECTOR_SEND_TO_DIRECTORY_PATH", p.join("bundles").display().to_string()),
+            (
+                "CONNECTOR_SEND_TO_DIRECTORY_PATH",
+                p.join("bundles").display().to_string(),
+            ),
             ("CONNECTOR_SEND_TO_DIRECTORY_RETENTION", "0".into()),
             ("CONNECTOR_LOG_LEVEL", "info".into()),
             ("OPENCTI_JSON_LOGGING", "true".into()),
@@ -355,9 +364,8 @@ pub fn bundle_report_uuid(path: &Path) -> Option<String> {
         .find(|o| o["type"] == "report")
         .and_then(|o| o["external_references"].as_array().cloned())
         .and_then(|refs| {
-            refs.iter().find_map(|r| {
-                r["external_id"].as_str().map(str::to_string)
-            })
+            refs.iter()
+                .find_map(|r| r["external_id"].as_str().map(str::to_string))
         })
 }
 
