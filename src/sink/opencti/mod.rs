@@ -44,6 +44,7 @@
 
 pub mod amqp;
 pub mod graphql;
+pub mod splitter;
 pub mod state;
 pub mod threats;
 
@@ -582,14 +583,37 @@ impl OpenCtiSink {
 }
 
 /// Splits a bundle as pycti's `OpenCTIStix2Splitter` and wraps each piece in the worker
-/// envelope; one string per AMQP message, in publishing order.
+/// envelope (`send_stix2_bundle` on the MISP path: no event version, no entity filter, no
+/// update, no draft, split); one string per AMQP message, in publishing order.
 fn queue_messages(
     bundle_json: &str,
     applicant_id: &str,
     work_id: &str,
 ) -> Result<Vec<String>, String> {
-    let _ = (bundle_json, applicant_id, work_id);
-    Err("the splitter is not available in this build".into())
+    let outcome = splitter::split_bundle_detailed(bundle_json, &splitter::SplitOptions::default())
+        .map_err(|error| error.to_string())?;
+    if !outcome.incompatible_ids.is_empty() {
+        info!(
+            dropped = outcome.incompatible_ids.len(),
+            "objects not supported by OpenCTI left out of the push, as pycti does"
+        );
+    }
+    let fields = splitter::EnvelopeFields {
+        applicant_id: Some(applicant_id),
+        entities_types: &[],
+        update: false,
+        draft_id: None,
+        no_split: false,
+        work_id: Some(work_id),
+    };
+    Ok(outcome
+        .bundles
+        .iter()
+        .enumerate()
+        .map(|(position, bundle)| {
+            splitter::amqp_message_body(&fields, position + 1, &bundle.content)
+        })
+        .collect())
 }
 
 #[async_trait]

@@ -8,7 +8,9 @@
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::Serialize;
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
+
+use super::splitter::python_json_dumps;
 
 /// The state as the Python connector keeps it. Keys it does not know (e.g. `last_file` of
 /// its S3 mode) are kept in `other`, in their order, and written back after the known ones.
@@ -168,99 +170,6 @@ pub fn graphql_datetime(moment: DateTime<Utc>) -> String {
     moment.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// `json.dumps(value)` with Python's defaults: `", "` and `": "` separators, non-ASCII
-/// escaped as `\uXXXX`, floats as Python's `repr`.
-pub fn python_json_dumps(value: &Value) -> String {
-    let mut out = String::new();
-    write_python_json(value, &mut out);
-    out
-}
-
-fn write_python_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(number) => out.push_str(&python_number(number)),
-        Value::String(text) => write_python_string(text, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (position, item) in items.iter().enumerate() {
-                if position > 0 {
-                    out.push_str(", ");
-                }
-                write_python_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (position, (key, item)) in map.iter().enumerate() {
-                if position > 0 {
-                    out.push_str(", ");
-                }
-                write_python_string(key, out);
-                out.push_str(": ");
-                write_python_json(item, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn python_number(number: &Number) -> String {
-    if number.is_f64() {
-        let Some(float) = number.as_f64() else {
-            return number.to_string();
-        };
-        // Python's repr: shortest round-trip digits, `.0` on integral values below 1e16,
-        // exponent with a sign and at least two digits.
-        let debug = format!("{float:?}");
-        match debug.split_once('e') {
-            Some((mantissa, exponent)) => {
-                let (sign, digits) = match exponent.strip_prefix('-') {
-                    Some(digits) => ('-', digits),
-                    None => ('+', exponent),
-                };
-                format!("{mantissa}e{sign}{digits:0>2}")
-            }
-            None if float.abs() >= 1e16 => {
-                let exponent = float.abs().log10().floor() as i32;
-                let mantissa = float / 10f64.powi(exponent);
-                let mantissa = format!("{mantissa:?}");
-                let mantissa = mantissa.trim_end_matches(".0");
-                format!("{mantissa}e+{exponent:02}")
-            }
-            None => debug,
-        }
-    } else {
-        number.to_string()
-    }
-}
-
-fn write_python_string(text: &str, out: &mut String) {
-    out.push('"');
-    for character in text.chars() {
-        match character {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// pycti's `ConnectorInfo`, sent as `connectorInfo` with every ping. On the MISP Feed path
 /// pycti always sends the defaults except the queue figures its buffering check fills.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -322,14 +231,5 @@ mod tests {
         assert_eq!(state.to_platform(), raw);
         // Without last_event the Python connector resumes from last_run.
         assert_eq!(state.effective_checkpoint(), Some(1795838622));
-    }
-
-    #[test]
-    fn python_escapes_and_floats() {
-        let value = serde_json::json!({"a": "é\u{1F600}\"\n", "b": 500.0, "c": 1e-5, "d": 1e17, "e": [1, null]});
-        assert_eq!(
-            python_json_dumps(&value),
-            r#"{"a": "\u00e9\ud83d\ude00\"\n", "b": 500.0, "c": 1e-05, "d": 1e+17, "e": [1, null]}"#
-        );
     }
 }
