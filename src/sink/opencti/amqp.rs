@@ -16,6 +16,7 @@
 //! duplicate costs work, not data.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -164,6 +165,8 @@ pub struct AmqpPublisher {
     policy: RetryPolicy,
     /// One push at a time uses the channel: messages of an event stay in their order.
     link: tokio::sync::Mutex<Option<Link>>,
+    /// Links dropped because they broke (for logs and tests).
+    broken_links: AtomicU64,
 }
 
 /// What one pass over the pending messages achieved.
@@ -183,7 +186,13 @@ impl AmqpPublisher {
             target,
             policy,
             link: tokio::sync::Mutex::new(None),
+            broken_links: AtomicU64::new(0),
         }
+    }
+
+    /// How many times a broken connection or channel was dropped and had to be re-opened.
+    pub fn broken_links(&self) -> u64 {
+        self.broken_links.load(Ordering::Relaxed)
     }
 
     pub fn target(&self) -> &PublishTarget {
@@ -218,6 +227,7 @@ impl AmqpPublisher {
             }
             let reason = match &round.link_error {
                 Some(error) => {
+                    self.broken_links.fetch_add(1, Ordering::Relaxed);
                     self.drop_link(&mut link).await;
                     error.clone()
                 }
@@ -260,6 +270,7 @@ impl AmqpPublisher {
             if existing.connection.status().connected() && existing.channel.status().connected() {
                 return Ok(existing.channel.clone());
             }
+            self.broken_links.fetch_add(1, Ordering::Relaxed);
             self.drop_link(link).await;
         }
         let connection = self.endpoint.connect().await?;

@@ -525,6 +525,11 @@ impl OpenCtiSink {
         }
     }
 
+    /// The RabbitMQ publisher (`None` with `CONNECTOR_QUEUE_PROTOCOL=api`).
+    pub fn publisher(&self) -> Option<&AmqpPublisher> {
+        self.publisher.as_ref()
+    }
+
     /// The work of the current run, if a push created one.
     pub async fn current_work(&self) -> Option<String> {
         self.work.lock().await.work_id.clone()
