@@ -2,15 +2,14 @@
 //! implements the operator commands on top of them. `main.rs` only parses arguments.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::convert::{OfflineResolver, ThreatResolver};
 use crate::ledger::{EventFilter, EventStatus, Ledger};
-use crate::pipeline::{Pipeline, RunReport};
+use crate::pipeline::RunReport;
 use crate::sink::Sink;
 use crate::sink::directory::DirectorySink;
 
@@ -40,22 +39,6 @@ pub fn directory_sink(settings: &Settings) -> AppResult<Arc<dyn Sink>> {
     }
     Ok(Arc::new(
         DirectorySink::new(settings).map_err(|e| e.to_string())?,
-    ))
-}
-
-/// Builds an offline pipeline (directory sink, offline threat resolver).
-pub async fn offline_pipeline(settings: Arc<Settings>, ledger: Ledger) -> AppResult<Pipeline> {
-    let source = crate::source::build_source(&settings)
-        .await
-        .map_err(|e| e.to_string())?;
-    let sink = directory_sink(&settings)?;
-    let resolver: Arc<dyn ThreatResolver> = Arc::new(OfflineResolver);
-    Ok(Pipeline::new(
-        settings,
-        Arc::from(source),
-        sink,
-        Arc::new(Mutex::new(ledger)),
-        resolver,
     ))
 }
 

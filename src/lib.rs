@@ -8,6 +8,7 @@
 pub mod app;
 pub mod config;
 mod config_load_tmp;
+pub mod connector;
 pub mod convert;
 pub mod ledger;
 pub mod pipeline;

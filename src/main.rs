@@ -10,7 +10,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use misp_feed::app;
 use misp_feed::config::Settings;
+use misp_feed::connector::Connector;
 use misp_feed::ledger::EventFilter;
+use misp_feed::sink::opencti::OpenCti;
 
 #[derive(Parser)]
 #[command(
@@ -260,11 +262,9 @@ fn convert(settings: &Settings, path: &Path) -> Result<ExitCode, String> {
 }
 
 async fn once(settings: Settings, json: bool) -> Result<ExitCode, String> {
-    let settings = Arc::new(settings);
-    let ledger = app::open_ledger(&settings)?;
-    let mut pipeline = app::offline_pipeline(Arc::clone(&settings), ledger).await?;
-    pipeline.progress = std::io::stderr().is_terminal();
-    let report = pipeline.run_once().await.map_err(|e| e.to_string())?;
+    let mut connector = Connector::start(Arc::new(settings)).await?;
+    connector.set_progress(std::io::stderr().is_terminal());
+    let report = connector.once().await.map_err(|e| e.to_string())?;
     if json {
         println!("{}", app::report_json(&report));
     } else {
@@ -278,35 +278,56 @@ async fn once(settings: Settings, json: bool) -> Result<ExitCode, String> {
 }
 
 async fn run_forever(settings: Settings) -> Result<ExitCode, String> {
-    let settings = Arc::new(settings);
-    let ledger = app::open_ledger(&settings)?;
-    let pipeline = app::offline_pipeline(Arc::clone(&settings), ledger).await?;
-    let period = settings.connector.duration_period;
-    loop {
-        if let Err(e) = pipeline.run_once().await {
-            tracing::error!(error = %e, "run failed; the next run will try again");
+    let mut connector = Connector::start(Arc::new(settings)).await?;
+    connector.run_forever().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per dependency; exit code 1 when any is unreachable.
+async fn check(settings: Settings) -> Result<ExitCode, String> {
+    let mut healthy = true;
+    println!("configuration: ok");
+    match misp_feed::source::build_source(&settings).await {
+        Ok(source) => match source.list(None).await {
+            Ok(_) => println!("feed: ok ({})", source.describe()),
+            Err(e) => {
+                healthy = false;
+                println!("feed: FAILED ({}): {e}", source.describe());
+            }
+        },
+        Err(e) => {
+            healthy = false;
+            println!("feed: FAILED: {e}");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("stopping");
-                return Ok(ExitCode::SUCCESS);
+    }
+    if app::runs_offline(&settings) {
+        println!("opencti: not used (offline: bundles go to the bundle folder)");
+    } else {
+        match OpenCti::connect(&settings).await {
+            Ok(opencti) => {
+                println!("opencti: ok ({})", opencti.client().endpoint());
+                if settings.connector.queue_protocol == misp_feed::config::QueueProtocol::Amqp {
+                    match opencti.check_broker().await {
+                        Ok(line) => println!("rabbitmq: ok ({line})"),
+                        Err(e) => {
+                            healthy = false;
+                            println!("rabbitmq: FAILED: {e}");
+                        }
+                    }
+                } else {
+                    println!("rabbitmq: not used (CONNECTOR_QUEUE_PROTOCOL=api)");
+                }
+            }
+            Err(e) => {
+                healthy = false;
+                println!("opencti: FAILED: {e}");
+                println!("rabbitmq: not checked (needs the OpenCTI registration)");
             }
         }
     }
-}
-
-async fn check(settings: Settings) -> Result<ExitCode, String> {
-    println!("configuration: ok");
-    let source = misp_feed::source::build_source(&settings)
-        .await
-        .map_err(|e| format!("feed: {e}"))?;
-    match source.list(None).await {
-        Ok(_) => println!("feed: ok ({})", source.describe()),
-        Err(e) => {
-            println!("feed: FAILED ({}): {e}", source.describe());
-            return Ok(ExitCode::from(1));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

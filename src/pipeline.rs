@@ -62,6 +62,10 @@ enum Outcome {
     Failed,
 }
 
+/// Told the new checkpoint (and the run's start) right after it is stored, before the sink
+/// closes the run: the OpenCTI side mirrors it into the platform's connector state.
+pub type CheckpointListener = Arc<dyn Fn(&Checkpoint, DateTime<Utc>) + Send + Sync>;
+
 pub struct Pipeline {
     pub settings: Arc<Settings>,
     pub source: Arc<dyn FeedSource>,
@@ -71,6 +75,7 @@ pub struct Pipeline {
     pub retry_policy: RetryPolicy,
     /// Draw a progress bar (interactive `once`).
     pub progress: bool,
+    pub checkpoint_listener: Option<CheckpointListener>,
 }
 
 /// Locks the ledger; a poisoned lock only means another task panicked mid-call, and
@@ -113,6 +118,7 @@ impl Pipeline {
             resolver,
             retry_policy,
             progress: false,
+            checkpoint_listener: None,
         }
     }
 
@@ -360,13 +366,17 @@ impl Pipeline {
             etag: checkpoint.manifest_etag.clone(),
             last_modified: checkpoint.manifest_last_modified.clone(),
         });
-        lock(&self.ledger).set_checkpoint(&Checkpoint {
+        let stored = Checkpoint {
             last_run: Some(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
             last_event_timestamp: Some(watermark),
             manifest_etag: validators.etag,
             manifest_last_modified: validators.last_modified,
             last_file: checkpoint.last_file,
-        })?;
+        };
+        lock(&self.ledger).set_checkpoint(&stored)?;
+        if let Some(listener) = &self.checkpoint_listener {
+            listener(&stored, now);
+        }
         report.checkpoint = Some(watermark);
         Ok(report)
     }
@@ -530,11 +540,16 @@ impl Pipeline {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        lock(&self.ledger).set_checkpoint(&Checkpoint {
-            last_run: Some(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
+        let now = Utc::now();
+        let stored = Checkpoint {
+            last_run: Some(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
             last_file,
             ..checkpoint
-        })?;
+        };
+        lock(&self.ledger).set_checkpoint(&stored)?;
+        if let Some(listener) = &self.checkpoint_listener {
+            listener(&stored, now);
+        }
         Ok(report)
     }
 
