@@ -7,7 +7,7 @@ mod feed_server;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use feed_server::{FeedServer, Fault};
+use feed_server::{Fault, FeedServer};
 use misp_feed::secret::Secret;
 use misp_feed::source::http::{HttpOptions, HttpSource};
 use misp_feed::source::retry::RetryPolicy;
@@ -22,8 +22,7 @@ fn fixture_feed() -> PathBuf {
 /// The fixture manifest's keys, read straight from the file.
 fn fixture_uuids() -> Vec<String> {
     let text = std::fs::read_to_string(fixture_feed().join("manifest.json")).unwrap();
-    let manifest: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&text).unwrap();
+    let manifest: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
     let mut keys: Vec<String> = manifest.keys().cloned().collect();
     keys.sort();
     keys
@@ -54,7 +53,13 @@ fn source(server: &FeedServer, options: HttpOptions) -> HttpSource {
     HttpSource::new(&server.url(), options).unwrap()
 }
 
-fn manifest_entries(listing: Listing) -> (Vec<ManifestEntry>, Vec<(String, String)>, ManifestValidators) {
+fn manifest_entries(
+    listing: Listing,
+) -> (
+    Vec<ManifestEntry>,
+    Vec<(String, String)>,
+    ManifestValidators,
+) {
     match listing {
         Listing::Manifest {
             entries,
@@ -161,7 +166,12 @@ async fn authorization_header_is_sent_on_every_request_and_never_shown() {
     let requests = server.requests();
     assert_eq!(requests.len(), 1 + 1 + 1 + 4);
     for request in &requests {
-        assert_eq!(request.header("authorization"), Some(TOKEN), "{}", request.name);
+        assert_eq!(
+            request.header("authorization"),
+            Some(TOKEN),
+            "{}",
+            request.name
+        );
     }
     for err in [not_found, server_error] {
         for text in [err.to_string(), format!("{err:?}")] {
@@ -203,7 +213,10 @@ async fn persistent_server_error_fails_after_bounded_retries() {
 
     // The fault gone, the same source succeeds.
     server.heal(&name);
-    assert_eq!(source.fetch(&uuid).await.unwrap().bytes, fixture_bytes(&name));
+    assert_eq!(
+        source.fetch(&uuid).await.unwrap().bytes,
+        fixture_bytes(&name)
+    );
 }
 
 #[tokio::test]
@@ -263,7 +276,10 @@ async fn truncated_body_is_retried_then_reported_as_transport_error() {
     assert!(matches!(err, SourceError::Transport { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains(&name), "{text}");
-    assert!(text.contains("cut short") || text.contains("truncated"), "{text}");
+    assert!(
+        text.contains("cut short") || text.contains("truncated"),
+        "{text}"
+    );
     assert_eq!(server.requests_for(&name), 2 + 4);
 }
 
@@ -289,7 +305,10 @@ async fn missing_event_is_not_found_without_retry() {
 
     let err = source.fetch(missing).await.unwrap_err();
     assert!(matches!(err, SourceError::NotFound { .. }), "{err:?}");
-    assert!(err.to_string().contains(&format!("{missing}.json")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{missing}.json")),
+        "{err}"
+    );
     assert_eq!(server.requests_for(&format!("{missing}.json")), 1);
 }
 
@@ -345,7 +364,10 @@ async fn manifest_keys_that_are_not_uuids_are_rejected_and_never_fetched() {
         assert!(matches!(err, SourceError::Invalid { .. }), "{key}: {err:?}");
     }
     let names: Vec<String> = server.requests().into_iter().map(|r| r.name).collect();
-    assert_eq!(names, vec!["manifest.json".to_string(), format!("{uuid}.json")]);
+    assert_eq!(
+        names,
+        vec!["manifest.json".to_string(), format!("{uuid}.json")]
+    );
 }
 
 #[tokio::test]
@@ -428,7 +450,10 @@ async fn unchanged_manifest_answers_not_modified_to_a_conditional_get() {
     let requests = server.requests();
     assert_eq!(requests.len(), 4);
     assert_eq!(requests[0].header("if-none-match"), None);
-    assert_eq!(requests[1].header("if-none-match"), validators.etag.as_deref());
+    assert_eq!(
+        requests[1].header("if-none-match"),
+        validators.etag.as_deref()
+    );
     assert_eq!(
         requests[1].header("if-modified-since"),
         Some(feed_server::LAST_MODIFIED)

@@ -13,8 +13,7 @@ fn fixture_feed() -> PathBuf {
 
 fn fixture_uuids() -> Vec<String> {
     let text = std::fs::read_to_string(fixture_feed().join("manifest.json")).unwrap();
-    let manifest: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&text).unwrap();
+    let manifest: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
     let mut keys: Vec<String> = manifest.keys().cloned().collect();
     keys.sort();
     keys
@@ -183,7 +182,11 @@ async fn files_over_the_size_limit_are_refused() {
     let source = LocalSource::new(&fixture_feed(), limit).unwrap();
     let err = source.fetch(&uuid).await.unwrap_err();
     match &err {
-        SourceError::TooLarge { what, size: s, limit: l } => {
+        SourceError::TooLarge {
+            what,
+            size: s,
+            limit: l,
+        } => {
             assert!(what.ends_with(&format!("{uuid}.json")), "{what}");
             assert_eq!((*s, *l), (size, limit));
         }
@@ -213,7 +216,10 @@ async fn missing_event_invalid_manifest_and_missing_folder_name_the_file() {
     let missing = "5c066053-0e94-46eb-9746-4b7d950d210f";
     let err = source.fetch(missing).await.unwrap_err();
     assert!(matches!(err, SourceError::NotFound { .. }), "{err:?}");
-    assert!(err.to_string().contains(&format!("{missing}.json")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{missing}.json")),
+        "{err}"
+    );
 
     let gone = feed.path().join("nowhere");
     let err = LocalSource::new(&gone, 1024).unwrap_err();

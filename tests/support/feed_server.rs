@@ -226,10 +226,7 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) -> std::io::Result<()> 
                     Some(sent) => sent == etag,
                     None => request.header("if-modified-since") == Some(LAST_MODIFIED),
                 };
-                let headers = [
-                    ("ETag", etag),
-                    ("Last-Modified", LAST_MODIFIED.to_string()),
-                ];
+                let headers = [("ETag", etag), ("Last-Modified", LAST_MODIFIED.to_string())];
                 if unchanged {
                     respond(&mut stream, 304, &headers, b"").await
                 } else {
