@@ -14,7 +14,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Credentials, Region};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use super::manifest::MANIFEST_FILE;
 use super::{FeedSource, FetchedFile, Listing, ManifestValidators, ObjectEntry, SourceError};
@@ -136,8 +136,9 @@ fn is_event_file(key: &str) -> bool {
         && !name.eq_ignore_ascii_case(MANIFEST_FILE)
 }
 
-/// Turns an SDK error into ours: a missing key or bucket is `NotFound`, an access or
-/// request problem `Invalid`, the rest (network, throttling, 5xx) `Transport`.
+/// Turns an SDK error into ours: a missing key or bucket is `NotFound`, another refusal by
+/// the server (access denied, bad signature) `Invalid`, the rest (network, throttling, 5xx)
+/// `Transport`. The SDK retried transient faults already.
 fn sdk_error<E>(what: String, err: SdkError<E>) -> SourceError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -146,7 +147,6 @@ where
         .raw_response()
         .map(|response| response.status().as_u16());
     let code = err.code().map(str::to_owned);
-    let message = DisplayErrorContext(&err).to_string();
     if matches!(
         code.as_deref(),
         Some("NoSuchKey" | "NoSuchBucket" | "NotFound")
@@ -154,14 +154,40 @@ where
     {
         return SourceError::NotFound { what };
     }
-    match &err {
-        SdkError::ServiceError(_)
-            if status.is_some_and(|s| (400..500).contains(&s) && s != 429) =>
-        {
+    let message = match (&err, status) {
+        (SdkError::ServiceError(_), Some(status)) => {
+            let mut message = format!("server answered HTTP {status}");
+            if let Some(code) = &code {
+                message.push_str(&format!(" {code}"));
+            }
+            if let Some(text) = err.message() {
+                message.push_str(&format!(": {text}"));
+            }
+            message
+        }
+        _ => error_chain(&err),
+    };
+    match status {
+        Some(status) if (400..500).contains(&status) && status != 408 && status != 429 => {
             SourceError::Invalid { what, message }
         }
         _ => SourceError::Transport { what, message },
     }
+}
+
+/// An error and its causes on one line (the SDK's own context printer appends a debug dump).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn to_chrono(time: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -231,7 +257,7 @@ impl FeedSource for S3Source {
                 message: format!(
                     "body cut short after {} bytes: {}",
                     bytes.len(),
-                    DisplayErrorContext(&err)
+                    error_chain(&err)
                 ),
             })?;
             let size = (bytes.len() + chunk.len()) as u64;
