@@ -103,6 +103,12 @@ enum Command {
         #[arg(long, value_name = "UUID")]
         event: Option<String>,
     },
+    /// Check the ledger: SQLite integrity, and every pushed event has its confirmation.
+    #[command(after_help = "Example: misp-feed verify --json")]
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the configuration and reach the feed (and OpenCTI, RabbitMQ when configured).
     #[command(after_help = "Example: misp-feed check --config config.yml")]
     Check,
@@ -239,6 +245,32 @@ async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode, Stri
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => check(settings).await,
+        Command::Verify { json } => {
+            let ledger = app::open_ledger_read_only(&settings)?;
+            let files_may_expire = settings.connector.send_to_directory_retention_days > 0;
+            let report = ledger.verify(files_may_expire).map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!(
+                    "integrity: {}; {} pushed event(s) checked; {} problem(s)",
+                    report.integrity,
+                    report.pushed_events,
+                    report.problems.len()
+                );
+                for problem in &report.problems {
+                    println!("  {problem}");
+                }
+            }
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -130,6 +130,18 @@ fn sigkill_mid_run_then_restart_delivers_everything_and_keeps_the_ledger_sound()
             );
         }
     }
+    // The ledger's own consistency check agrees.
+    let verify = ws.run(&["verify", "--json"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let verify: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verify["integrity"], "ok");
+    assert_eq!(verify["pushed_events"], uuids.len());
+    assert_eq!(verify["problems"], json!([]));
+
     // Re-pushes are bounded by what was in flight at each kill (fetch concurrency 4).
     let files = ws.bundle_files().len();
     assert!(files >= uuids.len());

@@ -290,3 +290,24 @@ fn a_run_left_running_by_a_crash_is_marked_interrupted() {
     assert_eq!(runs[0].id, run);
     assert_eq!(runs[0].status, "interrupted");
 }
+
+#[test]
+fn verify_finds_a_pushed_event_whose_file_is_gone() {
+    let (dir, mut ledger) = fresh();
+    let run = ledger.begin_run("test").unwrap();
+    let file = dir.path().join("bundle.json");
+    std::fs::write(&file, b"{}").unwrap();
+    let dest = file.display().to_string();
+    ledger.queue_event(run, &queued(A, 1)).unwrap();
+    ledger.mark_in_flight(run, A, "c", "b").unwrap();
+    ledger.mark_pushed(run, A, &dest, 1).unwrap();
+    let report = ledger.verify(false).unwrap();
+    assert_eq!(report.integrity, "ok");
+    assert_eq!(report.pushed_events, 1);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    std::fs::remove_file(&file).unwrap();
+    let report = ledger.verify(false).unwrap();
+    assert_eq!(report.problems.len(), 1);
+    assert!(report.problems[0].contains("missing"));
+    assert!(ledger.verify(true).unwrap().problems.is_empty());
+}

@@ -124,6 +124,61 @@ impl Ledger {
         Ok(rows.join("; "))
     }
 
+    /// The ledger's own consistency check, beyond SQLite's: every pushed event carries its
+    /// confirmation (destination, time, message count, bundle hash), a matching `pushed`
+    /// history row, and, for the bundle folder, a file that is still there (unless the
+    /// folder's retention removed it, which the caller may allow).
+    pub fn verify(&self, files_may_expire: bool) -> Result<VerifyReport> {
+        let integrity = self.integrity_check()?;
+        let mut problems = Vec::new();
+        if integrity != "ok" {
+            problems.push(format!("integrity_check: {integrity}"));
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{} WHERE status = 'pushed'", EventRecord::SELECT))?;
+        let pushed: Vec<EventRecord> = stmt
+            .query_map([], EventRecord::from_row)?
+            .collect::<std::result::Result<_, _>>()?;
+        let mut confirmed = self.conn.prepare(
+            "SELECT COUNT(*) FROM event_history WHERE event_uuid = ?1 AND action = 'pushed'
+                AND (?2 IS NULL OR destination = ?2)",
+        )?;
+        for event in &pushed {
+            let uuid = &event.uuid;
+            let Some(destination) = event.destination.as_deref() else {
+                problems.push(format!("event {uuid}: pushed without a destination"));
+                continue;
+            };
+            if event.pushed_at.is_none() {
+                problems.push(format!("event {uuid}: pushed without a time"));
+            }
+            if event.messages.unwrap_or(0) == 0 {
+                problems.push(format!("event {uuid}: pushed with no confirmed message"));
+            }
+            if event.bundle_sha256.is_none() {
+                problems.push(format!("event {uuid}: pushed without a bundle hash"));
+            }
+            let rows: i64 = confirmed.query_row(params![uuid, destination], |r| r.get(0))?;
+            if rows == 0 {
+                problems.push(format!(
+                    "event {uuid}: no `pushed` history row for {destination}"
+                ));
+            }
+            let is_file = destination.ends_with(".json") && Path::new(destination).is_absolute();
+            if is_file && !files_may_expire && !Path::new(destination).is_file() {
+                problems.push(format!(
+                    "event {uuid}: bundle file {destination} is missing"
+                ));
+            }
+        }
+        Ok(VerifyReport {
+            integrity,
+            pushed_events: pushed.len() as u64,
+            problems,
+        })
+    }
+
     // ---- runs -------------------------------------------------------------------------
 
     pub fn begin_run(&self, source: &str) -> Result<i64> {

@@ -278,3 +278,11 @@ pub struct EventFilter {
     pub updated_since: Option<DateTime<Utc>>,
     pub limit: Option<usize>,
 }
+
+/// What `misp-feed verify` found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    pub integrity: String,
+    pub pushed_events: u64,
+    pub problems: Vec<String>,
+}
