@@ -8,8 +8,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
+use super::ids::sco_id;
 use super::input::{Attribute, FieldError, JsonPath};
-use super::pycti_ids::sco_id;
 use super::pyfmt::{py_int, py_len, utc_millis, utc_seconds};
 use super::stix::{
     Marking, Markings, Object, identity_id, indicator_id, marking_refs, organization, put_list,

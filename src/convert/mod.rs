@@ -8,7 +8,6 @@ mod event;
 pub mod ids;
 mod input;
 pub mod normalize;
-mod pycti_ids;
 mod pyfmt;
 mod stix;
 mod tags;

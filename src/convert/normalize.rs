@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::pycti_ids::canonical_json;
+use super::ids::canonical_json;
 
 pub const NOW_PLACEHOLDER: &str = "<now>";
 pub const NORMALIZER: &str = "misp-feed-oracle/1";

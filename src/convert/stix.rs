@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-use super::pycti_ids::{pycti_id, sco_id};
+use super::ids::{pycti_id, sco_id};
 use super::pyfmt::strip;
 
 pub type Object = Map<String, Value>;
