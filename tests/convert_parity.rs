@@ -16,9 +16,12 @@ fn fixtures() -> PathBuf {
 }
 
 pub fn profile_options(profile: &str, reference_compat: bool) -> ConvertOptions {
+    options_from("reference/profiles.json", profile, reference_compat)
+}
+
+fn options_from(profiles_file: &str, profile: &str, reference_compat: bool) -> ConvertOptions {
     let profiles: Value =
-        serde_json::from_slice(&fs::read(fixtures().join("reference/profiles.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&fs::read(fixtures().join(profiles_file)).unwrap()).unwrap();
     let p = &profiles[profile];
     ConvertOptions {
         create_reports: p["create_reports"].as_bool().unwrap(),
@@ -152,6 +155,49 @@ fn feed_form_copies_match_the_raw_reference_bundles() {
         }
     }
     assert!(compared > 0, "no feed-form reference bundle found");
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} differ:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Probe events written to reach what the fixtures do not (event reports with links,
+/// sightings, every attribute type the connector knows, composite values, invalid hashes,
+/// bad timestamps, statement markings, sectors, countries, tools, attack patterns, object
+/// references), converted by the real connector (scripts/convert_oracle.py) under six
+/// option profiles.
+#[test]
+fn compat_output_matches_the_connector_on_probe_events() {
+    let profiles: Value =
+        serde_json::from_slice(&fs::read(fixtures().join("convert/profiles.json")).unwrap())
+            .unwrap();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for path in event_files("convert/events") {
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        for profile in profiles
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| !k.starts_with('_'))
+        {
+            let reference = fixtures().join(format!("convert/bundles/{name}.{profile}.json"));
+            let expected =
+                normalize_bundle(&serde_json::from_slice(&fs::read(&reference).unwrap()).unwrap());
+            let options = options_from("convert/profiles.json", profile, true);
+            let actual = normalize_objects(&convert_file(&path, &options));
+            compared += 1;
+            if actual != expected {
+                failures.push(format!(
+                    "{name}.{profile}: {}",
+                    first_difference(&actual, &expected)
+                ));
+            }
+        }
+    }
+    assert_eq!(compared, 18);
     assert!(
         failures.is_empty(),
         "{} of {compared} differ:\n{}",

@@ -362,7 +362,7 @@ pub fn process_attribute(
 
     let mut score = ctx.score;
     if let Some(no_score) = options.import_to_ids_no_score {
-        if !attribute.to_ids {
+        if !attribute.to_ids_truthy() {
             score = no_score;
         }
     }
@@ -400,7 +400,9 @@ pub fn process_attribute(
                         observable_type.into(),
                     );
                 }
-                object.insert("x_opencti_detection".into(), Value::Bool(attribute.to_ids));
+                if let Some(to_ids) = attribute.to_ids {
+                    object.insert("x_opencti_detection".into(), to_ids.clone());
+                }
                 object.insert("x_opencti_score".into(), score.into());
                 indicator = Some(Value::Object(object));
             }

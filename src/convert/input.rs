@@ -211,7 +211,7 @@ pub struct Attribute<'a> {
     pub category: &'a str,
     pub comment: &'a str,
     pub uuid: &'a str,
-    pub to_ids: bool,
+    pub to_ids: Option<&'a Value>,
     pub timestamp: Option<&'a Value>,
     /// `None` when the attribute has no `Tag` key (then the event's labels apply).
     pub tags: Option<Vec<Tag<'a>>>,
@@ -312,19 +312,12 @@ fn read_sighting<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Sighting<'a>>
     })
 }
 
-fn read_to_ids(map: &Map<String, Value>, path: &JsonPath<'_>) -> Res<bool> {
+/// `to_ids` as given (a boolean, or 0/1 as a number or a string): the connector copies it
+/// to `x_opencti_detection` unchanged and tests its Python truth value.
+fn read_to_ids<'a>(map: &'a Map<String, Value>, path: &JsonPath<'_>) -> Res<Option<&'a Value>> {
     match map.get("to_ids") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::Number(n)) => Ok(n.as_f64().is_some_and(|f| f != 0.0)),
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" => Ok(true),
-            "0" | "false" | "" => Ok(false),
-            _ => Err(FieldError::new(
-                &path.key("to_ids"),
-                "expected a boolean, 0/1 or true/false",
-            )),
-        },
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ (Value::Bool(_) | Value::Number(_) | Value::String(_))) => Ok(Some(v)),
         Some(other) => Err(expected(&path.key("to_ids"), "a boolean", other)),
     }
 }
@@ -408,4 +401,17 @@ pub fn read_event(value: &Value) -> Res<Event<'_>> {
         objects: opt_list(map, "Object", &root, read_object)?.unwrap_or_default(),
         event_reports: opt_list(map, "EventReport", &root, read_event_report)?.unwrap_or_default(),
     })
+}
+
+impl Attribute<'_> {
+    /// Python's truth value of `to_ids` (a non-empty string, even "0", is true).
+    pub fn to_ids_truthy(&self) -> bool {
+        match self.to_ids {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(_) => true,
+        }
+    }
 }
