@@ -520,51 +520,62 @@ pub fn convert(
     // ObjectReferences: the connector looks the MISP uuids up among the bundle's ids (it
     // never finds them); the corrected mode links the objects made from them (2).
     let mut reference_relationships: Vec<Value> = Vec::new();
-    let has_references = event.objects.iter().any(|o| {
-        o.references
-            .iter()
-            .any(|r| r.source_uuid.is_some() && r.referenced_uuid.is_some())
-    });
     let mut uuid_index = UuidIndex::new();
-    if has_references {
-        uuid_index.catch_up(&bundle.objects);
-        for object in &event.objects {
-            for reference in &object.references {
+    if compat {
+        // The connector looks both MISP uuids up among the bundle's ids (never finding
+        // them: no generated id ends with a MISP uuid), and only with `source_uuid`.
+        let has_references = event.objects.iter().any(|o| {
+            o.references
+                .iter()
+                .any(|r| r.source_uuid.is_some() && r.referenced_uuid.is_some())
+        });
+        if has_references {
+            uuid_index.catch_up(&bundle.objects);
+        }
+    }
+    for object in &event.objects {
+        for reference in &object.references {
+            let ends = if compat {
                 let (Some(source_uuid), Some(target_uuid)) =
                     (reference.source_uuid, reference.referenced_uuid)
                 else {
                     continue;
                 };
-                let ends = if compat {
-                    let source = uuid_index.find(source_uuid, &bundle.objects).map(id_of);
-                    let target = uuid_index.find(target_uuid, &bundle.objects).map(id_of);
-                    source
-                        .zip(target)
-                        .map(|(s, t)| (s.to_string(), t.to_string()))
-                } else {
-                    let source = made_from.by_uuid.get(source_uuid);
-                    let target = made_from.by_uuid.get(target_uuid);
-                    source.zip(target).map(|(s, t)| (s.clone(), t.clone()))
-                };
-                let Some((source, target)) = ends else {
-                    continue;
-                };
-                let id = relationship_id("related-to", &source, &target);
-                let mut rel = sdo("relationship", &id, now, now);
-                rel.insert("relationship_type".into(), "related-to".into());
-                rel.insert(
-                    "description".into(),
-                    format!(
-                        "Original Relationship: {}  \nComment: {}",
-                        reference.relationship_type, reference.comment
-                    )
-                    .into(),
-                );
-                rel.insert("source_ref".into(), source.into());
-                rel.insert("target_ref".into(), target.into());
-                rel.insert("created_by_ref".into(), author_id.as_str().into());
-                reference_relationships.push(Value::Object(rel));
-            }
+                let source = uuid_index.find(source_uuid, &bundle.objects).map(id_of);
+                let target = uuid_index.find(target_uuid, &bundle.objects).map(id_of);
+                source
+                    .zip(target)
+                    .map(|(s, t)| (s.to_string(), t.to_string()))
+            } else {
+                // Correction (2): the reference's source is the object holding it.
+                let source_uuid = reference
+                    .source_uuid
+                    .or(reference.object_uuid)
+                    .or(object.uuid);
+                let source = source_uuid.and_then(|uuid| made_from.by_uuid.get(uuid));
+                let target = reference
+                    .referenced_uuid
+                    .and_then(|uuid| made_from.by_uuid.get(uuid));
+                source.zip(target).map(|(s, t)| (s.clone(), t.clone()))
+            };
+            let Some((source, target)) = ends else {
+                continue;
+            };
+            let id = relationship_id("related-to", &source, &target);
+            let mut rel = sdo("relationship", &id, now, now);
+            rel.insert("relationship_type".into(), "related-to".into());
+            rel.insert(
+                "description".into(),
+                format!(
+                    "Original Relationship: {}  \nComment: {}",
+                    reference.relationship_type, reference.comment
+                )
+                .into(),
+            );
+            rel.insert("source_ref".into(), source.into());
+            rel.insert("target_ref".into(), target.into());
+            rel.insert("created_by_ref".into(), author_id.as_str().into());
+            reference_relationships.push(Value::Object(rel));
         }
     }
     for relationship in relationships

@@ -223,6 +223,7 @@ pub struct Attribute<'a> {
 #[derive(Debug, Clone)]
 pub struct ObjectReference<'a> {
     pub source_uuid: Option<&'a str>,
+    pub object_uuid: Option<&'a str>,
     pub referenced_uuid: Option<&'a str>,
     pub relationship_type: &'a str,
     pub comment: &'a str,
@@ -343,6 +344,7 @@ fn read_reference<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<ObjectRefere
     let map = as_object(value, path)?;
     Ok(ObjectReference {
         source_uuid: opt_str(map, "source_uuid", path)?,
+        object_uuid: opt_str(map, "object_uuid", path)?,
         referenced_uuid: opt_str(map, "referenced_uuid", path)?,
         relationship_type: opt_str(map, "relationship_type", path)?.unwrap_or(""),
         comment: opt_str(map, "comment", path)?.unwrap_or(""),
