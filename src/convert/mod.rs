@@ -3,7 +3,14 @@
 //! One code path, two behaviours: `reference_compat` reproduces the Python output exactly,
 //! defects included; the default corrects three of its defects (see README).
 
+mod attribute;
+mod event;
 pub mod ids;
+mod input;
+pub mod normalize;
+mod pyfmt;
+mod stix;
+mod tags;
 
 use serde_json::Value;
 
@@ -68,9 +75,27 @@ impl ThreatResolver for OfflineResolver {
 pub struct MispEvent {
     /// The `Event` object itself (unwrapped).
     pub event: Value,
+    /// The file it came from, for error messages.
+    source: String,
+    /// The event's JSON path inside the file (`Event`, or `[0].Event` in a list).
+    path: String,
 }
 
 impl MispEvent {
+    /// An event (the unwrapped `Event` object) read from `source`.
+    pub fn new(event: Value, source: impl Into<String>) -> Self {
+        MispEvent {
+            event,
+            source: source.into(),
+            path: "Event".into(),
+        }
+    }
+
+    /// The file the event was read from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     pub fn uuid(&self) -> Option<&str> {
         self.event.get("uuid").and_then(Value::as_str)
     }
@@ -78,7 +103,7 @@ impl MispEvent {
     /// The event's `timestamp` (seconds), given as a string or a number.
     pub fn timestamp(&self) -> Option<i64> {
         match self.event.get("timestamp")? {
-            Value::String(s) => s.parse().ok(),
+            Value::String(s) => s.trim().parse().ok(),
             Value::Number(n) => n.as_i64(),
             _ => None,
         }
@@ -86,6 +111,19 @@ impl MispEvent {
 
     pub fn info(&self) -> Option<&str> {
         self.event.get("info").and_then(Value::as_str)
+    }
+
+    fn error(&self, field: input::FieldError) -> InputError {
+        // Field paths start with `Event`; inside a list the event's own path replaces it.
+        let path = match field.path.strip_prefix("Event") {
+            Some(rest) => format!("{}{rest}", self.path),
+            None => field.path,
+        };
+        InputError {
+            file: self.source.clone(),
+            path,
+            message: field.message,
+        }
     }
 }
 
@@ -116,42 +154,60 @@ impl StixBundle {
     }
 }
 
-/// Parses a feed file: `{"Event": {...}}`, a bare event, or a list of either.
+/// Parses a feed file: `{"Event": {...}}`, a bare event, or a list of either. Every field
+/// the conversion reads is checked here, so a malformed event is reported with its path.
 pub fn parse_event_file(bytes: &[u8], file: &str) -> Result<Vec<MispEvent>, InputError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| InputError {
         file: file.to_string(),
         path: "$".into(),
         message: format!("invalid JSON: {e}"),
     })?;
-    let items = match value {
-        Value::Array(items) => items,
-        other => vec![other],
+    let (items, in_list) = match value {
+        Value::Array(items) => (items, true),
+        other => (vec![other], false),
     };
+    if items.is_empty() {
+        return Err(InputError {
+            file: file.to_string(),
+            path: "$".into(),
+            message: "expected an event, got an empty list".into(),
+        });
+    }
     let mut events = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let event = match item {
-            Value::Object(mut map) if map.contains_key("Event") => {
-                map.remove("Event").unwrap_or(Value::Null)
-            }
-            other => other,
+        let prefix = if in_list {
+            format!("[{index}].")
+        } else {
+            String::new()
         };
-        if !event.is_object() {
-            return Err(InputError {
-                file: file.to_string(),
-                path: format!("[{index}].Event"),
-                message: "expected an object".into(),
-            });
-        }
-        events.push(MispEvent { event });
+        let (event, path) = match item {
+            Value::Object(mut map) if map.contains_key("Event") => (
+                map.remove("Event").unwrap_or(Value::Null),
+                format!("{prefix}Event"),
+            ),
+            other => (other, format!("{prefix}Event")),
+        };
+        let event = MispEvent {
+            event,
+            source: file.to_string(),
+            path,
+        };
+        input::read_event(&event.event).map_err(|e| event.error(e))?;
+        events.push(event);
     }
     Ok(events)
 }
 
-/// Converts one event. Placeholder until the converter lands: yields no objects.
+/// Converts one event to the objects of its STIX 2.1 bundle, in the connector's order.
 pub fn convert_event(
-    _event: &MispEvent,
-    _options: &ConvertOptions,
-    _resolver: &dyn ThreatResolver,
+    event: &MispEvent,
+    options: &ConvertOptions,
+    resolver: &dyn ThreatResolver,
 ) -> Result<StixBundle, InputError> {
-    Ok(StixBundle::default())
+    let view = input::read_event(&event.event).map_err(|e| event.error(e))?;
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let objects = event::convert(&view, options, resolver, &now).map_err(|e| event.error(e))?;
+    Ok(StixBundle { objects })
 }

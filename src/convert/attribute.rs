@@ -1,0 +1,694 @@
+//! One MISP attribute to its indicator, observable, sightings and relationships (the
+//! connector's `_resolve_type` and `_process_attribute`).
+
+use std::borrow::Cow;
+use std::rc::Rc;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::ids::sco_id;
+use super::input::{Attribute, FieldError, JsonPath};
+use super::pyfmt::{py_int, py_len, utc_millis, utc_seconds};
+use super::stix::{
+    Marking, Markings, Object, identity_id, indicator_id, marking_refs, organization, put_list,
+    relationship_id, sco, sdo, sighting_id, single_property_sco_id,
+};
+use super::tags::{ElementContext, Elements, prepare_elements, resolve_labels, resolve_markings};
+use super::{ConvertOptions, ThreatResolver};
+
+/// How the connector resolves a MISP type: its resolver name and OpenCTI observable type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolver {
+    Yara,
+    Sigma,
+    FileMd5,
+    FileSha1,
+    FileSha256,
+    FileName,
+    PdbPath,
+    Ipv4,
+    Ipv6,
+    Text,
+    Hostname,
+    Domain,
+    EmailSubject,
+    EmailAddress,
+    Url,
+    WindowsScheduledTask,
+    RegistryKey,
+    UserAgent,
+    PhoneNumber,
+    UserAccountGithub,
+    IdentityIndividual,
+}
+
+impl Resolver {
+    /// The OpenCTI observable type the connector attaches (None for yara and sigma).
+    fn observable_type(self) -> Option<&'static str> {
+        Some(match self {
+            Resolver::Yara | Resolver::Sigma => return None,
+            Resolver::FileMd5
+            | Resolver::FileSha1
+            | Resolver::FileSha256
+            | Resolver::FileName
+            | Resolver::PdbPath => "File",
+            Resolver::Ipv4 => "IPv4-Addr",
+            Resolver::Ipv6 => "IPv6-Addr",
+            Resolver::Text | Resolver::WindowsScheduledTask => "Text",
+            Resolver::Hostname => "Hostname",
+            Resolver::Domain => "Domain-Name",
+            Resolver::EmailSubject => "Email-Message",
+            Resolver::EmailAddress => "Email-Addr",
+            Resolver::Url => "Url",
+            Resolver::RegistryKey => "Windows-Registry-Key",
+            Resolver::UserAgent => "User-Agent",
+            Resolver::PhoneNumber => "Phone-Number",
+            Resolver::UserAccountGithub => "User-Account",
+            Resolver::IdentityIndividual => "Identity",
+        })
+    }
+
+    /// The STIX object path of the connector's pattern (`OPENCTISTIX2`), when it has one.
+    fn pattern_path(self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Resolver::FileMd5 => ("file", "hashes.MD5"),
+            Resolver::FileSha1 => ("file", "hashes.'SHA-1'"),
+            Resolver::FileSha256 => ("file", "hashes.'SHA-256'"),
+            Resolver::FileName | Resolver::PdbPath => ("file", "name"),
+            Resolver::Ipv4 => ("ipv4-addr", "value"),
+            Resolver::Ipv6 => ("ipv6-addr", "value"),
+            Resolver::Text => ("text", "value"),
+            Resolver::Hostname => ("hostname", "value"),
+            Resolver::Domain => ("domain-name", "value"),
+            Resolver::EmailSubject => ("email-message", "subject"),
+            Resolver::EmailAddress => ("email-addr", "value"),
+            Resolver::Url => ("url", "value"),
+            Resolver::RegistryKey => ("windows-registry-key", "key"),
+            Resolver::UserAgent => ("user-agent", "value"),
+            Resolver::PhoneNumber => ("phone-number", "value"),
+            Resolver::UserAccountGithub => ("user-account", "account_login"),
+            _ => return None,
+        })
+    }
+
+    fn hash_name(self) -> Option<&'static str> {
+        match self {
+            Resolver::FileMd5 => Some("MD5"),
+            Resolver::FileSha1 => Some("SHA-1"),
+            Resolver::FileSha256 => Some("SHA-256"),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolved<'a> {
+    pub resolver: Resolver,
+    pub value: Cow<'a, str>,
+}
+
+static IPV4: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    // The connector's IPv4 test; `\n?$` stands for Python's `$` (which also matches before
+    // a final newline).
+    Regex::new(r"^((25[0-5]|(2[0-4]|1\d|[1-9]|)\d)\.?\b){4}(/([1-9]|[1-2]\d|3[0-2]))?\n?$").ok()
+});
+
+fn ip_resolver(value: &str) -> Resolver {
+    if IPV4.as_ref().is_some_and(|re| re.is_match(value)) {
+        Resolver::Ipv4
+    } else {
+        Resolver::Ipv6
+    }
+}
+
+/// The connector's `_resolve_type`: the parts of an attribute value and how each resolves.
+pub fn resolve_type<'a>(
+    kind: &'a str,
+    value: &'a str,
+    unsupported_as_text: bool,
+) -> Option<Vec<Resolved<'a>>> {
+    use Resolver as R;
+    // `None` marks the IP resolver, which depends on the value.
+    let table: &[Option<Resolver>] = match kind {
+        "yara" => &[Some(R::Yara)],
+        "sigma" => &[Some(R::Sigma)],
+        "md5" => &[Some(R::FileMd5)],
+        "sha1" => &[Some(R::FileSha1)],
+        "sha256" => &[Some(R::FileSha256)],
+        "filename" => &[Some(R::FileName)],
+        "pdb" => &[Some(R::PdbPath)],
+        "filename|md5" => &[Some(R::FileName), Some(R::FileMd5)],
+        "filename|sha1" => &[Some(R::FileName), Some(R::FileSha1)],
+        "filename|sha256" => &[Some(R::FileName), Some(R::FileSha256)],
+        "ip-src" | "ip-dst" => &[None],
+        "ip-src|port" | "ip-dst|port" => &[None, Some(R::Text)],
+        "hostname" => &[Some(R::Hostname)],
+        "hostname|port" => &[Some(R::Hostname), Some(R::Text)],
+        "domain" => &[Some(R::Domain)],
+        "domain|ip" => &[Some(R::Domain), None],
+        "email-subject" => &[Some(R::EmailSubject)],
+        "email" | "email-src" | "email-dst" | "whois-registrant-email" => &[Some(R::EmailAddress)],
+        "url" => &[Some(R::Url)],
+        "windows-scheduled-task" => &[Some(R::WindowsScheduledTask)],
+        "regkey" => &[Some(R::RegistryKey)],
+        "user-agent" => &[Some(R::UserAgent)],
+        "phone-number" => &[Some(R::PhoneNumber)],
+        "text" => &[Some(R::Text)],
+        "github-username" => &[Some(R::UserAccountGithub)],
+        "full-name" => &[Some(R::IdentityIndividual)],
+        _ => {
+            if unsupported_as_text {
+                return Some(vec![Resolved {
+                    resolver: R::Text,
+                    value: Cow::Owned(format!("{value} (type={kind})")),
+                }]);
+            }
+            return None;
+        }
+    };
+    if table.len() == 2 {
+        let parts: Vec<&str> = value.split('|').collect();
+        if parts.len() != 2 {
+            return None;
+        }
+        Some(
+            table
+                .iter()
+                .zip(parts)
+                .map(|(resolver, part)| Resolved {
+                    resolver: resolver.unwrap_or_else(|| ip_resolver(part)),
+                    value: Cow::Borrowed(part),
+                })
+                .collect(),
+        )
+    } else {
+        let resolver = table[0].unwrap_or_else(|| ip_resolver(value));
+        Some(vec![Resolved {
+            resolver,
+            value: Cow::Borrowed(value),
+        }])
+    }
+}
+
+/// stix2's sanity check of a hash value (and the pattern validator's): hex of the
+/// algorithm's length. Python's `$` also accepts one trailing newline.
+fn valid_hash(resolver: Resolver, value: &str) -> bool {
+    let expected = match resolver {
+        Resolver::FileMd5 => 32,
+        Resolver::FileSha1 => 40,
+        Resolver::FileSha256 => 64,
+        _ => return true,
+    };
+    let body = value.strip_suffix('\n').unwrap_or(value);
+    body.len() == expected && body.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// stix2's string constant in a pattern: backslashes and quotes escaped.
+fn pattern_literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// What converting one attribute (one part of it) yields.
+#[derive(Debug)]
+pub struct AttributeResult {
+    pub indicator: Option<Value>,
+    pub observable: Option<Value>,
+    pub relationships: Vec<Value>,
+    pub elements: Elements,
+    pub markings: Markings,
+    pub identities: Vec<Value>,
+    pub sightings: Vec<Value>,
+}
+
+/// Everything an attribute's conversion reads besides the attribute itself.
+pub struct AttributeContext<'c> {
+    pub options: &'c ConvertOptions,
+    pub resolver: &'c dyn ThreatResolver,
+    pub now: &'c str,
+    pub author_id: &'c str,
+    pub author_name: &'c str,
+    pub event_elements: &'c Elements,
+    pub event_markings: &'c Markings,
+    pub event_labels: &'c Value,
+    pub score: i64,
+}
+
+fn relationship(
+    ctx: &AttributeContext<'_>,
+    kind: &str,
+    source: &str,
+    target: &str,
+    description: Option<&str>,
+    markings: Option<&[Marking]>,
+) -> Value {
+    let id = relationship_id(kind, source, target);
+    let mut object = sdo("relationship", &id, ctx.now, ctx.now);
+    object.insert("relationship_type".into(), kind.into());
+    if let Some(description) = description {
+        object.insert("description".into(), description.into());
+    }
+    object.insert("source_ref".into(), source.into());
+    object.insert("target_ref".into(), target.into());
+    object.insert("created_by_ref".into(), ctx.author_id.into());
+    if let Some(markings) = markings {
+        put_list(&mut object, "object_marking_refs", &marking_refs(markings));
+    }
+    Value::Object(object)
+}
+
+/// The connector's `_process_attribute`, for part `part` of the attribute's value (the
+/// connector only ever converts part 0). `None` when the attribute yields nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn process_attribute(
+    ctx: &AttributeContext<'_>,
+    attribute: &Attribute<'_>,
+    path: &JsonPath<'_>,
+    object_observable_id: Option<&str>,
+    external_references: &Value,
+    create_relationships: bool,
+    part: usize,
+) -> Result<Option<AttributeResult>, FieldError> {
+    let options = ctx.options;
+    if attribute.kind == "link" && attribute.category == "External analysis" {
+        return Ok(None);
+    }
+    let Some(resolved) = resolve_type(
+        attribute.kind,
+        attribute.value,
+        options.import_unsupported_observables_as_text,
+    ) else {
+        return Ok(None);
+    };
+    let file_name: Option<&str> = resolved
+        .iter()
+        .filter(|r| r.resolver == Resolver::FileName)
+        .map(|r| r.value.as_ref())
+        .next_back();
+    let Some(this) = resolved.get(part) else {
+        return Ok(None);
+    };
+
+    let (markings, labels): (Markings, Value) = match &attribute.tags {
+        Some(tags) => {
+            let own = resolve_markings(tags, false, options.markings_from_tags, ctx.now);
+            let markings = if own.is_empty() {
+                ctx.event_markings.clone()
+            } else {
+                Rc::new(own)
+            };
+            let labels = resolve_labels(tags, options.create_tags_as_labels);
+            (
+                markings,
+                Value::Array(labels.into_iter().map(Value::String).collect()),
+            )
+        }
+        None => (ctx.event_markings.clone(), ctx.event_labels.clone()),
+    };
+    let elements = prepare_elements(
+        &attribute.galaxies,
+        attribute.tags.as_deref().unwrap_or(&[]),
+        &ElementContext {
+            author_id: ctx.author_id,
+            now: ctx.now,
+            markings: &markings,
+            guess_threats_from_tags: options.guess_threats_from_tags,
+            resolver: ctx.resolver,
+        },
+    );
+
+    let resolver = this.resolver;
+    let observable_type = resolver.observable_type();
+    let value: &str = &this.value;
+    let comment = attribute.comment;
+    let mut name: Option<&str> = if py_len(value) > 2 {
+        Some(value)
+    } else if py_len(comment) > 2 {
+        Some(comment)
+    } else {
+        observable_type
+    };
+    let mut pattern_type = "stix";
+    let pattern: Option<String> = match resolver {
+        Resolver::Yara | Resolver::Sigma => {
+            pattern_type = if resolver == Resolver::Yara {
+                "yara"
+            } else {
+                "sigma"
+            };
+            name = if py_len(comment) > 2 {
+                Some(comment)
+            } else {
+                observable_type
+            };
+            Some(value.to_string())
+        }
+        Resolver::WindowsScheduledTask => return Ok(None),
+        _ => resolver
+            .pattern_path()
+            .map(|(kind, path)| format!("[{kind}:{path} = {}]", pattern_literal(value))),
+    };
+
+    let mut score = ctx.score;
+    if let Some(no_score) = options.import_to_ids_no_score {
+        if !attribute.to_ids_truthy() {
+            score = no_score;
+        }
+    }
+
+    let mut indicator: Option<Value> = None;
+    if options.create_indicators {
+        if let Some(pattern) = &pattern {
+            // The connector builds the indicator in a try block: a bad timestamp or a
+            // pattern stix2 rejects (an invalid hash) leaves the attribute without one.
+            let timestamps = attribute
+                .timestamp
+                .and_then(py_int)
+                .and_then(|secs| Some((utc_seconds(secs)?, utc_millis(secs)?)));
+            let pattern_ok = pattern_type != "stix" || valid_hash(resolver, value);
+            if let (Some((valid_from, created)), true) = (timestamps, pattern_ok) {
+                let id = indicator_id(pattern);
+                let mut object = sdo("indicator", &id, &created, &created);
+                if let Some(name) = name {
+                    object.insert("name".into(), name.into());
+                }
+                object.insert("description".into(), comment.into());
+                object.insert("pattern".into(), pattern.as_str().into());
+                object.insert("pattern_type".into(), pattern_type.into());
+                if pattern_type == "stix" {
+                    object.insert("pattern_version".into(), "2.1".into());
+                }
+                object.insert("valid_from".into(), valid_from.into());
+                put_list(&mut object, "labels", &labels);
+                object.insert("created_by_ref".into(), ctx.author_id.into());
+                put_list(&mut object, "object_marking_refs", &marking_refs(&markings));
+                put_list(&mut object, "external_references", external_references);
+                if let Some(observable_type) = observable_type {
+                    object.insert(
+                        "x_opencti_main_observable_type".into(),
+                        observable_type.into(),
+                    );
+                }
+                if let Some(to_ids) = attribute.to_ids {
+                    object.insert("x_opencti_detection".into(), to_ids.clone());
+                }
+                object.insert("x_opencti_score".into(), score.into());
+                indicator = Some(Value::Object(object));
+            }
+        }
+    }
+
+    let mut observable: Option<Value> = None;
+    if options.create_observables && observable_type.is_some() {
+        observable = build_observable(
+            ctx,
+            resolver,
+            value,
+            file_name,
+            comment,
+            score,
+            &labels,
+            &markings,
+            external_references,
+        );
+    }
+
+    let mut sightings = Vec::new();
+    let mut identities = Vec::new();
+    for (index, sighting) in attribute.sightings.iter().enumerate() {
+        let sighted_by = match sighting.organisation {
+            Some(org) if org != ctx.author_name => {
+                let identity = organization(org, ctx.now);
+                identities.push(identity.clone());
+                Some(identity)
+            }
+            _ => None,
+        };
+        if let (Some(indicator), Some(sighted_by)) = (&indicator, &sighted_by) {
+            let bad_date = || {
+                FieldError::new(
+                    &path.key("Sighting").index(index).key("date_sighting"),
+                    "expected a Unix timestamp (seconds) in the years 1000-9999",
+                )
+            };
+            let secs = sighting
+                .date_sighting
+                .and_then(py_int)
+                .ok_or_else(bad_date)?;
+            let first_seen = utc_seconds(secs).ok_or_else(bad_date)?;
+            let last_seen = secs
+                .checked_add(3600)
+                .and_then(utc_seconds)
+                .ok_or_else(bad_date)?;
+            let indicator_id = super::stix::id_of(indicator);
+            let sighted_by_id = super::stix::id_of(sighted_by);
+            let id = sighting_id(indicator_id, sighted_by_id, &first_seen, &last_seen);
+            let mut object = sdo("sighting", &id, ctx.now, ctx.now);
+            object.insert("first_seen".into(), first_seen.into());
+            object.insert("last_seen".into(), last_seen.into());
+            object.insert("sighting_of_ref".into(), indicator_id.into());
+            object.insert(
+                "where_sighted_refs".into(),
+                Value::Array(vec![sighted_by_id.into()]),
+            );
+            sightings.push(Value::Object(object));
+        }
+    }
+
+    let mut relationships = Vec::new();
+    if create_relationships {
+        let indicator_id = indicator.as_ref().map(super::stix::id_of);
+        let observable_id = observable.as_ref().map(super::stix::id_of);
+        let comment = Some(comment);
+        let marks = Some(markings.as_slice());
+        if let (Some(indicator_id), Some(observable_id)) = (indicator_id, observable_id) {
+            relationships.push(relationship(
+                ctx,
+                "based-on",
+                indicator_id,
+                observable_id,
+                None,
+                None,
+            ));
+        }
+        if let Some(source_id) = object_observable_id {
+            let target = match observable_id {
+                Some(observable_id) if observable_id != source_id => Some(observable_id),
+                _ => indicator_id,
+            };
+            if let Some(target) = target {
+                relationships.push(relationship(
+                    ctx,
+                    "related-to",
+                    source_id,
+                    target,
+                    None,
+                    None,
+                ));
+            }
+        }
+        // Later threats of the same name override earlier ones, as in a Python dict.
+        let mut threat_names: std::collections::HashMap<&str, &str> =
+            std::collections::HashMap::new();
+        for threat in ctx.event_elements.threats() {
+            threat_names.insert(&threat.name, &threat.id);
+            if let Some(indicator_id) = indicator_id {
+                relationships.push(relationship(
+                    ctx,
+                    "indicates",
+                    indicator_id,
+                    &threat.id,
+                    comment,
+                    marks,
+                ));
+            }
+            if let Some(observable_id) = observable_id {
+                relationships.push(relationship(
+                    ctx,
+                    "related-to",
+                    observable_id,
+                    &threat.id,
+                    comment,
+                    marks,
+                ));
+            }
+        }
+        let resolve = |name: &str, id: &'_ str| -> String {
+            threat_names
+                .get(name)
+                .map_or_else(|| id.to_string(), |known| known.to_string())
+        };
+        for threat in elements.threats() {
+            let threat_id = resolve(&threat.name, &threat.id);
+            if let Some(indicator_id) = indicator_id {
+                relationships.push(relationship(
+                    ctx,
+                    "indicates",
+                    indicator_id,
+                    &threat_id,
+                    comment,
+                    marks,
+                ));
+            }
+            if let Some(observable_id) = observable_id {
+                relationships.push(relationship(
+                    ctx,
+                    "related-to",
+                    observable_id,
+                    &threat_id,
+                    comment,
+                    marks,
+                ));
+            }
+        }
+        for source in [ctx.event_elements, &elements] {
+            for attack_pattern in &source.attack_patterns {
+                let threats = if !source.malwares.is_empty() {
+                    &source.malwares
+                } else {
+                    &source.intrusion_sets
+                };
+                for threat in threats {
+                    let threat_id = resolve(&threat.name, &threat.id);
+                    relationships.push(relationship(
+                        ctx,
+                        "uses",
+                        &threat_id,
+                        &attack_pattern.id,
+                        comment,
+                        marks,
+                    ));
+                }
+            }
+        }
+        for target in elements.sectors.iter().chain(&elements.countries) {
+            if let Some(indicator_id) = indicator_id {
+                relationships.push(relationship(
+                    ctx,
+                    "related-to",
+                    indicator_id,
+                    &target.id,
+                    comment,
+                    marks,
+                ));
+            }
+            if let Some(observable_id) = observable_id {
+                relationships.push(relationship(
+                    ctx,
+                    "related-to",
+                    observable_id,
+                    &target.id,
+                    comment,
+                    marks,
+                ));
+            }
+        }
+    }
+
+    Ok(Some(AttributeResult {
+        indicator,
+        observable,
+        relationships,
+        elements,
+        markings,
+        identities,
+        sightings,
+    }))
+}
+
+/// The observable the connector builds for a resolved value; `None` where stix2 rejects
+/// it (an invalid hash) or the connector has no constructor for the type (User-Agent).
+#[allow(clippy::too_many_arguments)]
+fn build_observable(
+    ctx: &AttributeContext<'_>,
+    resolver: Resolver,
+    value: &str,
+    file_name: Option<&str>,
+    comment: &str,
+    score: i64,
+    labels: &Value,
+    markings: &[Marking],
+    external_references: &Value,
+) -> Option<Value> {
+    let single = |kind: &str, key: &str| -> Object {
+        let mut object = sco(kind, single_property_sco_id(kind, key, value));
+        object.insert(key.into(), value.into());
+        object
+    };
+    let mut object = match resolver {
+        Resolver::Hostname => single("hostname", "value"),
+        Resolver::Domain => single("domain-name", "value"),
+        Resolver::Ipv4 => single("ipv4-addr", "value"),
+        Resolver::Ipv6 => single("ipv6-addr", "value"),
+        Resolver::Url => single("url", "value"),
+        Resolver::EmailAddress => single("email-addr", "value"),
+        Resolver::EmailSubject => {
+            let mut object = single("email-message", "subject");
+            object.insert("is_multipart".into(), Value::Bool(true));
+            object
+        }
+        Resolver::UserAccountGithub => {
+            let mut data = Object::new();
+            data.insert("account_login".into(), value.into());
+            data.insert("account_type".into(), "github".into());
+            let mut object = sco("user-account", sco_id("user-account", &Value::Object(data)));
+            object.insert("account_login".into(), value.into());
+            object.insert("account_type".into(), "github".into());
+            object
+        }
+        Resolver::FileName | Resolver::PdbPath => single("file", "name"),
+        Resolver::FileMd5 | Resolver::FileSha1 | Resolver::FileSha256 => {
+            if !valid_hash(resolver, value) {
+                return None;
+            }
+            let hash_name = resolver.hash_name().unwrap_or("MD5");
+            let mut hashes = Object::new();
+            hashes.insert(hash_name.into(), value.into());
+            let hashes = Value::Object(hashes);
+            let mut data = Object::new();
+            data.insert("hashes".into(), hashes.clone());
+            if let Some(file_name) = file_name {
+                data.insert("name".into(), file_name.into());
+            }
+            let mut object = sco("file", sco_id("file", &Value::Object(data)));
+            object.insert("hashes".into(), hashes);
+            if let Some(file_name) = file_name {
+                object.insert("name".into(), file_name.into());
+            }
+            object
+        }
+        Resolver::RegistryKey => single("windows-registry-key", "key"),
+        Resolver::PhoneNumber => single("phone-number", "value"),
+        Resolver::Text | Resolver::WindowsScheduledTask => single("text", "value"),
+        Resolver::IdentityIndividual => {
+            let id = identity_id(value, "individual");
+            let mut object = sdo("identity", &id, ctx.now, ctx.now);
+            object.insert("name".into(), value.into());
+            object.insert("identity_class".into(), "individual".into());
+            object.insert("description".into(), comment.into());
+            put_list(&mut object, "labels", labels);
+            object.insert("created_by_ref".into(), ctx.author_id.into());
+            put_list(&mut object, "external_references", external_references);
+            return Some(Value::Object(object));
+        }
+        Resolver::UserAgent | Resolver::Yara | Resolver::Sigma => return None,
+    };
+    put_list(&mut object, "object_marking_refs", &marking_refs(markings));
+    object.insert("x_opencti_description".into(), comment.into());
+    object.insert("x_opencti_score".into(), score.into());
+    put_list(&mut object, "labels", labels);
+    object.insert("created_by_ref".into(), ctx.author_id.into());
+    put_list(&mut object, "external_references", external_references);
+    Some(Value::Object(object))
+}

@@ -1,0 +1,243 @@
+//! STIX 2.1 object builders: the objects the stix2 library prints for the connector's
+//! constructor calls (properties set to `None` or `[]` are left out, as stix2 does).
+
+use std::rc::Rc;
+
+use serde_json::{Map, Value};
+
+use super::ids::{pycti_id, sco_id};
+use super::pyfmt::strip;
+
+pub type Object = Map<String, Value>;
+
+/// A marking definition and its id.
+#[derive(Debug, Clone)]
+pub struct Marking {
+    pub id: String,
+    pub object: Value,
+}
+
+/// Markings shared by many objects (an event's markings apply to most attributes).
+pub type Markings = Rc<Vec<Marking>>;
+
+pub const TLP_WHITE_ID: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
+const TLP_GREEN_ID: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
+const TLP_AMBER_ID: &str = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
+const TLP_RED_ID: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
+
+/// stix2's TLP constants (fixed ids, created 2017-01-20).
+pub fn tlp(level: &str) -> Marking {
+    let id = match level {
+        "green" => TLP_GREEN_ID,
+        "amber" => TLP_AMBER_ID,
+        "red" => TLP_RED_ID,
+        _ => TLP_WHITE_ID,
+    };
+    let mut object = Object::new();
+    object.insert("type".into(), "marking-definition".into());
+    object.insert("spec_version".into(), "2.1".into());
+    object.insert("id".into(), id.into());
+    object.insert("created".into(), "2017-01-20T00:00:00.000Z".into());
+    object.insert("definition_type".into(), "tlp".into());
+    object.insert(
+        "name".into(),
+        format!("TLP:{}", level.to_uppercase()).into(),
+    );
+    let mut definition = Object::new();
+    definition.insert("tlp".into(), level.into());
+    object.insert("definition".into(), Value::Object(definition));
+    Marking {
+        id: id.to_string(),
+        object: Value::Object(object),
+    }
+}
+
+/// pycti's `MarkingDefinition.generate_id` (fixed ids for the TLP levels OpenCTI knows).
+pub fn marking_id(definition_type: &str, definition: &str) -> String {
+    if definition_type == "TLP" {
+        let fixed = match definition {
+            "TLP:CLEAR" | "TLP:WHITE" => Some(TLP_WHITE_ID),
+            "TLP:GREEN" => Some(TLP_GREEN_ID),
+            "TLP:AMBER" => Some(TLP_AMBER_ID),
+            "TLP:AMBER+STRICT" => Some("marking-definition--826578e1-40ad-459f-bc73-ede076f81f37"),
+            "TLP:RED" => Some(TLP_RED_ID),
+            _ => None,
+        };
+        if let Some(id) = fixed {
+            return id.to_string();
+        }
+    }
+    let mut data = Object::new();
+    data.insert("definition_type".into(), definition_type.into());
+    data.insert("definition".into(), definition.into());
+    pycti_id("marking-definition", &Value::Object(data))
+}
+
+/// A statement marking as the connector builds it for `marking:` tags and TLP:AMBER+STRICT.
+pub fn statement_marking(definition_type: &str, definition: &str, now: &str) -> Marking {
+    let id = marking_id(definition_type, definition);
+    let mut object = Object::new();
+    object.insert("type".into(), "marking-definition".into());
+    object.insert("spec_version".into(), "2.1".into());
+    object.insert("id".into(), id.clone().into());
+    object.insert("created".into(), now.into());
+    object.insert("definition_type".into(), "statement".into());
+    let mut statement = Object::new();
+    statement.insert("statement".into(), "custom".into());
+    object.insert("definition".into(), Value::Object(statement));
+    object.insert("x_opencti_definition_type".into(), definition_type.into());
+    object.insert("x_opencti_definition".into(), definition.into());
+    Marking {
+        id,
+        object: Value::Object(object),
+    }
+}
+
+pub fn marking_refs(markings: &[Marking]) -> Value {
+    Value::Array(
+        markings
+            .iter()
+            .map(|m| Value::String(m.id.clone()))
+            .collect(),
+    )
+}
+
+/// Starts an SDO/SRO: type, spec_version, id, and `created`/`modified`.
+pub fn sdo(kind: &str, id: &str, created: &str, modified: &str) -> Object {
+    let mut object = Object::new();
+    object.insert("type".into(), kind.into());
+    object.insert("spec_version".into(), "2.1".into());
+    object.insert("id".into(), id.into());
+    object.insert("created".into(), created.into());
+    object.insert("modified".into(), modified.into());
+    object
+}
+
+/// Starts a cyber-observable: type, spec_version, id.
+pub fn sco(kind: &str, id: String) -> Object {
+    let mut object = Object::new();
+    object.insert("type".into(), kind.into());
+    object.insert("spec_version".into(), "2.1".into());
+    object.insert("id".into(), id.into());
+    object
+}
+
+/// Inserts a list unless it is empty (stix2 drops `[]` values).
+pub fn put_list(object: &mut Object, key: &str, list: &Value) {
+    if list.as_array().is_some_and(|items| !items.is_empty()) {
+        object.insert(key.into(), list.clone());
+    }
+}
+
+pub fn put_opt_str(object: &mut Object, key: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        object.insert(key.into(), value.into());
+    }
+}
+
+fn name_data(name: &str) -> Value {
+    let mut data = Object::new();
+    data.insert("name".into(), strip(&name.to_lowercase()).into());
+    Value::Object(data)
+}
+
+pub fn identity_id(name: &str, identity_class: &str) -> String {
+    let mut data = Object::new();
+    data.insert("name".into(), strip(&name.to_lowercase()).into());
+    data.insert(
+        "identity_class".into(),
+        identity_class.to_lowercase().into(),
+    );
+    pycti_id("identity", &Value::Object(data))
+}
+
+/// `IntrusionSet`, `Malware`, `Tool`: ids from the lower-cased, stripped name.
+pub fn named_id(kind: &str, name: &str) -> String {
+    pycti_id(kind, &name_data(name))
+}
+
+pub fn attack_pattern_id(name: &str, x_mitre_id: Option<&str>) -> String {
+    let mitre = x_mitre_id
+        .map(|m| strip(&m.to_lowercase()).to_string())
+        .unwrap_or_default();
+    let mut data = Object::new();
+    if mitre.is_empty() {
+        data.insert("name".into(), strip(&name.to_lowercase()).into());
+    } else {
+        data.insert("x_mitre_id".into(), mitre.into());
+    }
+    pycti_id("attack-pattern", &Value::Object(data))
+}
+
+pub fn location_id(name: &str, location_type: &str) -> String {
+    let mut data = Object::new();
+    data.insert("name".into(), strip(&name.to_lowercase()).into());
+    data.insert("x_opencti_location_type".into(), location_type.into());
+    pycti_id("location", &Value::Object(data))
+}
+
+pub fn indicator_id(pattern: &str) -> String {
+    let mut data = Object::new();
+    data.insert("pattern".into(), strip(pattern).into());
+    pycti_id("indicator", &Value::Object(data))
+}
+
+pub fn relationship_id(relationship_type: &str, source: &str, target: &str) -> String {
+    let mut data = Object::new();
+    data.insert("relationship_type".into(), relationship_type.into());
+    data.insert("source_ref".into(), source.into());
+    data.insert("target_ref".into(), target.into());
+    pycti_id("relationship", &Value::Object(data))
+}
+
+/// pycti's sighting id; the connector passes one identity id (a string) as
+/// `where_sighted_refs`.
+pub fn sighting_id(
+    sighting_of: &str,
+    where_sighted: &str,
+    first_seen: &str,
+    last_seen: &str,
+) -> String {
+    let mut data = Object::new();
+    data.insert("type".into(), "sighting".into());
+    data.insert("sighting_of_ref".into(), sighting_of.into());
+    data.insert("where_sighted_refs".into(), where_sighted.into());
+    data.insert("first_seen".into(), first_seen.into());
+    data.insert("last_seen".into(), last_seen.into());
+    pycti_id("sighting", &Value::Object(data))
+}
+
+pub fn report_id(name: &str, published_iso: &str) -> String {
+    let mut data = Object::new();
+    data.insert("name".into(), strip(&name.to_lowercase()).into());
+    data.insert("published".into(), published_iso.into());
+    pycti_id("report", &Value::Object(data))
+}
+
+pub fn note_id(created: &str, content: &str) -> String {
+    let mut data = Object::new();
+    data.insert("content".into(), strip(content).into());
+    data.insert("created".into(), created.into());
+    pycti_id("note", &Value::Object(data))
+}
+
+/// stix2's id of an observable whose only id-contributing property is `key`.
+pub fn single_property_sco_id(kind: &str, key: &str, value: &str) -> String {
+    let mut data = Object::new();
+    data.insert(key.into(), value.into());
+    sco_id(kind, &Value::Object(data))
+}
+
+/// An organization identity as the connector builds authors and sighting sources.
+pub fn organization(name: &str, now: &str) -> Value {
+    let id = identity_id(name, "organization");
+    let mut object = sdo("identity", &id, now, now);
+    object.insert("name".into(), name.into());
+    object.insert("identity_class".into(), "organization".into());
+    Value::Object(object)
+}
+
+/// The `id` of a built object.
+pub fn id_of(object: &Value) -> &str {
+    object.get("id").and_then(Value::as_str).unwrap_or("")
+}
