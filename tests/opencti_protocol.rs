@@ -383,3 +383,23 @@ async fn runs_wait_while_the_queue_is_over_the_threshold() {
     );
     assert_eq!(ping.variables["connectorInfo"]["buffering"], json!(false));
 }
+
+#[tokio::test]
+async fn a_bad_ca_file_is_a_clear_configuration_error() {
+    let directory = tempfile::tempdir().unwrap();
+    let ca_file = directory.path().join("ca.pem");
+    std::fs::write(&ca_file, "not a certificate").unwrap();
+    let mut settings = settings(
+        "https://opencti.example",
+        &unique_connector_id(),
+        QueueProtocol::Amqp,
+    );
+    settings.opencti.ca_file = Some(ca_file.clone());
+    let error = OpenCti::connect(&settings).await.unwrap_err().to_string();
+    assert!(error.contains("OPENCTI_CA_FILE"), "{error}");
+    assert!(error.contains(&ca_file.display().to_string()), "{error}");
+
+    settings.opencti.ca_file = Some(directory.path().join("missing.pem"));
+    let error = OpenCti::connect(&settings).await.unwrap_err().to_string();
+    assert!(error.contains("missing.pem"), "{error}");
+}

@@ -297,10 +297,10 @@ impl AmqpPublisher {
     }
 
     async fn drop_link(&self, link: &mut Option<Link>) {
-        if let Some(old) = link.take() {
-            if old.connection.status().connected() {
-                let _ = old.connection.close(200, "bye").await;
-            }
+        if let Some(old) = link.take()
+            && old.connection.status().connected()
+        {
+            let _ = old.connection.close(200, "bye").await;
         }
     }
 

@@ -41,6 +41,9 @@
 //!
 //! The state sent in pings is [`ConnectorState`], in the Python connector's keys and bytes,
 //! so the two connectors can be swapped under one connector id.
+//!
+//! With `CONNECTOR_SEND_TO_QUEUE=false` pycti sends nothing and creates no work: the
+//! pipeline should then not use [`OpenCtiSink`] at all (pings and state still apply).
 
 pub mod amqp;
 pub mod graphql;
@@ -85,6 +88,9 @@ pub const DEFAULT_QUEUE_POLL_INTERVAL: Duration = Duration::from_secs(60);
 pub enum OpenCtiError {
     #[error("OpenCTI API: {0}")]
     Api(#[from] ApiError),
+    /// The start-up health check failed (pycti: "OpenCTI API is not reachable").
+    #[error("OpenCTI API is not reachable: {0}")]
+    Unreachable(ApiError),
     #[error("RabbitMQ: {0}")]
     Broker(#[from] BrokerError),
     #[error("OpenCTI configuration: {0}")]
@@ -97,7 +103,9 @@ impl From<OpenCtiError> for SinkError {
     fn from(error: OpenCtiError) -> Self {
         match error {
             OpenCtiError::Broker(broker) => SinkError::Broker(broker.to_string()),
-            OpenCtiError::Api(api) => SinkError::Api(api.to_string()),
+            OpenCtiError::Api(api) | OpenCtiError::Unreachable(api) => {
+                SinkError::Api(api.to_string())
+            }
             other => SinkError::Api(other.to_string()),
         }
     }
@@ -186,9 +194,7 @@ impl OpenCti {
             client
                 .execute("healthCheck", HEALTH_CHECK, json!({}))
                 .await
-                .map_err(|error| {
-                    OpenCtiError::Config(format!("OpenCTI API is not reachable: {error}"))
-                })?;
+                .map_err(OpenCtiError::Unreachable)?;
         }
         let connector = &settings.connector;
         let input = variables([
