@@ -37,6 +37,7 @@
 //! sink.finish_run(&summary).await?;                       // workToProcessed if a work
 //! // `once` mode (run_and_terminate): at the end, as the Python connector
 //! opencti.force_ping(Some(&new_state)).await?;
+//! sink.close().await;                                     // at exit: close the AMQP link
 //! ```
 //!
 //! The state sent in pings is [`ConnectorState`], in the Python connector's keys and bytes,
