@@ -403,3 +403,31 @@ async fn a_bad_ca_file_is_a_clear_configuration_error() {
     let error = OpenCti::connect(&settings).await.unwrap_err().to_string();
     assert!(error.contains("missing.pem"), "{error}");
 }
+
+#[tokio::test]
+async fn custom_headers_are_sent_with_every_request() {
+    let fake = FakeOpenCti::start(None).await;
+    let mut settings = settings(&fake.url, &unique_connector_id(), QueueProtocol::Api);
+    settings.opencti.custom_headers = vec![
+        ("X-Tenant".into(), misp_feed::secret::Secret::new("blue")),
+        ("X-Proxy-Key".into(), misp_feed::secret::Secret::new("k1")),
+    ];
+    let opencti = OpenCti::connect(&settings).await.unwrap();
+    opencti.ping(None).await.unwrap();
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 4);
+    for request in seen {
+        assert_eq!(
+            request.headers.get("x-tenant").map(String::as_str),
+            Some("blue")
+        );
+        assert_eq!(
+            request.headers.get("x-proxy-key").map(String::as_str),
+            Some("k1")
+        );
+        assert_eq!(
+            request.headers.get("user-agent").map(String::as_str),
+            Some("pycti/7.261026.0")
+        );
+    }
+}

@@ -23,7 +23,7 @@
 //! // First start with an empty ledger: adopt the Python connector's checkpoint.
 //! if ledger_is_empty { if let Some(s) = opencti.registered_state() { ledger.adopt(s) } }
 //! let sink = OpenCtiSink::new(opencti.clone())?;
-//! // `run` mode: every 40 s (and once at start, as pycti's PingAlive)
+//! // `run` mode: every PING_INTERVAL (40 s) and once at start, as pycti's PingAlive
 //! let remote = opencti.ping(ledger_state.as_ref()).await?;
 //! if remote_state_changed(ledger_state.as_ref(), remote.as_ref()) {
 //!     // operator pressed "reset state" (remote is None) or edited it: reset the ledger
@@ -81,6 +81,9 @@ pub const MANIFEST_SLUG: &str = "misp-feed";
 
 /// The Python connector's work name prefix (it does not use the configured name).
 pub const WORK_NAME_PREFIX: &str = "MISP Feed run @ ";
+
+/// pycti's PingAlive period: a daemon connector pings this often (and once at start).
+pub const PING_INTERVAL: Duration = Duration::from_secs(40);
 
 /// How often a run waiting for queue capacity reads the queue size again.
 pub const DEFAULT_QUEUE_POLL_INTERVAL: Duration = Duration::from_secs(60);
