@@ -153,6 +153,95 @@ pub fn remote_state_changed(
     local != remote
 }
 
+/// pycti's local overrides of the broker connection data the platform advertises
+/// (`MQ_HOST`, `MQ_PORT`, `MQ_VHOST`, `MQ_USE_SSL`, `MQ_USER`, `MQ_PASS`; `mq.*` in pycti's
+/// config file), plus the CA it trusts for the broker (`MQ_USE_SSL_CA`: a PEM file path or
+/// the PEM text itself). Unlike pycti, whose default skips the broker's certificate check
+/// (`MQ_USE_SSL_REJECT_UNAUTHORIZED=false`), the certificate is always verified.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BrokerOverrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub vhost: Option<String>,
+    pub use_ssl: Option<bool>,
+    pub user: Option<String>,
+    pub pass: Option<Secret>,
+    pub ca: Option<String>,
+}
+
+impl BrokerOverrides {
+    /// Reads the `MQ_*` variables from the environment (empty values are ignored).
+    pub fn from_env() -> Result<Self, OpenCtiError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Same as [`BrokerOverrides::from_env`] over any variable source.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, OpenCtiError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let port = match get("MQ_PORT") {
+            Some(text) => Some(text.trim().parse::<u16>().map_err(|_| {
+                OpenCtiError::Config(format!("MQ_PORT: {text:?} is not a port number"))
+            })?),
+            None => None,
+        };
+        let use_ssl = match get("MQ_USE_SSL") {
+            Some(text) => Some(parse_bool(&text).ok_or_else(|| {
+                OpenCtiError::Config(format!("MQ_USE_SSL: {text:?} is not a boolean"))
+            })?),
+            None => None,
+        };
+        Ok(BrokerOverrides {
+            host: get("MQ_HOST"),
+            port,
+            vhost: get("MQ_VHOST"),
+            use_ssl,
+            user: get("MQ_USER"),
+            pass: get("MQ_PASS").map(Secret::new),
+            ca: get("MQ_USE_SSL_CA"),
+        })
+    }
+
+    fn apply(&self, broker: &mut BrokerEndpoint) -> Result<(), OpenCtiError> {
+        if let Some(host) = &self.host {
+            broker.host = host.clone();
+        }
+        if let Some(port) = self.port {
+            broker.port = port;
+        }
+        if let Some(vhost) = &self.vhost {
+            broker.vhost = vhost.clone();
+        }
+        if let Some(use_ssl) = self.use_ssl {
+            broker.use_ssl = use_ssl;
+        }
+        if let Some(user) = &self.user {
+            broker.user = user.clone();
+        }
+        if let Some(pass) = &self.pass {
+            broker.pass = pass.clone();
+        }
+        if let Some(ca) = &self.ca {
+            let pem = if ca.contains("-----BEGIN") {
+                ca.clone()
+            } else {
+                std::fs::read_to_string(ca)
+                    .map_err(|e| OpenCtiError::Config(format!("MQ_USE_SSL_CA {ca}: {e}")))?
+            };
+            broker.ca_pem = Some(pem);
+        }
+        Ok(())
+    }
+}
+
+/// pycti's boolean spelling for config values.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Some(true),
+        "false" | "no" | "0" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// The control plane: one per process.
 pub struct OpenCti {
     client: GraphqlClient,
@@ -185,8 +274,19 @@ impl OpenCti {
     }
 
     /// Start-up as pycti's helper: two health checks (pycti builds two API clients), then
-    /// `registerConnector`. Fails when the API is unreachable or refuses the registration.
+    /// `registerConnector`, then the `MQ_*` environment overrides of the broker connection.
+    /// Fails when the API is unreachable or refuses the registration.
     pub async fn connect(settings: &Settings) -> Result<Self, OpenCtiError> {
+        let overrides = BrokerOverrides::from_env()?;
+        Self::connect_with_broker_overrides(settings, &overrides).await
+    }
+
+    /// [`OpenCti::connect`] with the broker overrides given instead of read from the
+    /// environment (e.g. from a configuration file).
+    pub async fn connect_with_broker_overrides(
+        settings: &Settings,
+        overrides: &BrokerOverrides,
+    ) -> Result<Self, OpenCtiError> {
         let connector_id = settings
             .connector
             .id
@@ -222,7 +322,8 @@ impl OpenCti {
                 variables([("input", input)]),
             )
             .await?;
-        let registration = parse_registration(&data)?;
+        let mut registration = parse_registration(&data)?;
+        overrides.apply(&mut registration.broker)?;
         info!(
             connector_id = %registration.connector_id,
             push_queue = %registration.push_queue,
@@ -715,6 +816,64 @@ mod tests {
         };
         assert!(
             closing_message(&failed, None).starts_with("Connector run finished with errors (3")
+        );
+    }
+
+    #[test]
+    fn broker_overrides_replace_the_advertised_connection() {
+        let variables = [
+            ("MQ_HOST", "mq.internal"),
+            ("MQ_PORT", "5671"),
+            ("MQ_USE_SSL", "true"),
+            ("MQ_PASS", "pw"),
+            ("MQ_VHOST", ""),
+            (
+                "MQ_USE_SSL_CA",
+                "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+            ),
+        ];
+        let lookup = |name: &str| {
+            variables
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        };
+        let overrides = BrokerOverrides::from_lookup(lookup).unwrap();
+        let mut broker = BrokerEndpoint {
+            host: "rabbitmq".into(),
+            port: 5672,
+            vhost: "/".into(),
+            user: "guest".into(),
+            pass: Secret::new("guest"),
+            use_ssl: false,
+            ca_pem: None,
+        };
+        overrides.apply(&mut broker).unwrap();
+        assert_eq!(broker.host, "mq.internal");
+        assert_eq!(broker.port, 5671);
+        assert!(broker.use_ssl);
+        assert_eq!(broker.vhost, "/", "empty values do not override");
+        assert_eq!(broker.user, "guest");
+        assert_eq!(broker.pass.expose(), "pw");
+        assert!(
+            broker
+                .ca_pem
+                .as_deref()
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
+
+        let bad_port =
+            BrokerOverrides::from_lookup(|name| (name == "MQ_PORT").then(|| "99999".to_string()));
+        assert!(bad_port.unwrap_err().to_string().contains("MQ_PORT"));
+        let missing_ca = BrokerOverrides {
+            ca: Some("/nonexistent/ca.pem".into()),
+            ..BrokerOverrides::default()
+        };
+        let error = missing_ca.apply(&mut broker).unwrap_err().to_string();
+        assert!(
+            error.contains("MQ_USE_SSL_CA /nonexistent/ca.pem"),
+            "{error}"
         );
     }
 
