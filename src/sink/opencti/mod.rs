@@ -665,26 +665,39 @@ impl OpenCtiSink {
         Ok(created)
     }
 
-    async fn push_amqp(
+    /// Splits the bundle off the async threads; pycti raises "Nothing to import" when no
+    /// object is left, whatever the queue protocol.
+    async fn split(
         &self,
-        publisher: &AmqpPublisher,
         delivery: Delivery<'_>,
         work_id: &str,
-    ) -> Result<u64, OpenCtiError> {
+    ) -> Result<Vec<String>, OpenCtiError> {
         let bundle = delivery.bundle_json.to_string();
         let applicant_id = self.opencti.registration.applicant_id.clone();
         let work = work_id.to_string();
+        let split_error = |reason: String| OpenCtiError::Split {
+            event: delivery.event_uuid.to_string(),
+            reason,
+        };
         let messages =
             tokio::task::spawn_blocking(move || queue_messages(&bundle, &applicant_id, &work))
                 .await
-                .map_err(|e| OpenCtiError::Split {
-                    event: delivery.event_uuid.to_string(),
-                    reason: format!("splitter task failed: {e}"),
-                })?
-                .map_err(|reason| OpenCtiError::Split {
-                    event: delivery.event_uuid.to_string(),
-                    reason,
-                })?;
+                .map_err(|e| split_error(format!("splitter task failed: {e}")))?
+                .map_err(split_error)?;
+        if messages.is_empty() {
+            return Err(split_error(
+                "Nothing to import (no object OpenCTI supports)".into(),
+            ));
+        }
+        Ok(messages)
+    }
+
+    async fn push_amqp(
+        &self,
+        publisher: &AmqpPublisher,
+        messages: &[String],
+        work_id: &str,
+    ) -> Result<u64, OpenCtiError> {
         // pycti adds the expectations before publishing and only logs a failure.
         if let Err(error) = self.opencti.add_expectations(work_id, messages.len()).await {
             if error.graphql_name() == Some("WORK_NOT_ALIVE") {
@@ -693,7 +706,7 @@ impl OpenCtiSink {
                 warn!(work_id, error = %error, "cannot add expectations");
             }
         }
-        let confirmed = publisher.publish_all(&messages).await?;
+        let confirmed = publisher.publish_all(messages).await?;
         Ok(confirmed as u64)
     }
 }
@@ -740,9 +753,11 @@ impl Sink for OpenCtiSink {
 
     async fn push(&self, delivery: Delivery<'_>) -> Result<Receipt, SinkError> {
         let work_id = self.work_id().await?;
+        let split = self.split(delivery, &work_id).await?;
         let messages = match &self.publisher {
-            Some(publisher) => self.push_amqp(publisher, delivery, &work_id).await?,
+            Some(publisher) => self.push_amqp(publisher, &split, &work_id).await?,
             None => {
+                // The api protocol sends the original bundle; the platform splits it.
                 self.opencti
                     .stix_bundle_push(delivery.bundle_json, &work_id)
                     .await?;
