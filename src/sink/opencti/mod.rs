@@ -21,8 +21,10 @@
 //! ```text
 //! let opencti = Arc::new(OpenCti::connect(&settings).await?);      // healthCheck x2 + register
 //! // First start with an empty ledger: adopt the Python connector's checkpoint.
+//! //   (ConnectorState::effective_checkpoint() is the timestamp the Python connector resumes
+//! //   from; ConnectorState::checkpoint(run_start, ts) builds the state to send back)
 //! if ledger_is_empty { if let Some(s) = opencti.registered_state() { ledger.adopt(s) } }
-//! let sink = OpenCtiSink::new(opencti.clone())?;
+//! let sink = OpenCtiSink::new(opencti.clone());
 //! // `run` mode: every PING_INTERVAL (40 s) and once at start, as pycti's PingAlive
 //! let remote = opencti.ping(ledger_state.as_ref()).await?;
 //! if remote_state_changed(ledger_state.as_ref(), remote.as_ref()) {
