@@ -194,3 +194,37 @@ async fn lost_work_on_add_expectations_still_publishes_as_pycti() {
     let names = fake.operation_names();
     assert_eq!(names[3..], ["workAdd", "addExpectations"]);
 }
+
+#[tokio::test]
+async fn check_reaches_the_api_and_the_broker_of_the_registration() {
+    if !broker_available("check_reaches_the_api_and_the_broker_of_the_registration") {
+        return;
+    }
+    let fake = FakeOpenCti::start(None).await;
+    let settings = settings(&fake.url, &unique_connector_id(), QueueProtocol::Amqp);
+    assert_eq!(
+        OpenCti::check_api(&settings).await.unwrap(),
+        PLATFORM_VERSION
+    );
+    let opencti = OpenCti::connect(&settings).await.unwrap();
+    assert_eq!(
+        opencti.check_broker().await.unwrap(),
+        "amqp://127.0.0.1:5672//"
+    );
+
+    // A registration pointing at a port where nothing listens: the check fails, naming the
+    // address and never the password.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    fake.platform.lock().unwrap().broker_port = closed_port;
+    let opencti = OpenCti::connect(&settings).await.unwrap();
+    let error = opencti.check_broker().await.unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("127.0.0.1:{closed_port}")),
+        "{error}"
+    );
+    assert!(!error.contains("guest:guest"), "{error}");
+}

@@ -17,6 +17,8 @@ use support::*;
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
 
+const IDENTITY_BUNDLE: &str = r#"{"type": "bundle", "id": "bundle--5d0e8d39-4b69-4d4c-9a0c-1f5b7c0e3d11", "objects": [{"type": "identity", "spec_version": "2.1", "id": "identity--4f347cc9-4658-59ee-9707-134f434f9d1c", "name": "CIRCL", "identity_class": "organization"}]}"#;
+
 fn reference_bundle() -> String {
     std::fs::read_to_string(fixture(&format!(
         "reference/feed-bundles/{EVENT}.full.json"
@@ -130,7 +132,7 @@ async fn a_run_that_pushes_nothing_creates_no_work_and_a_failed_run_is_in_error(
     for _ in 0..2 {
         sink.push(Delivery {
             event_uuid: EVENT,
-            bundle_json: r#"{"type": "bundle", "id": "bundle--1", "objects": [{"type": "identity"}]}"#,
+            bundle_json: IDENTITY_BUNDLE,
         })
         .await
         .unwrap();
@@ -145,7 +147,7 @@ async fn a_run_that_pushes_nothing_creates_no_work_and_a_failed_run_is_in_error(
     // Third run gets a new work.
     sink.push(Delivery {
         event_uuid: EVENT,
-        bundle_json: r#"{"type": "bundle", "id": "bundle--2", "objects": [{"type": "identity"}]}"#,
+        bundle_json: IDENTITY_BUNDLE,
     })
     .await
     .unwrap();
@@ -382,4 +384,88 @@ async fn runs_wait_while_the_queue_is_over_the_threshold() {
         json!(100.0)
     );
     assert_eq!(ping.variables["connectorInfo"]["buffering"], json!(false));
+}
+
+#[tokio::test]
+async fn a_bad_ca_file_is_a_clear_configuration_error() {
+    let directory = tempfile::tempdir().unwrap();
+    let ca_file = directory.path().join("ca.pem");
+    std::fs::write(&ca_file, "not a certificate").unwrap();
+    let mut settings = settings(
+        "https://opencti.example",
+        &unique_connector_id(),
+        QueueProtocol::Amqp,
+    );
+    settings.opencti.ca_file = Some(ca_file.clone());
+    let error = OpenCti::connect(&settings).await.unwrap_err().to_string();
+    assert!(error.contains("OPENCTI_CA_FILE"), "{error}");
+    assert!(error.contains(&ca_file.display().to_string()), "{error}");
+
+    settings.opencti.ca_file = Some(directory.path().join("missing.pem"));
+    let error = OpenCti::connect(&settings).await.unwrap_err().to_string();
+    assert!(error.contains("missing.pem"), "{error}");
+}
+
+#[tokio::test]
+async fn custom_headers_are_sent_with_every_request() {
+    let fake = FakeOpenCti::start(None).await;
+    let mut settings = settings(&fake.url, &unique_connector_id(), QueueProtocol::Api);
+    settings.opencti.custom_headers = vec![
+        ("X-Tenant".into(), misp_feed::secret::Secret::new("blue")),
+        ("X-Proxy-Key".into(), misp_feed::secret::Secret::new("k1")),
+    ];
+    let opencti = OpenCti::connect(&settings).await.unwrap();
+    opencti.ping(None).await.unwrap();
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 4);
+    for request in seen {
+        assert_eq!(
+            request.headers.get("x-tenant").map(String::as_str),
+            Some("blue")
+        );
+        assert_eq!(
+            request.headers.get("x-proxy-key").map(String::as_str),
+            Some("k1")
+        );
+        assert_eq!(
+            request.headers.get("user-agent").map(String::as_str),
+            Some("pycti/7.261026.0")
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_bundle_is_nothing_to_import_and_is_not_sent() {
+    let fake = FakeOpenCti::start(None).await;
+    let settings = settings(&fake.url, &unique_connector_id(), QueueProtocol::Api);
+    let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
+    let sink = OpenCtiSink::new(opencti);
+    let error = sink
+        .push(Delivery {
+            event_uuid: "5b646415-7b48-40d5-86b4-c0070acd0835",
+            bundle_json: r#"{"type": "bundle", "id": "bundle--1", "objects": []}"#,
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("Nothing to import"), "{error}");
+    assert!(
+        error.contains("5b646415-7b48-40d5-86b4-c0070acd0835"),
+        "{error}"
+    );
+    let error = sink
+        .push(Delivery {
+            event_uuid: "e2",
+            bundle_json: "{not json",
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("e2") && error.contains("JSON"), "{error}");
+    assert!(
+        !fake
+            .operation_names()
+            .contains(&"StixBundlePush".to_string()),
+        "nothing was pushed"
+    );
 }

@@ -297,10 +297,10 @@ impl AmqpPublisher {
     }
 
     async fn drop_link(&self, link: &mut Option<Link>) {
-        if let Some(old) = link.take() {
-            if old.connection.status().connected() {
-                let _ = old.connection.close(200, "bye").await;
-            }
+        if let Some(old) = link.take()
+            && old.connection.status().connected()
+        {
+            let _ = old.connection.close(200, "bye").await;
         }
     }
 
@@ -363,7 +363,14 @@ impl AmqpPublisher {
     }
 
     async fn settle(&self, index: usize, confirm: PublisherConfirm, round: &mut Round) {
-        match tokio::time::timeout(self.policy.confirm_timeout, confirm).await {
+        // Once the link is known to be broken, only confirms that already arrived count;
+        // waiting the full timeout for each of the others would only delay the retry.
+        let limit = if round.link_error.is_some() {
+            Duration::ZERO
+        } else {
+            self.policy.confirm_timeout
+        };
+        match tokio::time::timeout(limit, confirm).await {
             Ok(Ok(Confirmation::Ack(_))) => round.confirmed += 1,
             Ok(Ok(Confirmation::Nack(_))) => {
                 round.nacked += 1;

@@ -21,9 +21,11 @@
 //! ```text
 //! let opencti = Arc::new(OpenCti::connect(&settings).await?);      // healthCheck x2 + register
 //! // First start with an empty ledger: adopt the Python connector's checkpoint.
+//! //   (ConnectorState::effective_checkpoint() is the timestamp the Python connector resumes
+//! //   from; ConnectorState::checkpoint(run_start, ts) builds the state to send back)
 //! if ledger_is_empty { if let Some(s) = opencti.registered_state() { ledger.adopt(s) } }
-//! let sink = OpenCtiSink::new(opencti.clone())?;
-//! // `run` mode: every 40 s (and once at start, as pycti's PingAlive)
+//! let sink = OpenCtiSink::new(opencti.clone());
+//! // `run` mode: every PING_INTERVAL (40 s) and once at start, as pycti's PingAlive
 //! let remote = opencti.ping(ledger_state.as_ref()).await?;
 //! if remote_state_changed(ledger_state.as_ref(), remote.as_ref()) {
 //!     // operator pressed "reset state" (remote is None) or edited it: reset the ledger
@@ -37,10 +39,14 @@
 //! sink.finish_run(&summary).await?;                       // workToProcessed if a work
 //! // `once` mode (run_and_terminate): at the end, as the Python connector
 //! opencti.force_ping(Some(&new_state)).await?;
+//! sink.close().await;                                     // at exit: close the AMQP link
 //! ```
 //!
 //! The state sent in pings is [`ConnectorState`], in the Python connector's keys and bytes,
 //! so the two connectors can be swapped under one connector id.
+//!
+//! With `CONNECTOR_SEND_TO_QUEUE=false` pycti sends nothing and creates no work: the
+//! pipeline should then not use [`OpenCtiSink`] at all (pings and state still apply).
 
 pub mod amqp;
 pub mod graphql;
@@ -78,6 +84,9 @@ pub const MANIFEST_SLUG: &str = "misp-feed";
 /// The Python connector's work name prefix (it does not use the configured name).
 pub const WORK_NAME_PREFIX: &str = "MISP Feed run @ ";
 
+/// pycti's PingAlive period: a daemon connector pings this often (and once at start).
+pub const PING_INTERVAL: Duration = Duration::from_secs(40);
+
 /// How often a run waiting for queue capacity reads the queue size again.
 pub const DEFAULT_QUEUE_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -85,6 +94,9 @@ pub const DEFAULT_QUEUE_POLL_INTERVAL: Duration = Duration::from_secs(60);
 pub enum OpenCtiError {
     #[error("OpenCTI API: {0}")]
     Api(#[from] ApiError),
+    /// The start-up health check failed (pycti: "OpenCTI API is not reachable").
+    #[error("OpenCTI API is not reachable: {0}")]
+    Unreachable(ApiError),
     #[error("RabbitMQ: {0}")]
     Broker(#[from] BrokerError),
     #[error("OpenCTI configuration: {0}")]
@@ -97,7 +109,9 @@ impl From<OpenCtiError> for SinkError {
     fn from(error: OpenCtiError) -> Self {
         match error {
             OpenCtiError::Broker(broker) => SinkError::Broker(broker.to_string()),
-            OpenCtiError::Api(api) => SinkError::Api(api.to_string()),
+            OpenCtiError::Api(api) | OpenCtiError::Unreachable(api) => {
+                SinkError::Api(api.to_string())
+            }
             other => SinkError::Api(other.to_string()),
         }
     }
@@ -141,6 +155,95 @@ pub fn remote_state_changed(
     local != remote
 }
 
+/// pycti's local overrides of the broker connection data the platform advertises
+/// (`MQ_HOST`, `MQ_PORT`, `MQ_VHOST`, `MQ_USE_SSL`, `MQ_USER`, `MQ_PASS`; `mq.*` in pycti's
+/// config file), plus the CA it trusts for the broker (`MQ_USE_SSL_CA`: a PEM file path or
+/// the PEM text itself). Unlike pycti, whose default skips the broker's certificate check
+/// (`MQ_USE_SSL_REJECT_UNAUTHORIZED=false`), the certificate is always verified.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BrokerOverrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub vhost: Option<String>,
+    pub use_ssl: Option<bool>,
+    pub user: Option<String>,
+    pub pass: Option<Secret>,
+    pub ca: Option<String>,
+}
+
+impl BrokerOverrides {
+    /// Reads the `MQ_*` variables from the environment (empty values are ignored).
+    pub fn from_env() -> Result<Self, OpenCtiError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Same as [`BrokerOverrides::from_env`] over any variable source.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, OpenCtiError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let port = match get("MQ_PORT") {
+            Some(text) => Some(text.trim().parse::<u16>().map_err(|_| {
+                OpenCtiError::Config(format!("MQ_PORT: {text:?} is not a port number"))
+            })?),
+            None => None,
+        };
+        let use_ssl = match get("MQ_USE_SSL") {
+            Some(text) => Some(parse_bool(&text).ok_or_else(|| {
+                OpenCtiError::Config(format!("MQ_USE_SSL: {text:?} is not a boolean"))
+            })?),
+            None => None,
+        };
+        Ok(BrokerOverrides {
+            host: get("MQ_HOST"),
+            port,
+            vhost: get("MQ_VHOST"),
+            use_ssl,
+            user: get("MQ_USER"),
+            pass: get("MQ_PASS").map(Secret::new),
+            ca: get("MQ_USE_SSL_CA"),
+        })
+    }
+
+    fn apply(&self, broker: &mut BrokerEndpoint) -> Result<(), OpenCtiError> {
+        if let Some(host) = &self.host {
+            broker.host = host.clone();
+        }
+        if let Some(port) = self.port {
+            broker.port = port;
+        }
+        if let Some(vhost) = &self.vhost {
+            broker.vhost = vhost.clone();
+        }
+        if let Some(use_ssl) = self.use_ssl {
+            broker.use_ssl = use_ssl;
+        }
+        if let Some(user) = &self.user {
+            broker.user = user.clone();
+        }
+        if let Some(pass) = &self.pass {
+            broker.pass = pass.clone();
+        }
+        if let Some(ca) = &self.ca {
+            let pem = if ca.contains("-----BEGIN") {
+                ca.clone()
+            } else {
+                std::fs::read_to_string(ca)
+                    .map_err(|e| OpenCtiError::Config(format!("MQ_USE_SSL_CA {ca}: {e}")))?
+            };
+            broker.ca_pem = Some(pem);
+        }
+        Ok(())
+    }
+}
+
+/// pycti's boolean spelling for config values.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Some(true),
+        "false" | "no" | "0" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// The control plane: one per process.
 pub struct OpenCti {
     client: GraphqlClient,
@@ -173,8 +276,19 @@ impl OpenCti {
     }
 
     /// Start-up as pycti's helper: two health checks (pycti builds two API clients), then
-    /// `registerConnector`. Fails when the API is unreachable or refuses the registration.
+    /// `registerConnector`, then the `MQ_*` environment overrides of the broker connection.
+    /// Fails when the API is unreachable or refuses the registration.
     pub async fn connect(settings: &Settings) -> Result<Self, OpenCtiError> {
+        let overrides = BrokerOverrides::from_env()?;
+        Self::connect_with_broker_overrides(settings, &overrides).await
+    }
+
+    /// [`OpenCti::connect`] with the broker overrides given instead of read from the
+    /// environment (e.g. from a configuration file).
+    pub async fn connect_with_broker_overrides(
+        settings: &Settings,
+        overrides: &BrokerOverrides,
+    ) -> Result<Self, OpenCtiError> {
         let connector_id = settings
             .connector
             .id
@@ -186,9 +300,7 @@ impl OpenCti {
             client
                 .execute("healthCheck", HEALTH_CHECK, json!({}))
                 .await
-                .map_err(|error| {
-                    OpenCtiError::Config(format!("OpenCTI API is not reachable: {error}"))
-                })?;
+                .map_err(OpenCtiError::Unreachable)?;
         }
         let connector = &settings.connector;
         let input = variables([
@@ -212,7 +324,8 @@ impl OpenCti {
                 variables([("input", input)]),
             )
             .await?;
-        let registration = parse_registration(&data)?;
+        let mut registration = parse_registration(&data)?;
+        overrides.apply(&mut registration.broker)?;
         info!(
             connector_id = %registration.connector_id,
             push_queue = %registration.push_queue,
@@ -554,26 +667,39 @@ impl OpenCtiSink {
         Ok(created)
     }
 
-    async fn push_amqp(
+    /// Splits the bundle off the async threads; pycti raises "Nothing to import" when no
+    /// object is left, whatever the queue protocol.
+    async fn split(
         &self,
-        publisher: &AmqpPublisher,
         delivery: Delivery<'_>,
         work_id: &str,
-    ) -> Result<u64, OpenCtiError> {
+    ) -> Result<Vec<String>, OpenCtiError> {
         let bundle = delivery.bundle_json.to_string();
         let applicant_id = self.opencti.registration.applicant_id.clone();
         let work = work_id.to_string();
+        let split_error = |reason: String| OpenCtiError::Split {
+            event: delivery.event_uuid.to_string(),
+            reason,
+        };
         let messages =
             tokio::task::spawn_blocking(move || queue_messages(&bundle, &applicant_id, &work))
                 .await
-                .map_err(|e| OpenCtiError::Split {
-                    event: delivery.event_uuid.to_string(),
-                    reason: format!("splitter task failed: {e}"),
-                })?
-                .map_err(|reason| OpenCtiError::Split {
-                    event: delivery.event_uuid.to_string(),
-                    reason,
-                })?;
+                .map_err(|e| split_error(format!("splitter task failed: {e}")))?
+                .map_err(split_error)?;
+        if messages.is_empty() {
+            return Err(split_error(
+                "Nothing to import (no object OpenCTI supports)".into(),
+            ));
+        }
+        Ok(messages)
+    }
+
+    async fn push_amqp(
+        &self,
+        publisher: &AmqpPublisher,
+        messages: &[String],
+        work_id: &str,
+    ) -> Result<u64, OpenCtiError> {
         // pycti adds the expectations before publishing and only logs a failure.
         if let Err(error) = self.opencti.add_expectations(work_id, messages.len()).await {
             if error.graphql_name() == Some("WORK_NOT_ALIVE") {
@@ -582,7 +708,7 @@ impl OpenCtiSink {
                 warn!(work_id, error = %error, "cannot add expectations");
             }
         }
-        let confirmed = publisher.publish_all(&messages).await?;
+        let confirmed = publisher.publish_all(messages).await?;
         Ok(confirmed as u64)
     }
 }
@@ -629,9 +755,11 @@ impl Sink for OpenCtiSink {
 
     async fn push(&self, delivery: Delivery<'_>) -> Result<Receipt, SinkError> {
         let work_id = self.work_id().await?;
+        let split = self.split(delivery, &work_id).await?;
         let messages = match &self.publisher {
-            Some(publisher) => self.push_amqp(publisher, delivery, &work_id).await?,
+            Some(publisher) => self.push_amqp(publisher, &split, &work_id).await?,
             None => {
+                // The api protocol sends the original bundle; the platform splits it.
                 self.opencti
                     .stix_bundle_push(delivery.bundle_json, &work_id)
                     .await?;
@@ -705,6 +833,64 @@ mod tests {
         };
         assert!(
             closing_message(&failed, None).starts_with("Connector run finished with errors (3")
+        );
+    }
+
+    #[test]
+    fn broker_overrides_replace_the_advertised_connection() {
+        let variables = [
+            ("MQ_HOST", "mq.internal"),
+            ("MQ_PORT", "5671"),
+            ("MQ_USE_SSL", "true"),
+            ("MQ_PASS", "pw"),
+            ("MQ_VHOST", ""),
+            (
+                "MQ_USE_SSL_CA",
+                "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+            ),
+        ];
+        let lookup = |name: &str| {
+            variables
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        };
+        let overrides = BrokerOverrides::from_lookup(lookup).unwrap();
+        let mut broker = BrokerEndpoint {
+            host: "rabbitmq".into(),
+            port: 5672,
+            vhost: "/".into(),
+            user: "guest".into(),
+            pass: Secret::new("guest"),
+            use_ssl: false,
+            ca_pem: None,
+        };
+        overrides.apply(&mut broker).unwrap();
+        assert_eq!(broker.host, "mq.internal");
+        assert_eq!(broker.port, 5671);
+        assert!(broker.use_ssl);
+        assert_eq!(broker.vhost, "/", "empty values do not override");
+        assert_eq!(broker.user, "guest");
+        assert_eq!(broker.pass.expose(), "pw");
+        assert!(
+            broker
+                .ca_pem
+                .as_deref()
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
+
+        let bad_port =
+            BrokerOverrides::from_lookup(|name| (name == "MQ_PORT").then(|| "99999".to_string()));
+        assert!(bad_port.unwrap_err().to_string().contains("MQ_PORT"));
+        let missing_ca = BrokerOverrides {
+            ca: Some("/nonexistent/ca.pem".into()),
+            ..BrokerOverrides::default()
+        };
+        let error = missing_ca.apply(&mut broker).unwrap_err().to_string();
+        assert!(
+            error.contains("MQ_USE_SSL_CA /nonexistent/ca.pem"),
+            "{error}"
         );
     }
 

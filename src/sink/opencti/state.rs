@@ -79,10 +79,10 @@ impl ConnectorState {
     /// The checkpoint to resume from, as the Python connector derives it: the
     /// `last_event_timestamp` when both it and `last_event` are present, else `last_run`.
     pub fn effective_checkpoint(&self) -> Option<i64> {
-        if self.last_event.is_some() {
-            if let Some(timestamp) = self.last_event_timestamp {
-                return Some(timestamp);
-            }
+        if self.last_event.is_some()
+            && let Some(timestamp) = self.last_event_timestamp
+        {
+            return Some(timestamp);
         }
         let last_run = self.last_run.as_deref()?;
         DateTime::parse_from_rfc3339(last_run)
