@@ -24,7 +24,7 @@ pub enum QueueProtocol {
     Api,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpenCtiSettings {
     /// `OPENCTI_URL`; `None` means offline (directory sink only).
     pub url: Option<String>,
@@ -78,7 +78,7 @@ pub struct ConnectorSettings {
     pub metrics_port: u16,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MispFeedSettings {
     /// `MISP_FEED_SOURCE_TYPE`
     pub source_type: SourceType,
@@ -115,7 +115,7 @@ pub struct MispFeedSettings {
     pub convert: ConvertOptions,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AwsSettings {
     /// `AWS_ENDPOINT_URL`
     pub endpoint_url: Option<String>,
@@ -188,6 +188,61 @@ impl Default for Settings {
             },
             aws: AwsSettings::default(),
         }
+    }
+}
+
+// URLs may carry a user and password (`https://user:pw@host/feed`): debug output masks them.
+
+fn masked(url: &Option<String>) -> Option<String> {
+    url.as_deref().map(mask_url_credentials)
+}
+
+impl std::fmt::Debug for OpenCtiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenCtiSettings")
+            .field("url", &masked(&self.url))
+            .field("token", &self.token)
+            .field("ssl_verify", &self.ssl_verify)
+            .field("ca_file", &self.ca_file)
+            .field("json_logging", &self.json_logging)
+            .field("custom_headers", &self.custom_headers)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MispFeedSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MispFeedSettings")
+            .field("source_type", &self.source_type)
+            .field("url", &masked(&self.url))
+            .field("ssl_verify", &self.ssl_verify)
+            .field("http_authorization_header", &self.http_authorization_header)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("bucket_name", &self.bucket_name)
+            .field("bucket_prefix", &self.bucket_prefix)
+            .field("s3_delete_after_import", &self.s3_delete_after_import)
+            .field("import_from_date", &self.import_from_date)
+            .field("ledger_path", &self.ledger_path)
+            .field("max_file_size", &self.max_file_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("http_retries", &self.http_retries)
+            .field("fetch_concurrency", &self.fetch_concurrency)
+            .field("max_attempts", &self.max_attempts)
+            .field("convert", &self.convert)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AwsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsSettings")
+            .field("endpoint_url", &masked(&self.endpoint_url))
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key)
+            .field("region", &self.region)
+            .field("force_path_style", &self.force_path_style)
+            .finish()
     }
 }
 
