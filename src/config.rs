@@ -111,6 +111,9 @@ pub struct MispFeedSettings {
     pub fetch_concurrency: usize,
     /// `MISP_FEED_MAX_ATTEMPTS` (ours): failed events are retried by later runs up to this.
     pub max_attempts: u32,
+    /// `MISP_FEED_RETRY_BACKOFF` in seconds (ours): delay before a failed event's first retry,
+    /// doubling with each further failure (capped at 6 h).
+    pub retry_backoff: Duration,
     /// Conversion options, `MISP_FEED_CREATE_REPORTS` ... and `MISP_FEED_REFERENCE_COMPAT`.
     pub convert: ConvertOptions,
 }
@@ -184,6 +187,7 @@ impl Default for Settings {
                 http_retries: 4,
                 fetch_concurrency: 4,
                 max_attempts: 5,
+                retry_backoff: Duration::from_secs(60),
                 convert: ConvertOptions::default(),
             },
             aws: AwsSettings::default(),

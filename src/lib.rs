@@ -5,7 +5,10 @@
 //! -> `sink` (a bundle folder, or OpenCTI over RabbitMQ / the HTTP API).
 //! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all.
 
+pub mod app;
 pub mod config;
+mod config_load_tmp;
+pub mod connector;
 pub mod convert;
 pub mod ledger;
 pub mod pipeline;

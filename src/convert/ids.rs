@@ -1,2 +1,568 @@
 //! Deterministic STIX ids: pycti's `generate_id` (uuid5 over RFC 8785 canonical JSON in
 //! OpenCTI's namespace) and the stix2 library's cyber-observable ids.
+//!
+//! Every function here must give the byte-identical id the Python connector gets, because
+//! OpenCTI deduplicates on those ids: a different id for the same report or observable would
+//! create a duplicate. `tests/fixtures/id_vectors.json` (made by `scripts/gen_id_vectors.py`
+//! with the real pycti and stix2) pins that down.
+
+use chrono::{DateTime, FixedOffset, Timelike, Utc};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// The uuid5 namespace of both pycti's `generate_id` and stix2's SCO ids (they share it).
+pub const OPENCTI_NAMESPACE: Uuid = Uuid::from_u128(0x00abedb4_aa42_466c_9c01_fed23315a9b7);
+
+/// `stix2.TLP_WHITE` (also what the connector uses for `tlp:clear`).
+pub const TLP_WHITE_ID: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
+/// `stix2.TLP_GREEN`.
+pub const TLP_GREEN_ID: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
+/// `stix2.TLP_AMBER`.
+pub const TLP_AMBER_ID: &str = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
+/// `stix2.TLP_RED`.
+pub const TLP_RED_ID: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
+/// OpenCTI's fixed id for `TLP:AMBER+STRICT` (pycti `MarkingDefinition.generate_id`).
+pub const TLP_AMBER_STRICT_ID: &str = "marking-definition--826578e1-40ad-459f-bc73-ede076f81f37";
+
+/// A date-time argument of a pycti `generate_id`: the Python connector passes either a
+/// ready string (used verbatim) or a `datetime` (pycti turns it into `isoformat()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTime<'a> {
+    /// A string, used as is.
+    Text(&'a str),
+    /// A timezone-aware `datetime`; rendered as Python's `isoformat()`.
+    DateTime(DateTime<FixedOffset>),
+}
+
+impl<'a> From<&'a str> for IdTime<'a> {
+    fn from(text: &'a str) -> Self {
+        IdTime::Text(text)
+    }
+}
+
+impl<'a> From<&'a String> for IdTime<'a> {
+    fn from(text: &'a String) -> Self {
+        IdTime::Text(text.as_str())
+    }
+}
+
+impl From<DateTime<Utc>> for IdTime<'_> {
+    fn from(moment: DateTime<Utc>) -> Self {
+        IdTime::DateTime(moment.fixed_offset())
+    }
+}
+
+impl From<DateTime<FixedOffset>> for IdTime<'_> {
+    fn from(moment: DateTime<FixedOffset>) -> Self {
+        IdTime::DateTime(moment)
+    }
+}
+
+impl IdTime<'_> {
+    fn to_value(self) -> Value {
+        match self {
+            IdTime::Text(text) => Value::String(text.to_owned()),
+            IdTime::DateTime(moment) => Value::String(python_isoformat(&moment)),
+        }
+    }
+}
+
+/// Python's `datetime.isoformat()` for an aware datetime: `YYYY-MM-DDTHH:MM:SS[.ffffff]+HH:MM`
+/// (microseconds only when non-zero, offset seconds only when non-zero).
+pub fn python_isoformat(moment: &DateTime<FixedOffset>) -> String {
+    let mut text = moment.format("%Y-%m-%dT%H:%M:%S").to_string();
+    // Python keeps microseconds; a chrono leap second (nanos >= 1e9) has no Python equivalent.
+    let micros = (moment.nanosecond() % 1_000_000_000) / 1_000;
+    if micros != 0 {
+        text.push_str(&format!(".{micros:06}"));
+    }
+    let offset = moment.offset().local_minus_utc();
+    let sign = if offset < 0 { '-' } else { '+' };
+    let magnitude = offset.unsigned_abs();
+    text.push_str(&format!(
+        "{sign}{:02}:{:02}",
+        magnitude / 3600,
+        (magnitude % 3600) / 60
+    ));
+    if !magnitude.is_multiple_of(60) {
+        text.push_str(&format!(":{:02}", magnitude % 60));
+    }
+    text
+}
+
+/// Python's `str.strip()` without arguments: strips what `str.isspace()` accepts, which is
+/// Unicode White_Space plus the separators U+001C..U+001F that Rust's `trim` keeps.
+pub fn python_strip(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// Python's `str.lower()` (full Unicode mapping, final sigma included, like Rust's).
+fn python_lower(text: &str) -> String {
+    text.to_lowercase()
+}
+
+/// pycti's `value.lower().strip()` (lowering first, as pycti does).
+fn lower_strip(text: &str) -> String {
+    python_strip(&python_lower(text)).to_owned()
+}
+
+/// RFC 8785 canonical JSON exactly as stix2's `canonicalize(obj, utf8=False)` renders it
+/// (which pycti uses): keys sorted by UTF-16 code units, no whitespace, only `"`, `\` and
+/// control characters escaped (non-ASCII kept raw), every number printed the ECMAScript way
+/// after conversion to a double (so big integers lose precision, as in Python).
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(number) => {
+            // serde_json numbers are i64, u64 or finite f64; Python also goes through float().
+            let double = if let Some(signed) = number.as_i64() {
+                signed as f64
+            } else if let Some(unsigned) = number.as_u64() {
+                unsigned as f64
+            } else {
+                number.as_f64().unwrap_or(0.0)
+            };
+            out.push_str(&es6_number(double));
+        }
+        Value::String(text) => write_canonical_string(text, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+            sorted.sort_by(|left, right| left.0.encode_utf16().cmp(right.0.encode_utf16()));
+            out.push('{');
+            for (index, (key, member)) in sorted.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical_string(key, out);
+                out.push(':');
+                write_canonical(member, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_canonical_string(text: &str, out: &mut String) {
+    out.push('"');
+    for character in text.chars() {
+        match character {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            control if (control as u32) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", control as u32));
+            }
+            other => out.push(other),
+        }
+    }
+    out.push('"');
+}
+
+/// ECMAScript `Number.prototype.toString` of a finite double, from its shortest round-trip
+/// digits (Python's `repr` and Rust's `{:e}` both produce those).
+fn es6_number(double: f64) -> String {
+    if double == 0.0 || !double.is_finite() {
+        return "0".to_owned();
+    }
+    let scientific = format!("{:e}", double.abs());
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .unwrap_or((scientific.as_str(), "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let digit_count = digits.len() as i32;
+    // `point` is where the decimal point falls relative to the start of `digits`.
+    let point = exponent + 1;
+    let mut text = String::new();
+    if double < 0.0 {
+        text.push('-');
+    }
+    if digit_count <= point && point <= 21 {
+        text.push_str(&digits);
+        text.push_str(&"0".repeat((point - digit_count) as usize));
+    } else if 0 < point && point <= 21 {
+        text.push_str(&digits[..point as usize]);
+        text.push('.');
+        text.push_str(&digits[point as usize..]);
+    } else if -6 < point && point <= 0 {
+        text.push_str("0.");
+        text.push_str(&"0".repeat((-point) as usize));
+        text.push_str(&digits);
+    } else {
+        text.push_str(&digits[..1]);
+        if digit_count > 1 {
+            text.push('.');
+            text.push_str(&digits[1..]);
+        }
+        text.push('e');
+        text.push(if point - 1 < 0 { '-' } else { '+' });
+        text.push_str(&(point - 1).abs().to_string());
+    }
+    text
+}
+
+/// `"<stix_type>--<uuid5(OpenCTI namespace, canonical_json(data))>"`, the common tail of every
+/// pycti `generate_id`.
+pub fn pycti_id(stix_type: &str, data: &Value) -> String {
+    let uuid = Uuid::new_v5(&OPENCTI_NAMESPACE, canonical_json(data).as_bytes());
+    format!("{stix_type}--{uuid}")
+}
+
+fn object(members: Vec<(&str, Value)>) -> Value {
+    let mut map = Map::new();
+    for (key, member) in members {
+        map.insert(key.to_owned(), member);
+    }
+    Value::Object(map)
+}
+
+fn text(value: &str) -> Value {
+    Value::String(value.to_owned())
+}
+
+/// pycti `Report.generate_id(name, published)`; the connector passes a UTC `datetime`.
+pub fn report_id<'a>(name: &str, published: impl Into<IdTime<'a>>) -> String {
+    let data = object(vec![
+        ("name", text(&lower_strip(name))),
+        ("published", published.into().to_value()),
+    ]);
+    pycti_id("report", &data)
+}
+
+/// pycti `Indicator.generate_id(pattern)`.
+pub fn indicator_id(pattern: &str) -> String {
+    pycti_id(
+        "indicator",
+        &object(vec![("pattern", text(python_strip(pattern)))]),
+    )
+}
+
+/// pycti `Identity.generate_id(name, identity_class)`.
+pub fn identity_id(name: &str, identity_class: &str) -> String {
+    let data = object(vec![
+        ("name", text(&lower_strip(name))),
+        ("identity_class", text(&python_lower(identity_class))),
+    ]);
+    pycti_id("identity", &data)
+}
+
+fn name_only_id(stix_type: &str, name: &str) -> String {
+    pycti_id(stix_type, &object(vec![("name", text(&lower_strip(name)))]))
+}
+
+/// pycti `Malware.generate_id(name)`.
+pub fn malware_id(name: &str) -> String {
+    name_only_id("malware", name)
+}
+
+/// pycti `IntrusionSet.generate_id(name)`.
+pub fn intrusion_set_id(name: &str) -> String {
+    name_only_id("intrusion-set", name)
+}
+
+/// pycti `Tool.generate_id(name)`.
+pub fn tool_id(name: &str) -> String {
+    name_only_id("tool", name)
+}
+
+/// pycti `AttackPattern.generate_id(name, x_mitre_id)`: the MITRE id wins when it is
+/// non-empty after lowercasing and stripping.
+pub fn attack_pattern_id(name: &str, x_mitre_id: Option<&str>) -> String {
+    let mitre = x_mitre_id.map(lower_strip).unwrap_or_default();
+    let data = if mitre.is_empty() {
+        object(vec![("name", text(&lower_strip(name)))])
+    } else {
+        object(vec![("x_mitre_id", Value::String(mitre))])
+    };
+    pycti_id("attack-pattern", &data)
+}
+
+/// pycti `Location.generate_id(name, x_opencti_location_type)` (no latitude/longitude, as
+/// the connector calls it; a `Position` then falls back to the name alone).
+pub fn location_id(name: &str, location_type: &str) -> String {
+    let lowered = lower_strip(name);
+    let data = if location_type == "Position" {
+        object(vec![("name", Value::String(lowered))])
+    } else {
+        object(vec![
+            ("name", Value::String(lowered)),
+            ("x_opencti_location_type", text(location_type)),
+        ])
+    };
+    pycti_id("location", &data)
+}
+
+/// pycti `Note.generate_id(created, content)` (no abstract, as the connector calls it).
+/// The content is stripped but keeps its case.
+pub fn note_id(content: &str, created: Option<IdTime<'_>>) -> String {
+    let mut members = vec![("content", text(python_strip(content)))];
+    if let Some(created) = created {
+        members.push(("created", created.to_value()));
+    }
+    pycti_id("note", &object(members))
+}
+
+/// pycti `MarkingDefinition.generate_id(definition_type, definition)`, including OpenCTI's
+/// fixed ids for the TLP levels.
+pub fn marking_definition_id(definition_type: &str, definition: &str) -> String {
+    if definition_type == "TLP" {
+        let fixed = match definition {
+            "TLP:CLEAR" | "TLP:WHITE" => Some(TLP_WHITE_ID),
+            "TLP:GREEN" => Some(TLP_GREEN_ID),
+            "TLP:AMBER" => Some(TLP_AMBER_ID),
+            "TLP:AMBER+STRICT" => Some(TLP_AMBER_STRICT_ID),
+            "TLP:RED" => Some(TLP_RED_ID),
+            _ => None,
+        };
+        if let Some(fixed) = fixed {
+            return fixed.to_owned();
+        }
+    }
+    let data = object(vec![
+        ("definition_type", text(definition_type)),
+        ("definition", text(definition)),
+    ]);
+    pycti_id("marking-definition", &data)
+}
+
+/// pycti `StixCoreRelationship.generate_id(...)`. As in pycti, `stop_time` only counts when
+/// `start_time` is given too.
+pub fn relationship_id(
+    relationship_type: &str,
+    source_ref: &str,
+    target_ref: &str,
+    start_time: Option<IdTime<'_>>,
+    stop_time: Option<IdTime<'_>>,
+) -> String {
+    let mut members = vec![
+        ("relationship_type", text(relationship_type)),
+        ("source_ref", text(source_ref)),
+        ("target_ref", text(target_ref)),
+    ];
+    if let Some(start) = start_time {
+        members.push(("start_time", start.to_value()));
+        if let Some(stop) = stop_time {
+            members.push(("stop_time", stop.to_value()));
+        }
+    }
+    pycti_id("relationship", &object(members))
+}
+
+/// pycti `StixSightingRelationship.generate_id(...)`. The connector passes one identity id
+/// (a string, not a list) as `where_sighted_refs`; pass `Value::String` for that, or an
+/// array for the list form. `last_seen` only counts when `first_seen` is given too.
+pub fn sighting_id(
+    sighting_of_ref: &str,
+    where_sighted_refs: &Value,
+    first_seen: Option<IdTime<'_>>,
+    last_seen: Option<IdTime<'_>>,
+) -> String {
+    let mut members = vec![
+        ("type", text("sighting")),
+        ("sighting_of_ref", text(sighting_of_ref)),
+        ("where_sighted_refs", where_sighted_refs.clone()),
+    ];
+    if let Some(first) = first_seen {
+        members.push(("first_seen", first.to_value()));
+        if let Some(last) = last_seen {
+            members.push(("last_seen", last.to_value()));
+        }
+    }
+    pycti_id("sighting", &object(members))
+}
+
+/// The id-contributing properties of each SCO type stix2 3.0.2 knows once pycti has
+/// registered its custom observables, in stix2's order.
+pub fn sco_contributing_properties(stix_type: &str) -> Option<&'static [&'static str]> {
+    let properties: &'static [&'static str] = match stix_type {
+        "artifact" => &["hashes", "payload_bin"],
+        "autonomous-system" => &["number"],
+        "directory" => &["path"],
+        "email-message" => &["from_ref", "subject", "body"],
+        "file" => &["hashes", "name", "parent_directory_ref", "extensions"],
+        "mutex" => &["name"],
+        "network-traffic" => &[
+            "start",
+            "end",
+            "src_ref",
+            "dst_ref",
+            "src_port",
+            "dst_port",
+            "protocols",
+            "extensions",
+        ],
+        "process" => &[],
+        "software" => &["name", "cpe", "swid", "vendor", "version"],
+        "user-account" => &["account_type", "user_id", "account_login"],
+        "windows-registry-key" => &["key", "values"],
+        "x509-certificate" => &["hashes", "serial_number"],
+        "bank-account" => &["iban"],
+        "media-content" => &["url"],
+        "payment-card" => &["card_number"],
+        "persona" => &["persona_name", "persona_type"],
+        "ai-prompt"
+        | "credential"
+        | "cryptocurrency-wallet"
+        | "cryptographic-key"
+        | "domain-name"
+        | "email-addr"
+        | "hostname"
+        | "iccid"
+        | "imei"
+        | "imsi"
+        | "ipv4-addr"
+        | "ipv6-addr"
+        | "mac-addr"
+        | "phone-number"
+        | "ssh-key"
+        | "text"
+        | "tracking-number"
+        | "url"
+        | "user-agent" => &["value"],
+        _ => return None,
+    };
+    Some(properties)
+}
+
+/// The name stix2's `HashesProperty` stores a hash under: a recognised algorithm gets the
+/// STIX 2.1 vocabulary spelling (`md5` -> `MD5`, `sha256` -> `SHA-256`); others stay as given.
+fn stix_hash_name(key: &str) -> String {
+    let algorithm: String = key.chars().filter(|c| *c != '-').collect();
+    let spec = match algorithm.to_uppercase().as_str() {
+        "MD5" => "MD5",
+        "SHA1" => "SHA-1",
+        "SHA256" => "SHA-256",
+        "SHA512" => "SHA-512",
+        "SHA3256" => "SHA3-256",
+        "SHA3512" => "SHA3-512",
+        "SSDEEP" => "SSDEEP",
+        "TLSH" => "TLSH",
+        _ => return key.to_owned(),
+    };
+    spec.to_owned()
+}
+
+/// stix2's `_choose_one_hash`: MD5, else SHA-1, else SHA-256, else SHA-512, else the first.
+fn choose_one_hash(hashes: &Map<String, Value>) -> Option<Value> {
+    let mut normalised = Map::new();
+    for (key, hash) in hashes {
+        normalised.insert(stix_hash_name(key), hash.clone());
+    }
+    let chosen = ["MD5", "SHA-1", "SHA-256", "SHA-512"]
+        .into_iter()
+        .find_map(|name| normalised.get_key_value(name))
+        .or_else(|| normalised.iter().next())?;
+    let mut single = Map::new();
+    single.insert(chosen.0.clone(), chosen.1.clone());
+    Some(Value::Object(single))
+}
+
+/// The deterministic id stix2 gives an SCO of `stix_type` built from `properties` (the
+/// object's properties as passed to the stix2 constructor; extra ones are ignored), or `None`
+/// where stix2 would fall back to a random uuid4: unknown type, or no contributing property
+/// set. Like stix2, null and empty-list properties count as absent.
+pub fn try_sco_id(stix_type: &str, properties: &Value) -> Option<String> {
+    let contributing = sco_contributing_properties(stix_type)?;
+    let mut data = Map::new();
+    for &name in contributing {
+        let Some(value) = properties.get(name) else {
+            continue;
+        };
+        if value.is_null() || value.as_array().is_some_and(Vec::is_empty) {
+            continue;
+        }
+        let value = if name == "hashes" {
+            match value.as_object().and_then(choose_one_hash) {
+                Some(chosen) => chosen,
+                None => continue,
+            }
+        } else {
+            value.clone()
+        };
+        data.insert(name.to_owned(), value);
+    }
+    if data.is_empty() {
+        return None;
+    }
+    let uuid = Uuid::new_v5(
+        &OPENCTI_NAMESPACE,
+        canonical_json(&Value::Object(data)).as_bytes(),
+    );
+    Some(format!("{stix_type}--{uuid}"))
+}
+
+/// [`try_sco_id`], falling back to a random uuid4 id exactly where stix2 does.
+pub fn sco_id(stix_type: &str, contributing: &Value) -> String {
+    try_sco_id(stix_type, contributing)
+        .unwrap_or_else(|| format!("{stix_type}--{}", Uuid::new_v4()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn es6_numbers_follow_ecmascript_rules() {
+        let cases = [
+            (1.0, "1"),
+            (-0.0, "0"),
+            (0.5, "0.5"),
+            (1e21, "1e+21"),
+            (1e20, "100000000000000000000"),
+            (1.5e-7, "1.5e-7"),
+            (0.000001, "0.000001"),
+            (123.456, "123.456"),
+            (-2.5e300, "-2.5e+300"),
+        ];
+        for (double, expected) in cases {
+            assert_eq!(es6_number(double), expected, "{double}");
+        }
+    }
+
+    #[test]
+    fn python_strip_removes_information_separators() {
+        assert_eq!(python_strip("\u{1c}\u{a0} x y\u{1f}\u{3000}"), "x y");
+        assert_eq!(python_strip("\u{200b}x"), "\u{200b}x");
+    }
+
+    #[test]
+    fn isoformat_matches_python() {
+        let moment = DateTime::parse_from_rfc3339("2023-04-05T06:07:08.250Z").unwrap();
+        assert_eq!(
+            python_isoformat(&moment),
+            "2023-04-05T06:07:08.250000+00:00"
+        );
+        let whole = DateTime::parse_from_rfc3339("2023-04-05T06:07:08-05:30").unwrap();
+        assert_eq!(python_isoformat(&whole), "2023-04-05T06:07:08-05:30");
+    }
+
+    #[test]
+    fn sco_without_contributing_properties_is_random() {
+        assert_eq!(try_sco_id("process", &json!({"pid": 4})), None);
+        assert_eq!(try_sco_id("domain-name", &json!({"value": null})), None);
+        assert_ne!(sco_id("process", &json!({})), sco_id("process", &json!({})));
+    }
+}

@@ -1,1 +1,182 @@
-//! Bundle folder sink (pycti's send_to_directory).
+//! Bundle folder sink: the files pycti's `send_to_directory` writes
+//! (`CONNECTOR_SEND_TO_DIRECTORY_PATH`), so tools that read that folder keep working.
+//!
+//! Each bundle is wrapped in pycti's message envelope (`bundle_type: DIRECTORY_BUNDLE`),
+//! written under a temporary name, synced, then renamed: a reader never sees half a file,
+//! and a receipt is only given for a file that is complete on disk.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{Delivery, Receipt, RunSummary, Sink, SinkError};
+
+pub struct DirectorySink {
+    folder: PathBuf,
+    connector_id: Option<String>,
+    connector_name: String,
+    connector_type: String,
+    scope: Vec<String>,
+    auto: bool,
+    retention: Option<Duration>,
+    /// Makes names unique when two bundles are written within the same clock tick.
+    sequence: AtomicU64,
+}
+
+impl DirectorySink {
+    pub fn new(settings: &crate::config::Settings) -> Result<DirectorySink, SinkError> {
+        let folder = settings
+            .connector
+            .send_to_directory_path
+            .clone()
+            .ok_or_else(|| {
+                SinkError::Io(
+                    "CONNECTOR_SEND_TO_DIRECTORY is on but CONNECTOR_SEND_TO_DIRECTORY_PATH is not set"
+                        .into(),
+                )
+            })?;
+        std::fs::create_dir_all(&folder).map_err(|e| {
+            SinkError::Io(format!(
+                "cannot create bundle folder {}: {e}",
+                folder.display()
+            ))
+        })?;
+        let days = settings.connector.send_to_directory_retention_days;
+        Ok(DirectorySink {
+            folder,
+            connector_id: settings.connector.id.clone(),
+            connector_name: settings.connector.name.clone(),
+            connector_type: settings.connector.connector_type.clone(),
+            scope: settings.connector.scope.clone(),
+            auto: settings.connector.auto,
+            retention: (days > 0).then(|| Duration::from_secs(86_400 * u64::from(days))),
+            sequence: AtomicU64::new(0),
+        })
+    }
+
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    /// pycti's name: `<connector name, lower case, spaces as _>-<YYYYmmdd-HHMMSS>-<epoch seconds>.json`,
+    /// with a sequence number so that names never collide.
+    fn file_name(&self) -> String {
+        let now = chrono::Utc::now();
+        let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{}-{}-{}.{:06}{:04}.json",
+            self.connector_name.to_lowercase().replace(' ', "_"),
+            now.format("%Y%m%d-%H%M%S"),
+            now.timestamp(),
+            now.timestamp_subsec_micros(),
+            seq % 10_000
+        )
+    }
+
+    fn envelope(&self, bundle: Value) -> Value {
+        json!({
+            "bundle_type": "DIRECTORY_BUNDLE",
+            "applicant_id": Value::Null,
+            "connector": {
+                "id": self.connector_id,
+                "name": self.connector_name,
+                "type": self.connector_type,
+                "scope": self.scope.join(","),
+                "auto": self.auto,
+                "validate_before_import": false,
+            },
+            "entities_types": Value::Null,
+            "bundle": bundle,
+            "update": false,
+        })
+    }
+
+    /// Removes `.json` files older than the retention, as pycti does before each write.
+    fn prune_expired(&self) {
+        let Some(retention) = self.retention else {
+            return;
+        };
+        let Some(cutoff) = SystemTime::now().checked_sub(retention) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&self.folder) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cutoff)
+                && let Err(e) = std::fs::remove_file(&path)
+            {
+                tracing::warn!(file = %path.display(), error = %e, "could not remove an expired bundle file");
+            }
+        }
+    }
+
+    fn write_file(&self, event_uuid: &str, content: &[u8]) -> Result<PathBuf, SinkError> {
+        let name = self.file_name();
+        let final_path = self.folder.join(&name);
+        let temp_path = self.folder.join(format!("{name}.tmp"));
+        let io_error = |what: &str, e: std::io::Error| {
+            SinkError::Io(format!(
+                "event {event_uuid}: {what} {}: {e}",
+                temp_path.display()
+            ))
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options
+            .open(&temp_path)
+            .map_err(|e| io_error("cannot create", e))?;
+        file.write_all(content)
+            .map_err(|e| io_error("cannot write", e))?;
+        file.sync_all().map_err(|e| io_error("cannot sync", e))?;
+        drop(file);
+        std::fs::rename(&temp_path, &final_path).map_err(|e| io_error("cannot rename", e))?;
+        // The rename is durable only once the folder itself is synced.
+        if let Ok(dir) = std::fs::File::open(&self.folder) {
+            let _ = dir.sync_all();
+        }
+        Ok(final_path)
+    }
+}
+
+#[async_trait]
+impl Sink for DirectorySink {
+    fn name(&self) -> &'static str {
+        "directory"
+    }
+
+    async fn push(&self, delivery: Delivery<'_>) -> Result<Receipt, SinkError> {
+        let bundle: Value = serde_json::from_str(delivery.bundle_json).map_err(|e| {
+            SinkError::Io(format!(
+                "event {}: bundle is not JSON: {e}",
+                delivery.event_uuid
+            ))
+        })?;
+        let content = serde_json::to_vec(&self.envelope(bundle))
+            .map_err(|e| SinkError::Io(format!("event {}: {e}", delivery.event_uuid)))?;
+        self.prune_expired();
+        let path = self.write_file(delivery.event_uuid, &content)?;
+        Ok(Receipt {
+            destination: path.display().to_string(),
+            messages: 1,
+        })
+    }
+
+    async fn finish_run(&self, _summary: &RunSummary) -> Result<(), SinkError> {
+        Ok(())
+    }
+}

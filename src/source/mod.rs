@@ -3,9 +3,13 @@
 
 pub mod http;
 pub mod local;
+pub mod manifest;
+pub mod retry;
 pub mod s3;
 
 use async_trait::async_trait;
+
+use crate::config::{Settings, SourceType};
 
 /// One entry of a feed's `manifest.json`: an event uuid and its timestamp.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,5 +85,82 @@ pub trait FeedSource: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), SourceError> {
         let _ = key;
         Ok(())
+    }
+}
+
+impl SourceError {
+    /// Whether trying the same request again later may succeed (a network fault or a
+    /// server-side error), as opposed to a verdict about the file itself.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Transport { .. })
+    }
+}
+
+/// Builds the source that `settings.misp_feed` describes: an S3 bucket for `source_type: s3`,
+/// otherwise an HTTP(S) feed for `http://` / `https://` URLs and a local folder for
+/// `file://` URLs and plain paths.
+pub async fn build_source(settings: &Settings) -> Result<Box<dyn FeedSource>, SourceError> {
+    let feed = &settings.misp_feed;
+    match feed.source_type {
+        SourceType::S3 => {
+            let source = s3::S3Source::from_settings(feed, &settings.aws).await?;
+            Ok(Box::new(source))
+        }
+        SourceType::Url => {
+            let url = feed
+                .url
+                .as_deref()
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .ok_or_else(|| SourceError::Invalid {
+                    what: "MISP_FEED_URL".into(),
+                    message: "is not set (required when MISP_FEED_SOURCE_TYPE is url)".into(),
+                })?;
+            match FeedLocation::parse(url)? {
+                FeedLocation::Http(url) => {
+                    let options = http::HttpOptions::from_settings(feed);
+                    Ok(Box::new(http::HttpSource::new(&url, options)?))
+                }
+                FeedLocation::Folder(path) => Ok(Box::new(local::LocalSource::new(
+                    &path,
+                    feed.max_file_size,
+                )?)),
+            }
+        }
+    }
+}
+
+/// Where a `MISP_FEED_URL` points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedLocation {
+    /// An `http://` or `https://` URL.
+    Http(String),
+    /// A local folder, from a `file://` URL or a plain path.
+    Folder(std::path::PathBuf),
+}
+
+impl FeedLocation {
+    pub fn parse(url: &str) -> Result<FeedLocation, SourceError> {
+        let invalid = |message: String| SourceError::Invalid {
+            what: "MISP_FEED_URL".into(),
+            message,
+        };
+        let Some((scheme, _)) = url.split_once("://") else {
+            return Ok(FeedLocation::Folder(url.into()));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "http" | "https" => Ok(FeedLocation::Http(url.to_string())),
+            "file" => {
+                let parsed = url::Url::parse(url)
+                    .map_err(|err| invalid(format!("not a valid file:// URL: {err}")))?;
+                let path = parsed.to_file_path().map_err(|()| {
+                    invalid("a file:// URL must name a local absolute path".into())
+                })?;
+                Ok(FeedLocation::Folder(path))
+            }
+            other => Err(invalid(format!(
+                "unsupported scheme {other:?} (use http, https, file or a plain path)"
+            ))),
+        }
     }
 }

@@ -1,0 +1,429 @@
+//! Publishing split bundles to OpenCTI's worker exchange, as pycti does, but with many
+//! messages in flight.
+//!
+//! pycti opens a connection per bundle and waits for each publisher confirm before sending
+//! the next message. Here one connection is kept between pushes (re-opened when it breaks)
+//! and up to [`RetryPolicy::window`] messages await their confirm at once. Wire content is
+//! the same: exchange and routing key from `registerConnector`, `mandatory` off, properties
+//! `delivery_mode=2` and `content_encoding="utf-8"` only, heartbeat 10 s, TLS when `use_ssl`.
+//!
+//! Guarantee: [`AmqpPublisher::publish_all`] returns `Ok` only when the broker has acked
+//! every message. A nack, a broken connection or a confirm that never comes puts the
+//! unconfirmed messages back in the queue of work; they are sent again after a backoff on a
+//! fresh connection. After [`RetryPolicy::max_failed_rounds`] rounds without progress the
+//! call fails and the caller keeps the event for a later run. A message whose confirm was
+//! lost with the connection may reach the queue twice; OpenCTI's import is an upsert, so a
+//! duplicate costs work, not data.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
+use lapin::tcp::OwnedTLSConfig;
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tracing::{info, warn};
+
+use crate::secret::Secret;
+
+/// pycti's AMQP heartbeat on the publishing connection, in seconds.
+const HEARTBEAT_SECONDS: u16 = 10;
+
+/// Where the broker is: `config.connection` of the `registerConnector` answer.
+#[derive(Debug, Clone)]
+pub struct BrokerEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub vhost: String,
+    pub user: String,
+    pub pass: Secret,
+    pub use_ssl: bool,
+    /// Extra CA chain (PEM) trusted for the broker's certificate when `use_ssl`.
+    pub ca_pem: Option<String>,
+}
+
+impl BrokerEndpoint {
+    /// `amqp(s)://host:port/vhost`, without credentials: safe for logs and errors.
+    pub fn display_address(&self) -> String {
+        let scheme = if self.use_ssl { "amqps" } else { "amqp" };
+        format!("{scheme}://{}:{}/{}", self.host, self.port, self.vhost)
+    }
+
+    fn uri(&self) -> AMQPUri {
+        AMQPUri {
+            scheme: if self.use_ssl {
+                AMQPScheme::AMQPS
+            } else {
+                AMQPScheme::AMQP
+            },
+            authority: AMQPAuthority {
+                userinfo: AMQPUserInfo {
+                    username: self.user.clone(),
+                    password: self.pass.expose().to_string(),
+                },
+                host: self.host.clone(),
+                port: self.port,
+            },
+            vhost: self.vhost.clone(),
+            query: AMQPQueryString {
+                heartbeat: Some(HEARTBEAT_SECONDS),
+                connection_timeout: Some(30_000),
+                ..AMQPQueryString::default()
+            },
+        }
+    }
+
+    /// Opens a connection (the caller closes it). Errors never contain the password.
+    pub async fn connect(&self) -> Result<Connection, BrokerError> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name("misp-feed".into())
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio);
+        let tls = OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.ca_pem.clone(),
+        };
+        Connection::connect_uri_with_config(self.uri(), properties, tls)
+            .await
+            .map_err(|e| BrokerError::Connect {
+                address: self.display_address(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Exchange and routing key of the connector's push queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishTarget {
+    pub exchange: String,
+    pub routing_key: String,
+}
+
+/// How hard a push tries before giving the event back to the caller.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Messages published and not yet confirmed, at most.
+    pub window: usize,
+    /// Consecutive rounds that confirm nothing before the push fails.
+    pub max_failed_rounds: u32,
+    /// First pause after a failed round; doubled each further failure.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long one confirm may take before the connection is considered dead.
+    pub confirm_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // 1+2+4+8+16+30+30+30 s: a broker restart or a short network cut is ridden out;
+        // a longer outage fails the push so the ledger retries the event next run.
+        RetryPolicy {
+            window: 1024,
+            max_failed_rounds: 8,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            confirm_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, failed_rounds: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failed_rounds.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot connect to {address}: {reason}")]
+    Connect { address: String, reason: String },
+    #[error(
+        "{confirmed} of {total} messages confirmed after {rounds} failed rounds; last error: {last_error}"
+    )]
+    Unconfirmed {
+        confirmed: usize,
+        total: usize,
+        rounds: u32,
+        last_error: String,
+    },
+}
+
+struct Link {
+    connection: Connection,
+    channel: Channel,
+}
+
+/// Publishes to one exchange / routing key with confirms, reconnecting as needed.
+pub struct AmqpPublisher {
+    endpoint: BrokerEndpoint,
+    target: PublishTarget,
+    policy: RetryPolicy,
+    /// One push at a time uses the channel: messages of an event stay in their order.
+    link: tokio::sync::Mutex<Option<Link>>,
+    /// Links dropped because they broke (for logs and tests).
+    broken_links: AtomicU64,
+}
+
+/// What one pass over the pending messages achieved.
+struct Round {
+    confirmed: usize,
+    /// Indexes to send again (nacked, or unknown fate after a channel error), in order.
+    retry: Vec<usize>,
+    /// Set when the link must be dropped and re-opened.
+    link_error: Option<String>,
+    nacked: usize,
+}
+
+impl AmqpPublisher {
+    pub fn new(endpoint: BrokerEndpoint, target: PublishTarget, policy: RetryPolicy) -> Self {
+        AmqpPublisher {
+            endpoint,
+            target,
+            policy,
+            link: tokio::sync::Mutex::new(None),
+            broken_links: AtomicU64::new(0),
+        }
+    }
+
+    /// How many times a broken connection or channel was dropped and had to be re-opened.
+    pub fn broken_links(&self) -> u64 {
+        self.broken_links.load(Ordering::Relaxed)
+    }
+
+    pub fn target(&self) -> &PublishTarget {
+        &self.target
+    }
+
+    pub fn endpoint(&self) -> &BrokerEndpoint {
+        &self.endpoint
+    }
+
+    /// Publishes every body in order; `Ok(n)` once all `n` are confirmed by the broker.
+    pub async fn publish_all(&self, bodies: &[String]) -> Result<usize, BrokerError> {
+        let total = bodies.len();
+        let mut link = self.link.lock().await;
+        let mut pending: Vec<usize> = (0..total).collect();
+        let mut confirmed = 0usize;
+        let mut failed_rounds = 0u32;
+        while !pending.is_empty() {
+            let round = match self.channel(&mut link).await {
+                Ok(channel) => self.publish_round(&channel, bodies, &pending).await,
+                Err(error) => Round {
+                    confirmed: 0,
+                    retry: pending.clone(),
+                    link_error: Some(error.to_string()),
+                    nacked: 0,
+                },
+            };
+            confirmed += round.confirmed;
+            pending = round.retry;
+            if pending.is_empty() {
+                break;
+            }
+            let reason = match &round.link_error {
+                Some(error) => {
+                    self.broken_links.fetch_add(1, Ordering::Relaxed);
+                    self.drop_link(&mut link).await;
+                    error.clone()
+                }
+                None => format!("{} messages nacked by the broker", round.nacked),
+            };
+            if round.confirmed > 0 {
+                failed_rounds = 0;
+            }
+            failed_rounds += 1;
+            if failed_rounds > self.policy.max_failed_rounds {
+                return Err(BrokerError::Unconfirmed {
+                    confirmed,
+                    total,
+                    rounds: failed_rounds - 1,
+                    last_error: reason,
+                });
+            }
+            let pause = self.policy.backoff(failed_rounds);
+            warn!(
+                broker = %self.endpoint.display_address(),
+                unconfirmed = pending.len(),
+                total,
+                retry_in_ms = pause.as_millis() as u64,
+                reason = %reason,
+                "RabbitMQ did not confirm every message; publishing them again"
+            );
+            tokio::time::sleep(pause).await;
+        }
+        Ok(confirmed)
+    }
+
+    /// Closes the connection, if one is open (end of the process).
+    pub async fn close(&self) {
+        let mut link = self.link.lock().await;
+        self.drop_link(&mut link).await;
+    }
+
+    async fn channel(&self, link: &mut Option<Link>) -> Result<Channel, BrokerError> {
+        if let Some(existing) = link.as_ref() {
+            if existing.connection.status().connected() && existing.channel.status().connected() {
+                return Ok(existing.channel.clone());
+            }
+            self.broken_links.fetch_add(1, Ordering::Relaxed);
+            self.drop_link(link).await;
+        }
+        let connection = self.endpoint.connect().await?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| BrokerError::Connect {
+                address: self.endpoint.display_address(),
+                reason: format!("opening a channel: {e}"),
+            })?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| BrokerError::Connect {
+                address: self.endpoint.display_address(),
+                reason: format!("enabling publisher confirms: {e}"),
+            })?;
+        info!(broker = %self.endpoint.display_address(), "connected to RabbitMQ");
+        *link = Some(Link {
+            connection,
+            channel: channel.clone(),
+        });
+        Ok(channel)
+    }
+
+    async fn drop_link(&self, link: &mut Option<Link>) {
+        if let Some(old) = link.take() {
+            if old.connection.status().connected() {
+                let _ = old.connection.close(200, "bye").await;
+            }
+        }
+    }
+
+    async fn publish_round(
+        &self,
+        channel: &Channel,
+        bodies: &[String],
+        pending: &[usize],
+    ) -> Round {
+        let mut round = Round {
+            confirmed: 0,
+            retry: Vec::new(),
+            link_error: None,
+            nacked: 0,
+        };
+        let mut in_flight: VecDeque<(usize, PublisherConfirm)> = VecDeque::new();
+        let mut position = 0usize;
+        while position < pending.len() && round.link_error.is_none() {
+            if in_flight.len() >= self.policy.window.max(1) {
+                if let Some((index, confirm)) = in_flight.pop_front() {
+                    self.settle(index, confirm, &mut round).await;
+                }
+                continue;
+            }
+            let index = pending[position];
+            let Some(body) = bodies.get(index) else {
+                position += 1;
+                continue;
+            };
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_encoding("utf-8".into());
+            match channel
+                .basic_publish(
+                    &self.target.exchange,
+                    &self.target.routing_key,
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    properties,
+                )
+                .await
+            {
+                Ok(confirm) => {
+                    in_flight.push_back((index, confirm));
+                    position += 1;
+                }
+                Err(error) => {
+                    round.link_error = Some(format!("publish: {error}"));
+                }
+            }
+        }
+        // Everything not yet published is retried on the next round.
+        let unpublished: Vec<usize> = pending[position..].to_vec();
+        while let Some((index, confirm)) = in_flight.pop_front() {
+            self.settle(index, confirm, &mut round).await;
+        }
+        round.retry.extend(unpublished);
+        round.retry.sort_unstable();
+        round
+    }
+
+    async fn settle(&self, index: usize, confirm: PublisherConfirm, round: &mut Round) {
+        match tokio::time::timeout(self.policy.confirm_timeout, confirm).await {
+            Ok(Ok(Confirmation::Ack(_))) => round.confirmed += 1,
+            Ok(Ok(Confirmation::Nack(_))) => {
+                round.nacked += 1;
+                round.retry.push(index);
+            }
+            Ok(Ok(Confirmation::NotRequested)) => {
+                round.retry.push(index);
+                round.link_error.get_or_insert_with(|| {
+                    "publisher confirms are not enabled on the channel".into()
+                });
+            }
+            Ok(Err(error)) => {
+                round.retry.push(index);
+                round
+                    .link_error
+                    .get_or_insert_with(|| format!("waiting for a confirm: {error}"));
+            }
+            Err(_) => {
+                round.retry.push(index);
+                round.link_error.get_or_insert_with(|| {
+                    format!(
+                        "no confirm within {} s",
+                        self.policy.confirm_timeout.as_secs()
+                    )
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.backoff(1), Duration::from_secs(1));
+        assert_eq!(policy.backoff(2), Duration::from_secs(2));
+        assert_eq!(policy.backoff(5), Duration::from_secs(16));
+        assert_eq!(policy.backoff(6), Duration::from_secs(30));
+        assert_eq!(policy.backoff(40), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn display_address_has_no_credentials() {
+        let endpoint = BrokerEndpoint {
+            host: "mq".into(),
+            port: 5671,
+            vhost: "/".into(),
+            user: "connector".into(),
+            pass: Secret::new("s3cret"),
+            use_ssl: true,
+            ca_pem: None,
+        };
+        let shown = endpoint.display_address();
+        assert_eq!(shown, "amqps://mq:5671//");
+        assert!(!shown.contains("s3cret") && !shown.contains("connector"));
+        let uri = endpoint.uri();
+        assert_eq!(uri.scheme, AMQPScheme::AMQPS);
+        assert_eq!(uri.query.heartbeat, Some(10));
+    }
+}

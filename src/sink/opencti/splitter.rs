@@ -1,0 +1,803 @@
+//! pycti's `OpenCTIStix2Splitter.split_bundle_with_expectations` and the AMQP envelope of
+//! `OpenCTIConnectorHelper._send_bundle`, reproduced byte for byte (pycti 7.261026.0).
+//!
+//! The platform's workers import what they receive as is, so every split bundle must be the
+//! text pycti would have sent: one object per bundle, that object edited the way pycti edits it
+//! (refs cleaned, `nb_deps` appended), the bundles ordered by dependency count and serialised
+//! with Python's `json.dumps` defaults. Cycles, duplicate refs and objects reachable through an
+//! internal id are handled with pycti's exact (sometimes surprising) bookkeeping, because the
+//! message order and each `x_opencti_seq` depend on it.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::convert::ids::canonical_json;
+
+/// OpenCTI's STIX extension definition; its `id` member is an internal id, like `x_opencti_id`.
+pub const OPENCTI_EXTENSION: &str = "extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba";
+
+/// pycti refuses to recurse deeper than Python's recursion limit (about 1000 frames); a chain
+/// of references longer than this is reported as an error instead of exhausting the stack.
+const MAX_REFERENCE_DEPTH: usize = 2000;
+
+/// The STIX types pycti's splitter accepts (`supported_types` in `opencti_stix2_splitter.py`:
+/// entities, internal objects, observables, relationships, `pir`).
+const SUPPORTED_TYPES: &[&str] = &[
+    "label",
+    "vocabulary",
+    "kill-chain-phase",
+    "attack-pattern",
+    "campaign",
+    "case-incident",
+    "x-opencti-case-incident",
+    "case-rfi",
+    "x-opencti-case-rfi",
+    "case-rft",
+    "x-opencti-case-rft",
+    "channel",
+    "course-of-action",
+    "data-component",
+    "x-mitre-data-component",
+    "data-source",
+    "x-mitre-data-source",
+    "event",
+    "external-reference",
+    "feedback",
+    "x-opencti-feedback",
+    "grouping",
+    "identity",
+    "incident",
+    "indicator",
+    "infrastructure",
+    "intrusion-set",
+    "language",
+    "location",
+    "malware",
+    "malware-analysis",
+    "marking-definition",
+    "narrative",
+    "note",
+    "observed-data",
+    "opinion",
+    "report",
+    "task",
+    "x-opencti-task",
+    "threat-actor",
+    "tool",
+    "vulnerability",
+    "security-coverage",
+    "security-coverage-result",
+    "user",
+    "group",
+    "capability",
+    "role",
+    "settings",
+    "notification",
+    "work",
+    "trash",
+    "draftworkspace",
+    "playbook",
+    "deleteoperation",
+    "workspace",
+    "publicdashboard",
+    "autonomous-system",
+    "directory",
+    "domain-name",
+    "email-addr",
+    "email-message",
+    "email-mime-part-type",
+    "artifact",
+    "file",
+    "x509-certificate",
+    "ipv4-addr",
+    "ipv6-addr",
+    "mac-addr",
+    "mutex",
+    "network-traffic",
+    "process",
+    "software",
+    "url",
+    "user-account",
+    "windows-registry-key",
+    "windows-registry-value-type",
+    "hostname",
+    "cryptographic-key",
+    "cryptocurrency-wallet",
+    "text",
+    "user-agent",
+    "bank-account",
+    "phone-number",
+    "credential",
+    "tracking-number",
+    "payment-card",
+    "media-content",
+    "simple-observable",
+    "persona",
+    "ssh-key",
+    "ai-prompt",
+    "imei",
+    "iccid",
+    "imsi",
+    "relationship",
+    "sighting",
+    "pir",
+];
+
+/// pycti's `is_id_supported`: a STIX id (`type--uuid`) must be of a supported type; anything
+/// without `--` is not filtered.
+pub fn is_id_supported(id: &str) -> bool {
+    match id.split_once("--") {
+        Some((id_type, _)) => SUPPORTED_TYPES.contains(&id_type),
+        None => true,
+    }
+}
+
+/// Why a bundle could not be split (pycti raises on the same inputs).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SplitError {
+    #[error("bundle is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("bundle has no \"objects\" array")]
+    NotABundle,
+    #[error("bundle object #{index} has no string \"id\"")]
+    ObjectWithoutId { index: usize },
+    #[error("bundle object {id} has no string \"type\"")]
+    ObjectWithoutType { id: String },
+    #[error("bundle object {id}: reference chain deeper than {MAX_REFERENCE_DEPTH}")]
+    ReferencesTooDeep { id: String },
+}
+
+/// Options of `split_bundle_with_expectations` as `send_stix2_bundle` passes them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SplitOptions {
+    /// `event_version`, written as `x_opencti_event_version` when set (the MISP path: unset).
+    pub event_version: Option<String>,
+    /// `cleanup_inconsistent_bundle`: drop refs to objects missing from the bundle
+    /// (the MISP path: false).
+    pub cleanup_inconsistent_bundle: bool,
+}
+
+/// One split bundle: what goes, base64-encoded, into one AMQP message's `content`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitBundle {
+    /// `id` of the single object the bundle carries.
+    pub object_id: String,
+    /// `type` of that object.
+    pub object_type: String,
+    /// Its dependency count (`nb_deps`, also the bundle's `x_opencti_seq`).
+    pub nb_deps: u64,
+    /// The bundle JSON exactly as pycti serialises it (ASCII only).
+    pub content: String,
+}
+
+/// Everything the splitter produces, including what it drops.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitOutcome {
+    /// Number of expectations to announce to the work (= `bundles.len()`).
+    pub expectations: usize,
+    /// The bundles, in publishing order (`action_sequence` = index + 1).
+    pub bundles: Vec<SplitBundle>,
+    /// Ids of the objects pycti lists as incompatible (not sent, not counted).
+    pub incompatible_ids: Vec<String>,
+}
+
+/// pycti `split_bundle_with_expectations(bundle, use_json=True, ...)`:
+/// `(expectations, bundles)`; see [`split_bundle_detailed`] for the dropped objects too.
+pub fn split_bundle_with_expectations(
+    bundle_json: &str,
+    options: &SplitOptions,
+) -> Result<(usize, Vec<SplitBundle>), SplitError> {
+    let outcome = split_bundle_detailed(bundle_json, options)?;
+    Ok((outcome.expectations, outcome.bundles))
+}
+
+/// [`split_bundle_with_expectations`] with the incompatible objects reported as well.
+pub fn split_bundle_detailed(
+    bundle_json: &str,
+    options: &SplitOptions,
+) -> Result<SplitOutcome, SplitError> {
+    let bundle: Value = serde_json::from_str(bundle_json)
+        .map_err(|error| SplitError::InvalidJson(error.to_string()))?;
+    split_bundle_value(bundle, options)
+}
+
+/// [`split_bundle_detailed`] on an already parsed bundle.
+pub fn split_bundle_value(
+    bundle: Value,
+    options: &SplitOptions,
+) -> Result<SplitOutcome, SplitError> {
+    let Value::Object(mut bundle) = bundle else {
+        return Err(SplitError::NotABundle);
+    };
+    let bundle_id = match bundle.get("id") {
+        Some(id) => id.clone(),
+        None => Value::String(format!("bundle--{}", uuid::Uuid::new_v4())),
+    };
+    let Some(Value::Array(objects)) = bundle.remove("objects") else {
+        return Err(SplitError::NotABundle);
+    };
+    let mut objects_maps = Vec::with_capacity(objects.len());
+    let mut top_level_ids = Vec::with_capacity(objects.len());
+    for (index, object) in objects.into_iter().enumerate() {
+        let Value::Object(map) = object else {
+            return Err(SplitError::ObjectWithoutId { index });
+        };
+        let Some(id) = map.get("id").and_then(Value::as_str) else {
+            return Err(SplitError::ObjectWithoutId { index });
+        };
+        top_level_ids.push(id.to_owned());
+        objects_maps.push(map);
+    }
+
+    let mut splitter = Splitter::new(objects_maps, options.cleanup_inconsistent_bundle);
+    for id in &top_level_ids {
+        let mut parents = Vec::new();
+        splitter.enlist(id, &mut parents)?;
+    }
+
+    // Stable sort, as Python's `list.sort(key=...)`.
+    let mut elements = std::mem::take(&mut splitter.elements);
+    elements.sort_by_key(|&index| splitter.nb_deps[index]);
+
+    let bundle_id_json = python_json_dumps(&bundle_id);
+    let event_version_json = options
+        .event_version
+        .as_ref()
+        .map(|version| python_json_dumps(&Value::String(version.clone())));
+    let mut serialised_objects: HashMap<usize, String> = HashMap::new();
+    let mut bundles = Vec::with_capacity(elements.len());
+    for index in elements {
+        let nb_deps = splitter.nb_deps[index];
+        let object = &splitter.objects[index];
+        let object_json = serialised_objects
+            .entry(index)
+            .or_insert_with(|| python_json_dumps_map(object));
+        let mut content = String::with_capacity(object_json.len() + bundle_id_json.len() + 96);
+        content.push_str("{\"type\": \"bundle\", \"id\": ");
+        content.push_str(&bundle_id_json);
+        content.push_str(", \"spec_version\": \"2.1\", \"x_opencti_seq\": ");
+        content.push_str(&nb_deps.to_string());
+        content.push_str(", \"objects\": [");
+        content.push_str(object_json);
+        content.push(']');
+        if let Some(version) = &event_version_json {
+            content.push_str(", \"x_opencti_event_version\": ");
+            content.push_str(version);
+        }
+        content.push('}');
+        bundles.push(SplitBundle {
+            object_id: string_member(object, "id").unwrap_or_default().to_owned(),
+            object_type: string_member(object, "type").unwrap_or_default().to_owned(),
+            nb_deps,
+            content,
+        });
+    }
+    let incompatible_ids = splitter
+        .incompatible
+        .iter()
+        .map(|&index| {
+            string_member(&splitter.objects[index], "id")
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    Ok(SplitOutcome {
+        expectations: bundles.len(),
+        bundles,
+        incompatible_ids,
+    })
+}
+
+fn string_member<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    object.get(key).and_then(Value::as_str)
+}
+
+/// Python truthiness of a JSON value (`if item.get(...)`).
+fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(flag) => *flag,
+        Value::Number(number) => number.as_f64().is_some_and(|double| double != 0.0),
+        Value::String(text) => !text.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(members) => !members.is_empty(),
+    }
+}
+
+/// pycti `get_internal_ids_in_extension`: `x_opencti_id` and the OpenCTI extension's `id`.
+fn internal_ids(object: &Map<String, Value>) -> Vec<String> {
+    let mut ids = Vec::new();
+    if let Some(id) = object.get("x_opencti_id").filter(|id| is_truthy(id))
+        && let Some(id) = id.as_str()
+    {
+        ids.push(id.to_owned());
+    }
+    let extension_id = object
+        .get("extensions")
+        .and_then(|extensions| extensions.get(OPENCTI_EXTENSION))
+        .filter(|extension| is_truthy(extension))
+        .and_then(|extension| extension.get("id"))
+        .filter(|id| is_truthy(id))
+        .and_then(Value::as_str);
+    if let Some(id) = extension_id {
+        ids.push(id.to_owned());
+    }
+    ids
+}
+
+/// The splitter's working state; field names follow pycti's so the two can be read together.
+struct Splitter {
+    /// The bundle's objects, edited in place as pycti edits its dicts.
+    objects: Vec<Map<String, Value>>,
+    /// Current `nb_deps` of each object (mirrors the `nb_deps` member pycti writes into it).
+    nb_deps: Vec<u64>,
+    /// id (or internal id) -> object; the last object wins on duplicate ids.
+    raw_data: HashMap<String, usize>,
+    /// id under which an object was enlisted (and its internal ids) -> object.
+    cache_index: HashMap<String, usize>,
+    /// id -> refs already followed from it (pycti keeps a list; only membership is used).
+    cache_refs: HashMap<String, HashSet<String>>,
+    /// Objects to send, in enlisting order; the same object can appear twice when it was
+    /// first reached through an internal id, as in pycti.
+    elements: Vec<usize>,
+    incompatible: Vec<usize>,
+    cleanup_inconsistent_bundle: bool,
+}
+
+impl Splitter {
+    fn new(objects: Vec<Map<String, Value>>, cleanup_inconsistent_bundle: bool) -> Self {
+        let mut raw_data = HashMap::with_capacity(objects.len());
+        for (index, object) in objects.iter().enumerate() {
+            if let Some(id) = string_member(object, "id") {
+                raw_data.insert(id.to_owned(), index);
+            }
+            for internal_id in internal_ids(object) {
+                raw_data.insert(internal_id, index);
+            }
+        }
+        Splitter {
+            nb_deps: vec![0; objects.len()],
+            objects,
+            raw_data,
+            cache_index: HashMap::new(),
+            cache_refs: HashMap::new(),
+            elements: Vec::new(),
+            incompatible: Vec::new(),
+            cleanup_inconsistent_bundle,
+        }
+    }
+
+    /// Whether pycti follows `reference` from `item_id` (the checks shared by `_ref` and
+    /// `_refs` members).
+    fn follows(&self, item_id: &str, reference: &str, parents: &[String]) -> bool {
+        let is_missing = !self.raw_data.contains_key(reference);
+        let must_be_cleaned = is_missing && self.cleanup_inconsistent_bundle;
+        let not_dependency_ref = self
+            .cache_refs
+            .get(reference)
+            .is_none_or(|followed| !followed.contains(item_id));
+        is_id_supported(reference)
+            && !must_be_cleaned
+            && !parents.iter().any(|parent| parent == reference)
+            && reference != item_id
+            && not_dependency_ref
+    }
+
+    /// Records the edge and recurses: pycti's `cache_refs[item_id].append(ref)` followed by
+    /// `enlist_element(ref, ..., parent_acc + [ref])`.
+    fn follow(
+        &mut self,
+        item_id: &str,
+        reference: &str,
+        parents: &mut Vec<String>,
+    ) -> Result<u64, SplitError> {
+        self.cache_refs
+            .entry(item_id.to_owned())
+            .or_default()
+            .insert(reference.to_owned());
+        parents.push(reference.to_owned());
+        let result = self.enlist(reference, parents);
+        parents.pop();
+        result
+    }
+
+    /// pycti `enlist_element`: returns the dependency count of `item_id` (0 when the bundle
+    /// has no such object), enlisting it and its dependencies on first visit.
+    fn enlist(&mut self, item_id: &str, parents: &mut Vec<String>) -> Result<u64, SplitError> {
+        let Some(&index) = self.raw_data.get(item_id) else {
+            return Ok(0);
+        };
+        if let Some(&cached) = self.cache_index.get(item_id) {
+            return Ok(self.nb_deps[cached]);
+        }
+        if parents.len() > MAX_REFERENCE_DEPTH {
+            return Err(SplitError::ReferencesTooDeep {
+                id: item_id.to_owned(),
+            });
+        }
+        let mut nb_deps: u64 = 1;
+        self.cache_refs.entry(item_id.to_owned()).or_default();
+        let keys: Vec<String> = self.objects[index].keys().cloned().collect();
+        for key in keys {
+            if key.ends_with("_refs") {
+                let references = match self.objects[index].get(&key) {
+                    Some(Value::Array(references)) => references.clone(),
+                    // null is skipped by pycti; other shapes are left alone.
+                    _ => continue,
+                };
+                if references.is_empty() {
+                    continue;
+                }
+                let mut kept = Vec::new();
+                let mut kept_set = HashSet::new();
+                for reference in &references {
+                    // A non-string ref would make pycti raise; it is dropped here.
+                    let Some(reference) = reference.as_str() else {
+                        continue;
+                    };
+                    if self.follows(item_id, reference, parents) {
+                        nb_deps = nb_deps.saturating_add(self.follow(item_id, reference, parents)?);
+                        if kept_set.insert(reference.to_owned()) {
+                            kept.push(Value::String(reference.to_owned()));
+                        }
+                    }
+                }
+                self.objects[index].insert(key, Value::Array(kept));
+            } else if key.ends_with("_ref") {
+                let reference = self.objects[index]
+                    .get(&key)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                match reference {
+                    Some(reference) if self.follows(item_id, &reference, parents) => {
+                        nb_deps =
+                            nb_deps.saturating_add(self.follow(item_id, &reference, parents)?);
+                    }
+                    _ => {
+                        self.objects[index].insert(key, Value::Null);
+                    }
+                }
+            } else if key == "external_references" {
+                if let Some(Value::Array(references)) = self.objects[index].get(&key) {
+                    let deduplicated = deduplicate(references, external_reference_key);
+                    self.objects[index].insert(key, Value::Array(deduplicated));
+                }
+            } else if key == "kill_chain_phases"
+                && let Some(Value::Array(phases)) = self.objects[index].get(&key)
+            {
+                let deduplicated = deduplicate(phases, kill_chain_phase_key);
+                self.objects[index].insert(key, Value::Array(deduplicated));
+            }
+        }
+
+        self.objects[index].insert("nb_deps".to_owned(), Value::from(nb_deps));
+        self.nb_deps[index] = nb_deps;
+        if !self.cache_index.contains_key(item_id) {
+            let object = &self.objects[index];
+            let compatible = match string_member(object, "type") {
+                Some("relationship") => {
+                    is_set(object.get("source_ref")) && is_set(object.get("target_ref"))
+                }
+                Some("sighting") => {
+                    is_set(object.get("sighting_of_ref"))
+                        && object.get("where_sighted_refs").is_some_and(has_length)
+                }
+                Some(_) => is_id_supported(item_id),
+                None => {
+                    return Err(SplitError::ObjectWithoutType {
+                        id: item_id.to_owned(),
+                    });
+                }
+            };
+            if compatible {
+                self.elements.push(index);
+            } else {
+                self.incompatible.push(index);
+            }
+            self.cache_index.insert(item_id.to_owned(), index);
+            for internal_id in internal_ids(&self.objects[index]) {
+                self.cache_index.insert(internal_id, index);
+            }
+        }
+        Ok(nb_deps)
+    }
+}
+
+fn is_set(value: Option<&Value>) -> bool {
+    value.is_some_and(|value| !value.is_null())
+}
+
+/// Python `len(x) > 0` for the shapes `where_sighted_refs` can take.
+fn has_length(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => !items.is_empty(),
+        Value::String(text) => !text.is_empty(),
+        Value::Object(members) => !members.is_empty(),
+        _ => false,
+    }
+}
+
+/// Keeps the first of each group of entries with the same key, drops entries without a key.
+fn deduplicate(entries: &[Value], key_of: fn(&Map<String, Value>) -> Option<String>) -> Vec<Value> {
+    let mut seen = HashSet::new();
+    entries
+        .iter()
+        .filter(|entry| {
+            entry
+                .as_object()
+                .and_then(key_of)
+                .is_some_and(|key| seen.insert(key))
+        })
+        .cloned()
+        .collect()
+}
+
+fn present(entry: &Map<String, Value>, key: &str) -> Option<Value> {
+    entry.get(key).filter(|value| !value.is_null()).cloned()
+}
+
+/// The canonical text pycti's `external_reference_generate_id` hashes (equal texts give equal
+/// ids): the url, else source name plus external id, else no id (the reference is dropped).
+fn external_reference_key(reference: &Map<String, Value>) -> Option<String> {
+    let mut data = Map::new();
+    if let Some(url) = present(reference, "url") {
+        data.insert("url".to_owned(), url);
+    } else if let (Some(source), Some(external)) = (
+        present(reference, "source_name"),
+        present(reference, "external_id"),
+    ) {
+        data.insert("source_name".to_owned(), source);
+        data.insert("external_id".to_owned(), external);
+    } else {
+        return None;
+    }
+    Some(canonical_json(&Value::Object(data)))
+}
+
+/// The canonical text pycti's `kill_chain_phase_generate_id` hashes (always defined).
+fn kill_chain_phase_key(phase: &Map<String, Value>) -> Option<String> {
+    let mut data = Map::new();
+    data.insert(
+        "phase_name".to_owned(),
+        phase.get("phase_name").cloned().unwrap_or(Value::Null),
+    );
+    data.insert(
+        "kill_chain_name".to_owned(),
+        phase.get("kill_chain_name").cloned().unwrap_or(Value::Null),
+    );
+    Some(canonical_json(&Value::Object(data)))
+}
+
+/// The per-call members of pycti's AMQP envelope (`_send_bundle`), as `send_stix2_bundle`
+/// passes them. On the MISP path: `entities_types` empty, `update` false, `draft_id` none,
+/// `no_split` false, `work_id` the run's work.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnvelopeFields<'a> {
+    /// `applicant_id` (the connector user id from registration; `null` when unknown).
+    pub applicant_id: Option<&'a str>,
+    pub entities_types: &'a [String],
+    pub update: bool,
+    pub draft_id: Option<&'a str>,
+    pub no_split: bool,
+    /// Written only when set, as pycti does.
+    pub work_id: Option<&'a str>,
+}
+
+/// The AMQP message body pycti publishes for one bundle: `json.dumps` of
+/// `{bundle_type, applicant_id, action_sequence, entities_types, content, update, draft_id,
+/// no_split[, work_id]}` with `content` the standard padded base64 of the bundle's UTF-8 text.
+/// `action_sequence` is 1-based.
+pub fn amqp_message_body(
+    fields: &EnvelopeFields<'_>,
+    action_sequence: usize,
+    bundle_content: &str,
+) -> String {
+    let mut message = Map::new();
+    message.insert("bundle_type".to_owned(), Value::from("QUEUE_BUNDLE"));
+    message.insert(
+        "applicant_id".to_owned(),
+        fields.applicant_id.map_or(Value::Null, Value::from),
+    );
+    message.insert("action_sequence".to_owned(), Value::from(action_sequence));
+    message.insert(
+        "entities_types".to_owned(),
+        Value::Array(
+            fields
+                .entities_types
+                .iter()
+                .map(|entity_type| Value::String(entity_type.clone()))
+                .collect(),
+        ),
+    );
+    message.insert(
+        "content".to_owned(),
+        Value::String(base64::engine::general_purpose::STANDARD.encode(bundle_content.as_bytes())),
+    );
+    message.insert("update".to_owned(), Value::Bool(fields.update));
+    message.insert(
+        "draft_id".to_owned(),
+        fields.draft_id.map_or(Value::Null, Value::from),
+    );
+    message.insert("no_split".to_owned(), Value::Bool(fields.no_split));
+    if let Some(work_id) = fields.work_id {
+        message.insert("work_id".to_owned(), Value::from(work_id));
+    }
+    python_json_dumps_map(&message)
+}
+
+/// Python's `json.dumps(value)` with default arguments: `", "` and `": "` separators, members
+/// in their order, everything outside printable ASCII escaped as `\uXXXX` (surrogate pairs
+/// beyond the BMP), floats as `repr`.
+pub fn python_json_dumps(value: &Value) -> String {
+    let mut out = String::new();
+    write_python_json(value, &mut out);
+    out
+}
+
+fn python_json_dumps_map(map: &Map<String, Value>) -> String {
+    let mut out = String::new();
+    write_python_object(map, &mut out);
+    out
+}
+
+fn write_python_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(number) => {
+            if number.is_f64() {
+                out.push_str(&python_float_repr(number.as_f64().unwrap_or(0.0)));
+            } else {
+                out.push_str(&number.to_string());
+            }
+        }
+        Value::String(text) => write_python_string(text, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push_str(", ");
+                }
+                write_python_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => write_python_object(members, out),
+    }
+}
+
+fn write_python_object(members: &Map<String, Value>, out: &mut String) {
+    out.push('{');
+    for (index, (key, member)) in members.iter().enumerate() {
+        if index > 0 {
+            out.push_str(", ");
+        }
+        write_python_string(key, out);
+        out.push_str(": ");
+        write_python_json(member, out);
+    }
+    out.push('}');
+}
+
+fn write_python_string(text: &str, out: &mut String) {
+    out.push('"');
+    for character in text.chars() {
+        match character {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(character),
+            other => {
+                let mut units = [0u16; 2];
+                for unit in other.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// Python's `repr(float)`: shortest round-trip digits, positional for exponents -4..15
+/// (always with a fractional part), scientific otherwise (`1e+16`, `1.5e-05`).
+pub fn python_float_repr(double: f64) -> String {
+    if double.is_nan() {
+        return "NaN".to_owned();
+    }
+    if double.is_infinite() {
+        return if double > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        }
+        .to_owned();
+    }
+    let sign = if double.is_sign_negative() { "-" } else { "" };
+    if double == 0.0 {
+        return format!("{sign}0.0");
+    }
+    let scientific = format!("{:e}", double.abs());
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .unwrap_or((scientific.as_str(), "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if (-4..16).contains(&exponent) {
+        if exponent >= 0 {
+            let integer_len = exponent as usize + 1;
+            if digits.len() <= integer_len {
+                let zeros = "0".repeat(integer_len - digits.len());
+                format!("{sign}{digits}{zeros}.0")
+            } else {
+                format!(
+                    "{sign}{}.{}",
+                    &digits[..integer_len],
+                    &digits[integer_len..]
+                )
+            }
+        } else {
+            let zeros = "0".repeat((-exponent - 1) as usize);
+            format!("{sign}0.{zeros}{digits}")
+        }
+    } else {
+        let fraction = if digits.len() > 1 {
+            format!(".{}", &digits[1..])
+        } else {
+            String::new()
+        };
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        format!(
+            "{sign}{}{fraction}e{exponent_sign}{:02}",
+            &digits[..1],
+            exponent.abs()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn float_repr_matches_python() {
+        let cases = [
+            (1.0, "1.0"),
+            (-0.0, "-0.0"),
+            (0.1, "0.1"),
+            (1e16, "1e+16"),
+            (1234567890123456.0, "1234567890123456.0"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (1.5e-7, "1.5e-07"),
+            (2.5e300, "2.5e+300"),
+            (123.456, "123.456"),
+        ];
+        for (double, expected) in cases {
+            assert_eq!(python_float_repr(double), expected, "{double}");
+        }
+    }
+
+    #[test]
+    fn dumps_escapes_like_python() {
+        let value = json!({"k\u{e9}": ["a\"b\\c\n\u{1}\u{7f}", "\u{1f600}", 5, -3, 2.5, null, true, {}, []]});
+        assert_eq!(
+            python_json_dumps(&value),
+            r#"{"k\u00e9": ["a\"b\\c\n\u0001\u007f", "\ud83d\ude00", 5, -3, 2.5, null, true, {}, []]}"#
+        );
+    }
+
+    #[test]
+    fn supported_ids() {
+        assert!(is_id_supported("report--1"));
+        assert!(is_id_supported("no-dashes"));
+        assert!(!is_id_supported("x-misp-object--1"));
+    }
+}

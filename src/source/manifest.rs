@@ -1,0 +1,259 @@
+//! A feed's `manifest.json`, shared by the folder and HTTP sources: a JSON object mapping each
+//! event uuid to `{timestamp, info, date, ...}`.
+//!
+//! Keys become file names and URLs, so only a canonical event uuid is accepted; anything else
+//! (a path, a URL, a braced or unhyphenated uuid) is set aside with its reason and never fetched.
+
+use serde_json::Value;
+
+use super::{Listing, ManifestEntry, ManifestValidators, SourceError};
+
+/// The manifest's file name, next to the event files.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The file that holds one event: `<uuid>.json`.
+pub fn event_file_name(uuid: &str) -> String {
+    format!("{uuid}.json")
+}
+
+/// The canonical (hyphenated, lower-case) text of an event uuid, or why `key` is not one.
+pub fn canonical_event_uuid(key: &str) -> Result<String, String> {
+    // The 36-character length pins the hyphenated form: uuid's parser also accepts braced,
+    // URN and 32-digit forms, which are not what a feed names its files with.
+    if key.len() == 36
+        && let Ok(uuid) = uuid::Uuid::try_parse(key)
+    {
+        return Ok(uuid.hyphenated().to_string());
+    }
+    let shown = shorten(key);
+    if key.contains("://") {
+        Err(format!(
+            "manifest key {shown:?} looks like a URL, not an event UUID"
+        ))
+    } else if key.contains('/') || key.contains('\\') || key.contains("..") {
+        Err(format!(
+            "manifest key {shown:?} looks like a path (path traversal refused), not an event UUID"
+        ))
+    } else {
+        Err(format!("manifest key {shown:?} is not an event UUID"))
+    }
+}
+
+/// The uuid named by a fetch key (`<uuid>` or `<uuid>.json`), canonical, or an error naming it.
+pub fn event_uuid_from_key(key: &str) -> Result<String, SourceError> {
+    let bare = key.strip_suffix(".json").unwrap_or(key);
+    canonical_event_uuid(bare).map_err(|message| SourceError::Invalid {
+        what: shorten(key),
+        message,
+    })
+}
+
+/// Parses a manifest's bytes. Entries come out sorted by timestamp, then uuid.
+pub fn parse_manifest(
+    bytes: &[u8],
+    validators: ManifestValidators,
+) -> Result<Listing, SourceError> {
+    let invalid = |message: String| SourceError::Invalid {
+        what: MANIFEST_FILE.into(),
+        message,
+    };
+    let document: Value =
+        serde_json::from_slice(bytes).map_err(|err| invalid(format!("not valid JSON: {err}")))?;
+    let Value::Object(map) = document else {
+        return Err(invalid(format!(
+            "expected a JSON object of event uuid -> entry, found {}",
+            json_kind(&document)
+        )));
+    };
+
+    let mut entries: Vec<ManifestEntry> = Vec::with_capacity(map.len());
+    let mut rejected: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::with_capacity(map.len());
+    for (key, value) in map {
+        let uuid = match canonical_event_uuid(&key) {
+            Ok(uuid) => uuid,
+            Err(reason) => {
+                rejected.push((key, reason));
+                continue;
+            }
+        };
+        if !seen.insert(uuid.clone()) {
+            let reason = format!("manifest key {key:?} repeats event {uuid} in another case");
+            rejected.push((key, reason));
+            continue;
+        }
+        let Value::Object(fields) = value else {
+            let reason = format!(
+                "manifest entry {uuid}: expected an object, found {}",
+                json_kind(&value)
+            );
+            rejected.push((key, reason));
+            continue;
+        };
+        let timestamp = match parse_timestamp(fields.get("timestamp")) {
+            Ok(timestamp) => timestamp,
+            Err(reason) => {
+                rejected.push((key, format!("manifest entry {uuid}: {reason}")));
+                continue;
+            }
+        };
+        let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+        entries.push(ManifestEntry {
+            timestamp,
+            info: text("info"),
+            date: text("date"),
+            uuid,
+        });
+    }
+    entries.sort_by(|a, b| (a.timestamp, &a.uuid).cmp(&(b.timestamp, &b.uuid)));
+    Ok(Listing::Manifest {
+        entries,
+        rejected,
+        validators,
+    })
+}
+
+/// Reads a manifest timestamp the way the Python connector's `int(...)` does: an integer, or
+/// a string holding one (surrounding blanks allowed); a fractional number is truncated.
+fn parse_timestamp(value: Option<&Value>) -> Result<i64, String> {
+    match value {
+        None | Some(Value::Null) => Err("field timestamp is missing".into()),
+        Some(Value::Number(number)) => {
+            if let Some(seconds) = number.as_i64() {
+                return Ok(seconds);
+            }
+            match number.as_f64() {
+                Some(seconds) if seconds.is_finite() && seconds.abs() < 9.0e15 => {
+                    Ok(seconds.trunc() as i64)
+                }
+                _ => Err(format!("field timestamp {number} is out of range")),
+            }
+        }
+        Some(Value::String(text)) => text.trim().parse::<i64>().map_err(|_| {
+            format!(
+                "field timestamp {:?} is not a whole number of seconds",
+                shorten(text)
+            )
+        }),
+        Some(other) => Err(format!(
+            "field timestamp must be a string or a number, found {}",
+            json_kind(other)
+        )),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Keeps untrusted text short enough for an error message.
+fn shorten(text: &str) -> String {
+    const LIMIT: usize = 80;
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(json: &str) -> (Vec<ManifestEntry>, Vec<(String, String)>) {
+        match parse_manifest(json.as_bytes(), ManifestValidators::default()) {
+            Ok(Listing::Manifest {
+                entries, rejected, ..
+            }) => (entries, rejected),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_string_and_number_timestamps_and_lowercases_keys() {
+        let (entries, rejected) = listing(
+            r#"{"5A3C2FCD-8328-42BB-A95E-4F4402DE0B81": {"timestamp": " 1700000002 ", "info": "a", "date": "2023-11-14"},
+                "56bf399d-c46c-4fdb-a9cf-d9bb02de0b81": {"timestamp": 1700000001},
+                "57153590-f73c-49fa-be4b-4737950d210f": {"timestamp": 1700000003.9}}"#,
+        );
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let got: Vec<(&str, i64)> = entries
+            .iter()
+            .map(|e| (e.uuid.as_str(), e.timestamp))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("56bf399d-c46c-4fdb-a9cf-d9bb02de0b81", 1700000001),
+                ("5a3c2fcd-8328-42bb-a95e-4f4402de0b81", 1700000002),
+                ("57153590-f73c-49fa-be4b-4737950d210f", 1700000003),
+            ]
+        );
+        assert_eq!(entries[1].info.as_deref(), Some("a"));
+        assert_eq!(entries[1].date.as_deref(), Some("2023-11-14"));
+        assert_eq!(entries[0].info, None);
+    }
+
+    #[test]
+    fn rejects_keys_that_are_not_canonical_uuids_with_reasons() {
+        let (entries, rejected) = listing(
+            r#"{"../etc/passwd": {"timestamp": 1},
+                "http://evil.example/x": {"timestamp": 1},
+                "{56bf399d-c46c-4fdb-a9cf-d9bb02de0b81}": {"timestamp": 1},
+                "56bf399dc46c4fdba9cfd9bb02de0b81": {"timestamp": 1},
+                "not-a-uuid": {"timestamp": 1}}"#,
+        );
+        assert!(entries.is_empty());
+        let reasons: Vec<&str> = rejected.iter().map(|(_, r)| r.as_str()).collect();
+        assert!(reasons[0].contains("path traversal"), "{}", reasons[0]);
+        assert!(reasons[1].contains("URL"), "{}", reasons[1]);
+        assert!(reasons[2..].iter().all(|r| r.contains("not an event UUID")));
+        assert_eq!(rejected[0].0, "../etc/passwd");
+    }
+
+    #[test]
+    fn rejects_bad_timestamps_and_case_duplicates() {
+        let (entries, rejected) = listing(
+            r#"{"56bf399d-c46c-4fdb-a9cf-d9bb02de0b81": {"timestamp": "soon"},
+                "56e12e66-f01c-41be-afea-4d9a950d210f": {"info": "no timestamp"},
+                "57c4445b-c548-4654-af0b-4be3950d210f": {"timestamp": [1]},
+                "5b646415-7b48-40d5-86b4-c0070acd0835": 7,
+                "5c066053-0e94-46eb-9746-4b7d950d210f": {"timestamp": 5},
+                "5C066053-0E94-46EB-9746-4B7D950D210F": {"timestamp": 6}}"#,
+        );
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].timestamp, 5);
+        let reasons: Vec<&str> = rejected.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(reasons.len(), 5, "{reasons:?}");
+        assert!(reasons[0].contains("\"soon\""));
+        assert!(reasons[1].contains("missing"));
+        assert!(reasons[2].contains("an array"));
+        assert!(reasons[3].contains("expected an object"));
+        assert!(reasons[4].contains("another case"));
+    }
+
+    #[test]
+    fn invalid_json_names_the_manifest() {
+        for bad in ["{not json", "[1, 2]"] {
+            let err = parse_manifest(bad.as_bytes(), ManifestValidators::default()).unwrap_err();
+            assert!(matches!(err, SourceError::Invalid { .. }), "{err:?}");
+            assert!(err.to_string().starts_with("manifest.json: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn fetch_keys_accept_bare_or_json_suffixed_uuids_only() {
+        assert_eq!(
+            event_uuid_from_key("5B646415-7B48-40D5-86B4-C0070ACD0835.json").unwrap(),
+            "5b646415-7b48-40d5-86b4-c0070acd0835"
+        );
+        assert!(event_uuid_from_key("../manifest.json").is_err());
+        assert!(event_uuid_from_key("manifest.json").is_err());
+    }
+}

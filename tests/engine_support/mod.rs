@@ -1,0 +1,377 @@
+//! Shared by the engine tests: a real HTTP server on 127.0.0.1 serving a feed folder, with
+//! faults injected per path, and a runner for the `misp-feed` binary.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const FIXTURE_FEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/misp/feed");
+
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer with this status, every time.
+    Status(u16),
+    /// Answer with this status for the next `n` requests, then normally.
+    StatusTimes(u16, usize),
+    /// Wait this long before answering.
+    Delay(Duration),
+    /// Announce the full length, send half the body, close.
+    Truncate,
+    /// Serve these bytes instead of the file.
+    Body(Vec<u8>),
+}
+
+pub struct FeedServer {
+    pub url: String,
+    pub dir: PathBuf,
+    _root: tempfile::TempDir,
+    faults: Arc<Mutex<HashMap<String, Fault>>>,
+    /// Every request path, in order.
+    pub hits: Arc<Mutex<Vec<String>>>,
+    /// Delay applied to every event file (not the manifest), to make runs last.
+    pub event_delay: Arc<Mutex<Option<Duration>>>,
+}
+
+impl FeedServer {
+    /// Serves a copy of `feed` (so tests can change it).
+    pub fn start(feed: &Path) -> FeedServer {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("feed");
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(feed).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
+        let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+        let event_delay: Arc<Mutex<Option<Duration>>> = Arc::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (serve_dir, serve_faults, serve_hits, serve_delay) = (
+            dir.clone(),
+            faults.clone(),
+            hits.clone(),
+            event_delay.clone(),
+        );
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let (d, f, h, e) = (
+                        serve_dir.clone(),
+                        serve_faults.clone(),
+                        serve_hits.clone(),
+                        serve_delay.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let _ = serve(socket, d, f, h, e).await;
+                    });
+                }
+            });
+        });
+        FeedServer {
+            url,
+            dir,
+            _root: root,
+            faults,
+            hits,
+            event_delay,
+        }
+    }
+
+    pub fn set_fault(&self, path: &str, fault: Fault) {
+        self.faults.lock().unwrap().insert(path.to_string(), fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+
+    pub fn manifest(&self) -> serde_json::Map<String, Value> {
+        let text = std::fs::read_to_string(self.dir.join("manifest.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn write_manifest(&self, manifest: &serde_json::Map<String, Value>) {
+        std::fs::write(
+            self.dir.join("manifest.json"),
+            serde_json::to_vec(manifest).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Moves one event's manifest timestamp forward.
+    pub fn bump_timestamp(&self, uuid: &str, by: i64) {
+        let mut manifest = self.manifest();
+        let entry = manifest.get_mut(uuid).unwrap();
+        let ts = match &entry["timestamp"] {
+            Value::String(s) => s.parse::<i64>().unwrap(),
+            Value::Number(n) => n.as_i64().unwrap(),
+            other => panic!("timestamp {other}"),
+        };
+        entry["timestamp"] = Value::String((ts + by).to_string());
+        self.write_manifest(&manifest);
+    }
+
+    pub fn event_uuids(&self) -> Vec<String> {
+        let mut uuids: Vec<String> = self.manifest().keys().cloned().collect();
+        uuids.sort();
+        uuids
+    }
+
+    pub fn hits_for(&self, path: &str) -> usize {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
+    }
+}
+
+async fn serve(
+    mut socket: tokio::net::TcpStream,
+    dir: PathBuf,
+    faults: Arc<Mutex<HashMap<String, Fault>>>,
+    hits: Arc<Mutex<Vec<String>>>,
+    event_delay: Arc<Mutex<Option<Duration>>>,
+) -> std::io::Result<()> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&request);
+    let path = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("/")
+        .to_string();
+    hits.lock().unwrap().push(path.clone());
+    let fault = {
+        let mut faults = faults.lock().unwrap();
+        match faults.get_mut(&path) {
+            Some(Fault::StatusTimes(status, n)) => {
+                let status = *status;
+                *n -= 1;
+                if *n == 0 {
+                    faults.remove(&path);
+                }
+                Some(Fault::Status(status))
+            }
+            Some(f) => Some(f.clone()),
+            None => None,
+        }
+    };
+    if path != "/manifest.json" {
+        let delay = *event_delay.lock().unwrap();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+    }
+    let file = dir.join(path.trim_start_matches('/'));
+    let body = match &fault {
+        Some(Fault::Body(b)) => Some(b.clone()),
+        _ => std::fs::read(&file).ok(),
+    };
+    match (fault, body) {
+        (Some(Fault::Status(status)), _) => respond(&mut socket, status, b"injected failure").await,
+        (Some(Fault::Delay(d)), body) => {
+            tokio::time::sleep(d).await;
+            match body {
+                Some(b) => respond(&mut socket, 200, &b).await,
+                None => respond(&mut socket, 404, b"not found").await,
+            }
+        }
+        (Some(Fault::Truncate), Some(body)) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await?;
+            socket.write_all(&body[..body.len() / 2]).await?;
+            socket.flush().await?;
+            Ok(())
+        }
+        (_, Some(body)) => respond(&mut socket, 200, &body).await,
+        (_, None) => respond(&mut socket, 404, b"not found").await,
+    }
+}
+
+async fn respond(
+    socket: &mut tokio::net::TcpStream,
+    status: u16,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(body).await?;
+    socket.flush().await
+}
+
+/// A workspace for one connector: its ledger and bundle folder, and the environment that
+/// points the binary at them and at a feed URL.
+pub struct Workspace {
+    pub root: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Workspace {
+    pub fn new(feed_url: &str) -> Workspace {
+        let root = tempfile::tempdir().unwrap();
+        let p = root.path();
+        let env = vec![
+            ("MISP_FEED_URL", feed_url.to_string()),
+            (
+                "MISP_FEED_LEDGER_PATH",
+                p.join("ledger.sqlite").display().to_string(),
+            ),
+            ("CONNECTOR_SEND_TO_QUEUE", "false".into()),
+            ("CONNECTOR_SEND_TO_DIRECTORY", "true".into()),
+            (
+                "CONNECTOR_SEND_TO_DIRECTORY_PATH",
+                p.join("bundles").display().to_string(),
+            ),
+            ("CONNECTOR_SEND_TO_DIRECTORY_RETENTION", "0".into()),
+            ("CONNECTOR_LOG_LEVEL", "info".into()),
+            ("OPENCTI_JSON_LOGGING", "true".into()),
+            ("MISP_FEED_IMPORT_FROM_DATE", "2010-01-01".into()),
+            ("MISP_FEED_RETRY_BACKOFF", "0".into()),
+            ("MISP_FEED_HTTP_RETRIES", "1".into()),
+            ("MISP_FEED_READ_TIMEOUT", "2".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Workspace { root, env }
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.root.path().join("ledger.sqlite")
+    }
+
+    pub fn bundle_dir(&self) -> PathBuf {
+        self.root.path().join("bundles")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_misp-feed"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .current_dir(self.root.path())
+            .args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `once --json`: the run's figures.
+    pub fn once(&self) -> (Value, Output) {
+        let out = self.run(&["once", "--json"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no JSON report; status {:?}\nstdout: {stdout}\nstderr: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        (report, out)
+    }
+
+    pub fn bundle_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.bundle_dir()) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    pub fn events_json(&self, extra: &[&str]) -> Vec<Value> {
+        let mut args = vec!["events", "--json"];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        assert!(
+            out.status.success(),
+            "events failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+    }
+
+    pub fn event_status(&self, uuid: &str) -> Option<String> {
+        self.events_json(&[])
+            .into_iter()
+            .find(|e| e["uuid"] == uuid)
+            .map(|e| e["status"].as_str().unwrap().to_string())
+    }
+
+    pub fn event_error(&self, uuid: &str) -> Option<String> {
+        self.events_json(&[])
+            .into_iter()
+            .find(|e| e["uuid"] == uuid)
+            .and_then(|e| e["last_error"].as_str().map(str::to_string))
+    }
+}
+
+/// The event uuid carried by a bundle file the directory sink wrote.
+pub fn bundle_report_uuid(path: &Path) -> Option<String> {
+    let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    v["bundle"]["objects"]
+        .as_array()?
+        .iter()
+        .find(|o| o["type"] == "report")
+        .and_then(|o| o["external_references"].as_array().cloned())
+        .and_then(|refs| {
+            refs.iter()
+                .find_map(|r| r["external_id"].as_str().map(str::to_string))
+        })
+}
+
+pub fn stderr_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}

@@ -1,0 +1,196 @@
+//! One MISP Feed run over AMQP against the fake platform and a real RabbitMQ: the GraphQL
+//! operations of `transcript.jsonl` and the 1747 messages of `amqp-messages.json`.
+
+mod support;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use misp_feed::config::QueueProtocol;
+use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink};
+use misp_feed::sink::{Delivery, RunSummary, Sink};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use support::*;
+
+const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
+
+fn reference_bundle() -> String {
+    std::fs::read_to_string(fixture(&format!(
+        "reference/feed-bundles/{EVENT}.full.json"
+    )))
+    .unwrap()
+}
+
+fn recorded_messages() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("opencti/amqp-messages.json")).unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn amqp_run_matches_transcript_and_recorded_messages() {
+    if !broker_available("amqp_run_matches_transcript_and_recorded_messages") {
+        return;
+    }
+    let expected = transcript("transcript.jsonl");
+    let recorded = recorded_messages();
+    let recorded = recorded["messages"].as_array().unwrap();
+    assert_eq!(recorded.len(), 1747);
+
+    let fake = FakeOpenCti::start(None).await;
+    let connector_id = unique_connector_id();
+    declare_push_queue(&connector_id).await;
+    let settings = settings(&fake.url, &connector_id, QueueProtocol::Amqp);
+
+    let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
+    assert_eq!(opencti.registered_state(), None);
+    let sink = OpenCtiSink::new(opencti.clone());
+    let bundle = reference_bundle();
+    let receipt = sink
+        .push(Delivery {
+            event_uuid: EVENT,
+            bundle_json: &bundle,
+        })
+        .await
+        .unwrap();
+    assert_eq!(receipt.messages, 1747);
+    let work_id = fake.platform.lock().unwrap().works[0].clone();
+    assert_eq!(receipt.destination, work_id);
+    let started: DateTime<Utc> = "2026-11-28T04:06:08.010712Z".parse().unwrap();
+    let state = ConnectorState::checkpoint(started, 1795838768);
+    sink.note_state(&state);
+    sink.finish_run(&RunSummary {
+        pushed: 1,
+        skipped: 0,
+        failed: 0,
+    })
+    .await
+    .unwrap();
+    opencti.force_ping(Some(&state)).await.unwrap();
+    sink.close().await;
+
+    // GraphQL: same operations, order, texts, variable keys and headers as pycti.
+    let seen = fake.requests();
+    assert_matches_transcript(&seen, &expected);
+    assert_eq!(
+        seen[4].variables,
+        json!({"id": work_id, "expectations": 1747})
+    );
+    assert_eq!(
+        seen[6].variables["state"],
+        expected[6]["variables"]["state"]
+    );
+
+    // AMQP: read the push queue back.
+    let messages = drain_push_queue(&connector_id).await;
+    assert_eq!(messages.len(), 1747);
+    let recorded_work_id = recorded[0]["envelope"]["work_id"].as_str().unwrap();
+    for (index, (ours, theirs)) in messages.iter().zip(recorded).enumerate() {
+        let position = index + 1;
+        assert_eq!(ours.exchange, theirs["exchange"].as_str().unwrap());
+        assert_eq!(ours.routing_key, format!("push_routing_{connector_id}"));
+        let properties = &ours.properties;
+        assert_eq!(properties.delivery_mode(), &Some(2), "message {position}");
+        assert_eq!(
+            properties.content_encoding().as_ref().map(|s| s.as_str()),
+            Some("utf-8")
+        );
+        assert_eq!(properties.content_type(), &None);
+        assert!(properties.headers().is_none());
+        assert!(properties.message_id().is_none() && properties.timestamp().is_none());
+        assert!(properties.priority().is_none() && properties.expiration().is_none());
+        assert!(properties.app_id().is_none() && properties.kind().is_none());
+
+        let body = std::str::from_utf8(&ours.body).unwrap();
+        // Same length as pycti's body (work ids have the same shape and length).
+        assert_eq!(
+            ours.body.len() as u64,
+            theirs["body_length"].as_u64().unwrap(),
+            "message {position}"
+        );
+        let envelope: Value = serde_json::from_str(body).unwrap();
+        let keys: Vec<&str> = envelope
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let expected_keys: Vec<&str> = theirs["body_member_order"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(keys, expected_keys, "message {position}");
+        let recorded_envelope = &theirs["envelope"];
+        for member in [
+            "bundle_type",
+            "applicant_id",
+            "action_sequence",
+            "entities_types",
+            "update",
+            "draft_id",
+            "no_split",
+        ] {
+            assert_eq!(
+                envelope[member], recorded_envelope[member],
+                "message {position} {member}"
+            );
+        }
+        assert_eq!(envelope["work_id"], json!(work_id));
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(envelope["content"].as_str().unwrap())
+            .unwrap();
+        let summary = &recorded_envelope["content"];
+        assert_eq!(
+            hex::encode(Sha256::digest(&content)),
+            summary["content_sha256"].as_str().unwrap(),
+            "message {position}: split bundle differs from pycti's"
+        );
+        let split: Value = serde_json::from_slice(&content).unwrap();
+        assert_eq!(split["x_opencti_seq"], summary["x_opencti_seq"]);
+        assert_eq!(split["objects"][0]["id"], summary["object_ids"][0]);
+        assert_eq!(split["objects"][0]["nb_deps"], summary["nb_deps"][0]);
+        // Messages 1 and 1747 were recorded byte for byte.
+        if let Some(raw) = theirs.get("raw_body_utf8").and_then(Value::as_str) {
+            assert_eq!(
+                body,
+                raw.replace(recorded_work_id, &work_id),
+                "message {position} bytes"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn lost_work_on_add_expectations_still_publishes_as_pycti() {
+    if !broker_available("lost_work_on_add_expectations_still_publishes_as_pycti") {
+        return;
+    }
+    let fake = FakeOpenCti::start(None).await;
+    fake.platform.lock().unwrap().expectations_error = Some("WORK_NOT_ALIVE".into());
+    let connector_id = unique_connector_id();
+    declare_push_queue(&connector_id).await;
+    let settings = settings(&fake.url, &connector_id, QueueProtocol::Amqp);
+    let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
+    let sink = OpenCtiSink::new(opencti);
+    let bundle = r#"{"type": "bundle", "id": "bundle--5d0e8d39-4b69-4d4c-9a0c-1f5b7c0e3d11", "objects": [
+        {"type": "identity", "spec_version": "2.1", "id": "identity--4f347cc9-4658-59ee-9707-134f434f9d1c", "name": "CIRCL", "identity_class": "organization"},
+        {"type": "malware", "spec_version": "2.1", "id": "malware--1a9b1f2e-2b7c-5d8e-9f0a-1b2c3d4e5f60", "name": "x", "is_family": true, "created_by_ref": "identity--4f347cc9-4658-59ee-9707-134f434f9d1c"}]}"#;
+    let receipt = sink
+        .push(Delivery {
+            event_uuid: "e1",
+            bundle_json: bundle,
+        })
+        .await
+        .unwrap();
+    assert_eq!(receipt.messages, 2);
+    sink.close().await;
+    let messages = drain_push_queue(&connector_id).await;
+    assert_eq!(messages.len(), 2);
+    let second: Value = serde_json::from_slice(&messages[1].body).unwrap();
+    assert_eq!(second["action_sequence"], json!(2));
+    let names = fake.operation_names();
+    assert_eq!(names[3..], ["workAdd", "addExpectations"]);
+}

@@ -1,0 +1,302 @@
+//! A small HTTP/1.1 feed server on 127.0.0.1 for tests, written on raw tokio sockets so that
+//! it can misbehave at the byte level: cut a body short, hang, answer with any status.
+//!
+//! It serves the files of a folder under `/feed/`, gives `manifest.json` an ETag and a
+//! Last-Modified date and answers a matching conditional GET with 304. Every request is
+//! recorded (path and headers) so tests can check what the client sent.
+//!
+//! Include it with `#[path = "support/feed_server.rs"] mod feed_server;`.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The Last-Modified date the server gives every file.
+pub const LAST_MODIFIED: &str = "Wed, 01 Jan 2025 00:00:00 GMT";
+
+/// A way to answer a request for one path, instead of serving the file.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// An empty response with this status.
+    Status(u16),
+    /// This status with a `Retry-After` header.
+    StatusRetryAfter(u16, String),
+    /// Never answers (until the client gives up).
+    Hang,
+    /// Announces the whole file's length, sends only `send` bytes of it, then closes.
+    Truncate { send: usize },
+    /// Serves these bytes instead of the file (status 200).
+    Body(Vec<u8>),
+    /// Serves the file gzip-compressed with `Content-Encoding: gzip`.
+    Gzip,
+    /// Serves the file without a Content-Length (chunked transfer encoding).
+    Chunked,
+}
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The path below `/feed/` (e.g. `manifest.json`), or the full path if outside it.
+    pub name: String,
+    /// Header names are lower-case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Behaviour {
+    /// Faults used once each, in order, before falling back to `always` or the file.
+    next: HashMap<String, VecDeque<Fault>>,
+    always: HashMap<String, Fault>,
+}
+
+struct State {
+    root: PathBuf,
+    behaviour: Mutex<Behaviour>,
+    log: Mutex<Vec<Request>>,
+}
+
+pub struct FeedServer {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FeedServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FeedServer {
+    /// Serves the files of `root` at `http://127.0.0.1:<port>/feed/`.
+    pub async fn start(root: impl Into<PathBuf>) -> FeedServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            root: root.into(),
+            behaviour: Mutex::default(),
+            log: Mutex::default(),
+        });
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = serving.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, state).await;
+                });
+            }
+        });
+        FeedServer { addr, state, task }
+    }
+
+    /// The feed's base URL (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}/feed", self.addr)
+    }
+
+    /// Answers the next request for `name` with `fault` (queued after earlier ones).
+    pub fn fail_next(&self, name: &str, fault: Fault) {
+        let mut behaviour = self.state.behaviour.lock().unwrap();
+        behaviour
+            .next
+            .entry(name.to_owned())
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// Answers every request for `name` with `fault` (after any queued one-shot faults).
+    pub fn fail_always(&self, name: &str, fault: Fault) {
+        let mut behaviour = self.state.behaviour.lock().unwrap();
+        behaviour.always.insert(name.to_owned(), fault);
+    }
+
+    /// Serves `name` normally again.
+    pub fn heal(&self, name: &str) {
+        let mut behaviour = self.state.behaviour.lock().unwrap();
+        behaviour.always.remove(name);
+        behaviour.next.remove(name);
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.log.lock().unwrap().clone()
+    }
+
+    pub fn requests_for(&self, name: &str) -> usize {
+        self.requests().iter().filter(|r| r.name == name).count()
+    }
+
+    /// The ETag the server gives a file's current content.
+    pub fn etag_of(bytes: &[u8]) -> String {
+        let digest = Sha256::digest(bytes);
+        format!("\"{}\"", hex::encode(&digest[..8]))
+    }
+}
+
+async fn serve(mut stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
+    let Some(request) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    state.log.lock().unwrap().push(request.clone());
+
+    let fault = {
+        let mut behaviour = state.behaviour.lock().unwrap();
+        let queued = behaviour
+            .next
+            .get_mut(&request.name)
+            .and_then(VecDeque::pop_front);
+        queued.or_else(|| behaviour.always.get(&request.name).cloned())
+    };
+
+    let file = if request.name.contains('/') || request.name.contains("..") {
+        None
+    } else {
+        std::fs::read(state.root.join(&request.name)).ok()
+    };
+
+    match fault {
+        Some(Fault::Status(code)) => respond(&mut stream, code, &[], b"").await,
+        Some(Fault::StatusRetryAfter(code, after)) => {
+            respond(&mut stream, code, &[("Retry-After", after)], b"").await
+        }
+        Some(Fault::Hang) => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(())
+        }
+        Some(Fault::Body(body)) => respond(&mut stream, 200, &[], &body).await,
+        Some(Fault::Truncate { send }) => {
+            let body = file.unwrap_or_default();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(&body[..send.min(body.len())]).await?;
+            stream.flush().await?;
+            stream.shutdown().await
+        }
+        Some(Fault::Gzip) => match file {
+            Some(body) => {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                encoder.write_all(&body)?;
+                let compressed = encoder.finish()?;
+                let headers = [("Content-Encoding", "gzip".to_string())];
+                respond(&mut stream, 200, &headers, &compressed).await
+            }
+            None => respond(&mut stream, 404, &[], b"").await,
+        },
+        Some(Fault::Chunked) => match file {
+            Some(body) => {
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+                stream.write_all(head.as_bytes()).await?;
+                for part in body.chunks(4096) {
+                    stream
+                        .write_all(format!("{:x}\r\n", part.len()).as_bytes())
+                        .await?;
+                    stream.write_all(part).await?;
+                    stream.write_all(b"\r\n").await?;
+                }
+                stream.write_all(b"0\r\n\r\n").await?;
+                stream.shutdown().await
+            }
+            None => respond(&mut stream, 404, &[], b"").await,
+        },
+        None => match file {
+            Some(body) => {
+                let etag = FeedServer::etag_of(&body);
+                let unchanged = match request.header("if-none-match") {
+                    Some(sent) => sent == etag,
+                    None => request.header("if-modified-since") == Some(LAST_MODIFIED),
+                };
+                let headers = [("ETag", etag), ("Last-Modified", LAST_MODIFIED.to_string())];
+                if unchanged {
+                    respond(&mut stream, 304, &headers, b"").await
+                } else {
+                    respond(&mut stream, 200, &headers, &body).await
+                }
+            }
+            None => respond(&mut stream, 404, &[], b"").await,
+        },
+    }
+}
+
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 || buffer.len() > 64 * 1024 {
+            return Ok(None);
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    let path = request_line.split(' ').nth(1).unwrap_or_default();
+    let name = path.strip_prefix("/feed/").unwrap_or(path).to_owned();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(Some(Request { name, headers }))
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    code: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {code} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reason(code),
+        body.len()
+    );
+    if code == 304 {
+        // A 304 has no body, whatever Content-Length says.
+        head = format!("HTTP/1.1 304 Not Modified\r\nConnection: close\r\n");
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.flush().await?;
+    stream.shutdown().await
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        304 => "Not Modified",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
