@@ -233,6 +233,7 @@ impl std::fmt::Debug for MispFeedSettings {
             .field("http_retries", &self.http_retries)
             .field("fetch_concurrency", &self.fetch_concurrency)
             .field("max_attempts", &self.max_attempts)
+            .field("retry_backoff", &self.retry_backoff)
             .field("convert", &self.convert)
             .finish()
     }
@@ -567,6 +568,12 @@ pub static OPTIONS: &[OptionSpec] = &[
         "misp_feed",
         "max_attempts",
         "Runs that retry a failed event before it is given up (until `retry`).",
+    ),
+    opt(
+        "MISP_FEED_RETRY_BACKOFF",
+        "misp_feed",
+        "retry_backoff",
+        "Seconds before a failed event's first retry; doubles with each failure (capped at 6 h).",
     ),
     opt(
         "MISP_FEED_CREATE_REPORTS",
@@ -1578,6 +1585,14 @@ fn read_misp_feed(
     )? {
         feed.max_attempts = count as u32;
     }
+    if let Some(raw) = loader.get("MISP_FEED_RETRY_BACKOFF")? {
+        const EXPECTED: &str = "a number of seconds, 0 or more";
+        let seconds = to_float(&raw, EXPECTED)?;
+        if !(0.0..1.0e9).contains(&seconds) {
+            return Err(raw.invalid(EXPECTED));
+        }
+        feed.retry_backoff = Duration::from_secs_f64(seconds);
+    }
     let convert = &mut feed.convert;
     loader.bool("MISP_FEED_CREATE_REPORTS", &mut convert.create_reports)?;
     if let Some(report_type) = loader.text("MISP_FEED_REPORT_TYPE")? {
@@ -1925,6 +1940,10 @@ impl Settings {
                 feed.fetch_concurrency.to_string(),
             ),
             ("MISP_FEED_MAX_ATTEMPTS", feed.max_attempts.to_string()),
+            (
+                "MISP_FEED_RETRY_BACKOFF",
+                feed.retry_backoff.as_secs_f64().to_string(),
+            ),
             (
                 "MISP_FEED_CREATE_REPORTS",
                 convert.create_reports.to_string(),

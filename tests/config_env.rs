@@ -520,6 +520,17 @@ fn rows() -> Vec<Row> {
             bad: Some("0"),
         },
         Row {
+            env: "MISP_FEED_RETRY_BACKOFF",
+            yaml: "misp_feed.retry_backoff",
+            read: |s| s.misp_feed.retry_backoff.as_secs_f64().to_string(),
+            default: Some("60"),
+            env_value: "0",
+            env_expected: "0",
+            yaml_value: "300",
+            yaml_expected: "300",
+            bad: Some("soon"),
+        },
+        Row {
             env: "MISP_FEED_CREATE_REPORTS",
             yaml: "misp_feed.create_reports",
             read: |s| s.misp_feed.convert.create_reports.to_string(),
