@@ -642,7 +642,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "MISP_FEED_IMPORT_TO_IDS_NO_SCORE",
         "misp_feed",
         "import_to_ids_no_score",
-        "Score given to indicators of to_ids attributes that carry no score (unset: none).",
+        "Score of what is made from attributes whose to_ids is false (unset: the event threat level decides).",
     ),
     opt(
         "MISP_FEED_IMPORT_UNSUPPORTED_OBSERVABLES_AS_TEXT",
@@ -654,7 +654,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "MISP_FEED_IMPORT_UNSUPPORTED_OBSERVABLES_AS_TEXT_TRANSPARENT",
         "misp_feed",
         "import_unsupported_observables_as_text_transparent",
-        "Text observables carry only the value (no type prefix).",
+        "A text observable takes the plain attribute value instead of a composed key.",
     ),
     opt(
         "MISP_FEED_IMPORT_WITH_ATTACHMENTS",
