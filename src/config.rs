@@ -76,6 +76,10 @@ pub struct ConnectorSettings {
     pub expose_metrics: bool,
     /// `CONNECTOR_METRICS_PORT`
     pub metrics_port: u16,
+    /// `CONNECTOR_METRICS_NAMESPACE` (added by config-ops): prefix of every metric name, as pycti.
+    pub metrics_namespace: String,
+    /// `CONNECTOR_METRICS_SUBSYSTEM` (added by config-ops): second prefix, as pycti.
+    pub metrics_subsystem: String,
 }
 
 #[derive(Clone)]
@@ -169,6 +173,8 @@ impl Default for Settings {
                 send_to_directory_retention_days: 7,
                 expose_metrics: false,
                 metrics_port: 9095,
+                metrics_namespace: String::new(),
+                metrics_subsystem: String::new(),
             },
             misp_feed: MispFeedSettings {
                 source_type: SourceType::Url,
@@ -459,6 +465,18 @@ pub static OPTIONS: &[OptionSpec] = &[
         "connector",
         "metrics_port",
         "Port of the Prometheus endpoint.",
+    ),
+    opt(
+        "CONNECTOR_METRICS_NAMESPACE",
+        "connector",
+        "metrics_namespace",
+        "Prefix of every metric name (namespace_subsystem_name), as pycti.",
+    ),
+    opt(
+        "CONNECTOR_METRICS_SUBSYSTEM",
+        "connector",
+        "metrics_subsystem",
+        "Second prefix of every metric name, as pycti.",
     ),
     // misp_feed
     opt(
@@ -1514,6 +1532,28 @@ fn read_connector(
     )? {
         connector.metrics_port = port as u16;
     }
+    for (env, target) in [
+        (
+            "CONNECTOR_METRICS_NAMESPACE",
+            &mut connector.metrics_namespace,
+        ),
+        (
+            "CONNECTOR_METRICS_SUBSYSTEM",
+            &mut connector.metrics_subsystem,
+        ),
+    ] {
+        if let Some(raw) = loader.get(env)? {
+            let name = to_text(&raw)?;
+            let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(raw.invalid(
+                    "letters, digits and '_', not starting with a digit (a Prometheus name part)",
+                ));
+            }
+            *target = name;
+        }
+    }
     Ok(())
 }
 
@@ -1896,6 +1936,14 @@ impl Settings {
                 connector.expose_metrics.to_string(),
             ),
             ("CONNECTOR_METRICS_PORT", connector.metrics_port.to_string()),
+            (
+                "CONNECTOR_METRICS_NAMESPACE",
+                connector.metrics_namespace.clone(),
+            ),
+            (
+                "CONNECTOR_METRICS_SUBSYSTEM",
+                connector.metrics_subsystem.clone(),
+            ),
             (
                 "MISP_FEED_SOURCE_TYPE",
                 match feed.source_type {

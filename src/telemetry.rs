@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -123,6 +123,16 @@ pub fn init_logging_named(json: bool, level: &str, name: &str) -> Result<(), Tel
     };
     tracing::dispatcher::set_global_default(dispatch)
         .map_err(|_| TelemetryError::AlreadyInitialised)
+}
+
+/// [`init_logging_named`] from the settings: `OPENCTI_JSON_LOGGING`, `CONNECTOR_LOG_LEVEL` and
+/// the connector's name.
+pub fn init_logging_for(settings: &crate::config::Settings) -> Result<(), TelemetryError> {
+    init_logging_named(
+        settings.opencti.json_logging,
+        &settings.connector.log_level,
+        &settings.connector.name,
+    )
 }
 
 /// The same logger writing to `writer` and not installed globally: for tests
@@ -687,11 +697,19 @@ fn escape_label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-static GLOBAL_METRICS: LazyLock<Arc<Metrics>> = LazyLock::new(|| Arc::new(Metrics::new()));
+static GLOBAL_METRICS: OnceLock<Arc<Metrics>> = OnceLock::new();
+
+/// Creates the process-wide registry with pycti's name prefixes; the first call wins, so call
+/// it at start-up before anything records a metric.
+pub fn init_metrics(namespace: &str, subsystem: &str) -> Arc<Metrics> {
+    Arc::clone(
+        GLOBAL_METRICS.get_or_init(|| Arc::new(Metrics::with_namespace(namespace, subsystem))),
+    )
+}
 
 /// The process-wide registry the pipeline and sinks update and the endpoint serves.
 pub fn metrics() -> Arc<Metrics> {
-    Arc::clone(&GLOBAL_METRICS)
+    init_metrics("", "")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -720,6 +738,24 @@ impl MetricsServer {
 pub async fn serve_metrics(port: u16, metrics: Arc<Metrics>) -> io::Result<MetricsServer> {
     let listener = TcpListener::bind(("0.0.0.0", port)).await?;
     serve_metrics_on(listener, metrics)
+}
+
+/// Start-up in one call: the global registry with the configured prefixes, served on
+/// `CONNECTOR_METRICS_PORT` when `CONNECTOR_EXPOSE_METRICS` is true (`None` otherwise).
+pub async fn start_metrics(
+    settings: &crate::config::Settings,
+) -> io::Result<Option<MetricsServer>> {
+    let connector = &settings.connector;
+    let registry = init_metrics(&connector.metrics_namespace, &connector.metrics_subsystem);
+    if !connector.expose_metrics {
+        return Ok(None);
+    }
+    let server = serve_metrics(connector.metrics_port, registry).await?;
+    tracing::info!(
+        port = server.local_addr().port(),
+        "Exposing metrics on port"
+    );
+    Ok(Some(server))
 }
 
 /// Serves `metrics` on an already bound listener.

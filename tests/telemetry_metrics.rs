@@ -252,3 +252,42 @@ async fn serve_metrics_binds_the_configured_port_on_every_interface() {
     assert!(serve_metrics(port, Arc::new(Metrics::new())).await.is_err());
     server.shutdown();
 }
+
+#[tokio::test]
+async fn start_metrics_follows_the_settings_and_serves_the_global_registry() {
+    let mut settings = misp_feed::config::Settings::default();
+    settings.connector.metrics_namespace = "opencti".into();
+    settings.connector.metrics_subsystem = "misp".into();
+    settings.connector.metrics_port = 0;
+    settings.connector.expose_metrics = false;
+    assert!(
+        misp_feed::telemetry::start_metrics(&settings)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    settings.connector.expose_metrics = true;
+    let server = misp_feed::telemetry::start_metrics(&settings)
+        .await
+        .unwrap()
+        .unwrap();
+    // What the pipeline records through the global handle is what the endpoint serves.
+    misp_feed::telemetry::metrics().inc_bundles_sent();
+    let body = reqwest::get(format!(
+        "http://127.0.0.1:{}/metrics",
+        server.local_addr().port()
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let (samples, _) = parse(&body);
+    assert_eq!(samples["opencti_misp_bundles_sent_total"], 1.0);
+    assert!(Arc::ptr_eq(
+        &misp_feed::telemetry::metrics(),
+        &misp_feed::telemetry::init_metrics("x", "y")
+    ));
+    server.shutdown();
+}
