@@ -25,6 +25,11 @@ pub enum Fault {
     Truncate,
     /// Serve these bytes instead of the file.
     Body(Vec<u8>),
+    /// Write these bytes verbatim (status line, headers and body), then close.
+    Raw(Vec<u8>),
+    /// A body with no length that goes on for up to this many bytes, or until the client
+    /// hangs up.
+    Endless(u64),
 }
 
 pub struct FeedServer {
@@ -202,6 +207,22 @@ async fn serve(
                 Some(b) => respond(&mut socket, 200, &b).await,
                 None => respond(&mut socket, 404, b"not found").await,
             }
+        }
+        (Some(Fault::Raw(bytes)), _) => {
+            socket.write_all(&bytes).await?;
+            socket.flush().await
+        }
+        (Some(Fault::Endless(limit)), _) => {
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n[")
+                .await?;
+            let chunk = vec![b' '; 64 * 1024];
+            let mut sent = 0u64;
+            while sent < limit {
+                socket.write_all(&chunk).await?;
+                sent += chunk.len() as u64;
+            }
+            Ok(())
         }
         (Some(Fault::Truncate), Some(body)) => {
             let head = format!(
