@@ -26,6 +26,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 // ---------------------------------------------------------------------------------------------
 // Logs
@@ -105,24 +106,24 @@ pub fn init_logging_named(json: bool, level: &str, name: &str) -> Result<(), Tel
         Ok(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
         _ => level_filter(level),
     };
-    let dispatch = if json {
-        tracing::Dispatch::new(
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(PyctiJsonLayer::new(name, io::stderr)),
-        )
+    // `try_init` also routes records of `log`-based libraries into the same lines.
+    let installed = if json {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(PyctiJsonLayer::new(name, io::stderr))
+            .try_init()
     } else {
         use std::io::IsTerminal;
-        tracing::Dispatch::new(
-            tracing_subscriber::registry().with(filter).with(
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(io::stderr)
                     .with_ansi(io::stderr().is_terminal()),
-            ),
-        )
+            )
+            .try_init()
     };
-    tracing::dispatcher::set_global_default(dispatch)
-        .map_err(|_| TelemetryError::AlreadyInitialised)
+    installed.map_err(|_| TelemetryError::AlreadyInitialised)
 }
 
 /// [`init_logging_named`] from the settings: `OPENCTI_JSON_LOGGING`, `CONNECTOR_LOG_LEVEL` and
