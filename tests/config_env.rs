@@ -1319,3 +1319,51 @@ fn summary_lists_every_option_once() {
         .collect();
     assert_eq!(names, expected);
 }
+
+#[test]
+fn durations_sizes_and_dates_parse_as_pydantic_and_python_read_them() {
+    use misp_feed::config::{
+        format_iso_duration, parse_duration_seconds, parse_iso_datetime, parse_size,
+    };
+    for (text, seconds) in [
+        ("PT5M", 300.0),
+        ("P1DT2H", 93_600.0),
+        ("PT1.5S", 1.5),
+        ("P1M", 2_592_000.0),
+        ("P2W", 1_209_600.0),
+        ("p1d", 86_400.0),
+        ("-P1D", -86_400.0),
+        ("01:00:00", 3600.0),
+        ("00:30", 1800.0),
+    ] {
+        assert_eq!(parse_duration_seconds(text), Some(seconds), "{text}");
+    }
+    for bad in [
+        "", "P", "PT", "P1H", "PT1D", "1 hour", "5", "P1.2.3D", "00:61",
+    ] {
+        assert_eq!(parse_duration_seconds(bad), None, "{bad}");
+    }
+    assert_eq!(parse_size("512M"), Some(512 << 20));
+    assert_eq!(parse_size("2GiB"), Some(2 << 30));
+    assert_eq!(parse_size("1024"), Some(1024));
+    assert_eq!(parse_size("1.5M"), None);
+    assert_eq!(parse_size("99999999999999999999G"), None);
+    assert_eq!(
+        format_iso_duration(std::time::Duration::from_secs(5400)),
+        "PT1H30M"
+    );
+    assert_eq!(format_iso_duration(std::time::Duration::ZERO), "PT0S");
+    assert_eq!(parse_iso_datetime("2024-02-30"), None);
+    assert_eq!(
+        parse_iso_datetime("2024-02-29T23:59:59.999999+00:00").map(|d| d.to_rfc3339()),
+        Some("2024-02-29T23:59:59.999999+00:00".to_string())
+    );
+    // A negative duration counts forward, as Python's datetime arithmetic does.
+    let mut env = base_env();
+    env.insert("MISP_FEED_IMPORT_FROM_DATE".into(), "-P1D".into());
+    let settings = Settings::load_from(&env, None, now()).unwrap();
+    assert_eq!(
+        settings.misp_feed.import_from_date.unwrap().to_rfc3339(),
+        "2026-03-16T12:00:00+00:00"
+    );
+}
