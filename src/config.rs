@@ -1410,8 +1410,21 @@ impl Settings {
             Some(text) => parse_yaml(text)?,
             None => serde_yaml_ng::Mapping::new(),
         };
+        // pydantic-settings reads variable names case-insensitively; an exact upper-case name wins.
+        let mut env_upper: HashMap<String, String> = env
+            .iter()
+            .filter(|(name, _)| name.to_ascii_uppercase() != **name)
+            .map(|(name, value)| (name.to_ascii_uppercase(), value.clone()))
+            .collect();
+        env_upper.extend(
+            env.iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
         let mut loader = Loader {
-            sources: Sources { env, file },
+            sources: Sources {
+                env: &env_upper,
+                file,
+            },
             warnings: Vec::new(),
         };
         let mut settings = Settings::default();

@@ -1367,3 +1367,17 @@ fn durations_sizes_and_dates_parse_as_pydantic_and_python_read_them() {
         "2026-03-16T12:00:00+00:00"
     );
 }
+
+#[test]
+fn variable_names_are_case_insensitive_like_pydantic_settings() {
+    let mut env = base_env();
+    env.insert("misp_feed_create_indicators".into(), "true".into());
+    env.insert("Connector_Name".into(), "lower".into());
+    env.insert("CONNECTOR_NAME".into(), "UPPER".into());
+    let settings = Settings::load_from(&env, None, now()).unwrap();
+    assert!(settings.misp_feed.convert.create_indicators);
+    assert_eq!(
+        settings.connector.name, "UPPER",
+        "the exact upper-case name wins"
+    );
+}
