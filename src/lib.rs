@@ -7,7 +7,6 @@
 
 pub mod app;
 pub mod config;
-mod config_load_tmp;
 pub mod connector;
 pub mod convert;
 pub mod ledger;
