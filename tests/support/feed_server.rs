@@ -276,7 +276,7 @@ async fn respond(
     );
     if code == 304 {
         // A 304 has no body, whatever Content-Length says.
-        head = format!("HTTP/1.1 304 Not Modified\r\nConnection: close\r\n");
+        head = "HTTP/1.1 304 Not Modified\r\nConnection: close\r\n".to_string();
     }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
