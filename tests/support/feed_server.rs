@@ -45,6 +45,8 @@ pub enum Fault {
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The request target as sent: a path, or an absolute URL when sent to a proxy.
+    pub target: String,
     /// The path below `/feed/` (e.g. `manifest.json`), or the full path if outside it.
     pub name: String,
     /// Header names are lower-case.
@@ -254,13 +256,26 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
     let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
-    let path = request_line.split(' ').nth(1).unwrap_or_default();
+    let target = request_line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    // A client talking to a proxy sends the absolute URL; serve its path all the same.
+    let path = match target.strip_prefix("http://") {
+        Some(rest) => rest.find('/').map_or("/", |at| &rest[at..]),
+        None => target.as_str(),
+    };
     let name = path.strip_prefix("/feed/").unwrap_or(path).to_owned();
     let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    Ok(Some(Request { name, headers }))
+    Ok(Some(Request {
+        target,
+        name,
+        headers,
+    }))
 }
 
 async fn respond(
