@@ -517,3 +517,56 @@ async fn refused_connection_is_retried_then_reported() {
     assert!(text.contains("could not connect"), "{text}");
     assert!(text.contains("gave up after 4 tries"), "{text}");
 }
+
+// TLS: the server's certificate is signed by a test CA (tests/support/tls/, throwaway keys
+// made for these tests) that no system trusts.
+
+#[tokio::test]
+async fn tls_server_is_trusted_through_the_ca_bundle() {
+    let server = FeedServer::start_tls(fixture_feed()).await;
+    assert!(server.url().starts_with("https://"));
+    let source = source(
+        &server,
+        HttpOptions {
+            ca_bundle: Some(FeedServer::tls_ca_bundle()),
+            authorization: Some(Secret::new(TOKEN)),
+            ..options()
+        },
+    );
+    let (entries, _, _) = manifest_entries(source.list(None).await.unwrap());
+    assert_eq!(entries.len(), fixture_uuids().len());
+    assert_eq!(server.requests()[0].header("authorization"), Some(TOKEN));
+}
+
+#[tokio::test]
+async fn tls_server_with_an_unknown_ca_is_refused_unless_verification_is_off() {
+    let server = FeedServer::start_tls(fixture_feed()).await;
+    let no_retry = RetryPolicy {
+        retries: 0,
+        ..options().retry
+    };
+    let verifying = source(
+        &server,
+        HttpOptions {
+            retry: no_retry.clone(),
+            ..options()
+        },
+    );
+    let err = verifying.list(None).await.unwrap_err();
+    assert!(matches!(err, SourceError::Transport { .. }), "{err:?}");
+    assert!(
+        server.requests().is_empty(),
+        "no request may pass a refused handshake"
+    );
+
+    let trusting = source(
+        &server,
+        HttpOptions {
+            ssl_verify: false,
+            retry: no_retry,
+            ..options()
+        },
+    );
+    let (entries, _, _) = manifest_entries(trusting.list(None).await.unwrap());
+    assert_eq!(entries.len(), fixture_uuids().len());
+}

@@ -60,7 +60,6 @@ impl HttpOptions {
     }
 }
 
-#[derive(Debug)]
 pub struct HttpSource {
     /// The feed's base URL; file names are appended as one more path segment.
     base: Url,
@@ -70,6 +69,18 @@ pub struct HttpSource {
     authorization: Option<HeaderValue>,
     max_file_size: u64,
     retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for HttpSource {
+    // Written by hand: the derived form would print the URL with its credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSource")
+            .field("url", &self.shown)
+            .field("authorization", &self.authorization.as_ref().map(|_| "***"))
+            .field("max_file_size", &self.max_file_size)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A downloaded file and the validators the server gave with it.

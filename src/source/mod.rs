@@ -100,10 +100,23 @@ impl SourceError {
 /// otherwise an HTTP(S) feed for `http://` / `https://` URLs and a local folder for
 /// `file://` URLs and plain paths.
 pub async fn build_source(settings: &Settings) -> Result<Box<dyn FeedSource>, SourceError> {
+    let retry = retry::RetryPolicy {
+        retries: settings.misp_feed.http_retries,
+        ..retry::RetryPolicy::default()
+    };
+    build_source_with_retry(settings, retry).await
+}
+
+/// [`build_source`] with explicit retry timing (tests use millisecond delays); `retry.retries`
+/// replaces `http_retries` from the settings.
+pub async fn build_source_with_retry(
+    settings: &Settings,
+    retry: retry::RetryPolicy,
+) -> Result<Box<dyn FeedSource>, SourceError> {
     let feed = &settings.misp_feed;
     match feed.source_type {
         SourceType::S3 => {
-            let source = s3::S3Source::from_settings(feed, &settings.aws).await?;
+            let source = s3::S3Source::from_settings(feed, &settings.aws, &retry).await?;
             Ok(Box::new(source))
         }
         SourceType::Url => {
@@ -118,7 +131,10 @@ pub async fn build_source(settings: &Settings) -> Result<Box<dyn FeedSource>, So
                 })?;
             match FeedLocation::parse(url)? {
                 FeedLocation::Http(url) => {
-                    let options = http::HttpOptions::from_settings(feed);
+                    let options = http::HttpOptions {
+                        retry,
+                        ..http::HttpOptions::from_settings(feed)
+                    };
                     Ok(Box::new(http::HttpSource::new(&url, options)?))
                 }
                 FeedLocation::Folder(path) => Ok(Box::new(local::LocalSource::new(

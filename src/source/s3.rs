@@ -5,8 +5,6 @@
 //! without a download. Credentials come from the usual AWS chain (environment, profile, web
 //! identity, instance role) unless static keys are configured.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
@@ -17,6 +15,7 @@ use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use super::manifest::MANIFEST_FILE;
+use super::retry::RetryPolicy;
 use super::{FeedSource, FetchedFile, Listing, ManifestValidators, ObjectEntry, SourceError};
 use crate::config::{AwsSettings, MispFeedSettings};
 
@@ -62,6 +61,7 @@ impl S3Source {
     pub async fn from_settings(
         feed: &MispFeedSettings,
         aws: &AwsSettings,
+        retry: &RetryPolicy,
     ) -> Result<S3Source, SourceError> {
         let bucket = feed
             .bucket_name
@@ -87,8 +87,9 @@ impl S3Source {
             )
             .retry_config(
                 RetryConfig::standard()
-                    .with_max_attempts(feed.http_retries.saturating_add(1))
-                    .with_max_backoff(Duration::from_secs(20)),
+                    .with_max_attempts(retry.retries.saturating_add(1))
+                    .with_initial_backoff(retry.base_delay)
+                    .with_max_backoff(retry.max_delay),
             );
         if let Some(endpoint) = aws.endpoint_url.as_deref().filter(|e| !e.is_empty()) {
             loader = loader.endpoint_url(endpoint);

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// The Last-Modified date the server gives every file.
 pub const LAST_MODIFIED: &str = "Wed, 01 Jan 2025 00:00:00 GMT";
@@ -45,6 +45,8 @@ pub enum Fault {
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The request target as sent: a path, or an absolute URL when sent to a proxy.
+    pub target: String,
     /// The path below `/feed/` (e.g. `manifest.json`), or the full path if outside it.
     pub name: String,
     /// Header names are lower-case.
@@ -77,6 +79,7 @@ pub struct FeedServer {
     pub addr: SocketAddr,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    scheme: &'static str,
 }
 
 impl Drop for FeedServer {
@@ -88,6 +91,43 @@ impl Drop for FeedServer {
 impl FeedServer {
     /// Serves the files of `root` at `http://127.0.0.1:<port>/feed/`.
     pub async fn start(root: impl Into<PathBuf>) -> FeedServer {
+        FeedServer::start_with(root, None).await
+    }
+
+    /// Serves the files of `root` at `https://127.0.0.1:<port>/feed/`, with the test
+    /// certificate of `tests/support/tls/` (signed by the test CA in `ca.pem`).
+    pub async fn start_tls(root: impl Into<PathBuf>) -> FeedServer {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let tls = tls_dir();
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(tls.join("server.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_file(tls.join("server.key")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        FeedServer::start_with(root, Some(acceptor)).await
+    }
+
+    /// The test CA that signed the TLS server's certificate (a PEM file).
+    pub fn tls_ca_bundle() -> PathBuf {
+        tls_dir().join("ca.pem")
+    }
+
+    async fn start_with(
+        root: impl Into<PathBuf>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> FeedServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
@@ -96,20 +136,34 @@ impl FeedServer {
             log: Mutex::default(),
         });
         let serving = state.clone();
+        let secure = tls.is_some();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = serving.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = serve(stream, state).await;
+                    let _ = match tls {
+                        // A failed handshake (a client refusing the certificate) just ends.
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => serve(stream, state).await,
+                            Err(_) => Ok(()),
+                        },
+                        None => serve(stream, state).await,
+                    };
                 });
             }
         });
-        FeedServer { addr, state, task }
+        FeedServer {
+            addr,
+            state,
+            task,
+            scheme: if secure { "https" } else { "http" },
+        }
     }
 
     /// The feed's base URL (no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://{}/feed", self.addr)
+        format!("{}://{}/feed", self.scheme, self.addr)
     }
 
     /// Answers the next request for `name` with `fault` (queued after earlier ones).
@@ -150,7 +204,14 @@ impl FeedServer {
     }
 }
 
-async fn serve(mut stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
+fn tls_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls")
+}
+
+async fn serve<S>(mut stream: S, state: Arc<State>) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let Some(request) = read_request(&mut stream).await? else {
         return Ok(());
     };
@@ -238,7 +299,7 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) -> std::io::Result<()> 
     }
 }
 
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Option<Request>> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     let end = loop {
@@ -254,17 +315,30 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>
     let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
-    let path = request_line.split(' ').nth(1).unwrap_or_default();
+    let target = request_line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    // A client talking to a proxy sends the absolute URL; serve its path all the same.
+    let path = match target.strip_prefix("http://") {
+        Some(rest) => rest.find('/').map_or("/", |at| &rest[at..]),
+        None => target.as_str(),
+    };
     let name = path.strip_prefix("/feed/").unwrap_or(path).to_owned();
     let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    Ok(Some(Request { name, headers }))
+    Ok(Some(Request {
+        target,
+        name,
+        headers,
+    }))
 }
 
-async fn respond(
-    stream: &mut TcpStream,
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     code: u16,
     headers: &[(&str, String)],
     body: &[u8],
@@ -276,7 +350,7 @@ async fn respond(
     );
     if code == 304 {
         // A 304 has no body, whatever Content-Length says.
-        head = format!("HTTP/1.1 304 Not Modified\r\nConnection: close\r\n");
+        head = "HTTP/1.1 304 Not Modified\r\nConnection: close\r\n".to_string();
     }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
