@@ -220,17 +220,21 @@ impl Connector {
     /// at the end, as the Python connector does in run-and-terminate mode.
     pub async fn once(&mut self) -> Result<RunReport, PipelineError> {
         self.apply_requested_reset()?;
-        if let Some(platform) = &self.platform {
-            platform.opencti.wait_for_queue_capacity().await;
-            if self.settings.misp_feed.convert.guess_threats_from_tags {
-                // A fresh cache per run: threats created on the platform since are found.
-                self.pipeline.resolver = platform.opencti.threat_resolver();
-            }
+        // No queue check here: like the Python connector's run-and-terminate path, `once`
+        // sends exactly pycti's sequence; `run` waits for queue capacity before each run.
+        if let Some(platform) = &self.platform
+            && self.settings.misp_feed.convert.guess_threats_from_tags
+        {
+            // A fresh cache per run: threats created on the platform since are found.
+            self.pipeline.resolver = platform.opencti.threat_resolver();
         }
         let report = self.pipeline.run_once().await;
         if let Some(platform) = &self.platform {
             let state = lock(&platform.local_state).clone();
+            let metrics = crate::telemetry::metrics();
+            metrics.inc_ping_api();
             if let Err(e) = platform.opencti.force_ping(state.as_ref()).await {
+                metrics.inc_ping_api_errors();
                 tracing::error!(error = %e, "could not send the connector state to OpenCTI");
             }
         }
@@ -266,7 +270,13 @@ impl Connector {
             tokio::spawn(async move {
                 loop {
                     let local = lock(&local_state).clone();
-                    match opencti.ping(local.as_ref()).await {
+                    let metrics = crate::telemetry::metrics();
+                    metrics.inc_ping_api();
+                    let answer = opencti.ping(local.as_ref()).await;
+                    if answer.is_err() {
+                        metrics.inc_ping_api_errors();
+                    }
+                    match answer {
                         Ok(remote) if remote_state_changed(local.as_ref(), remote.as_ref()) => {
                             tracing::warn!("connector state has been remotely updated");
                             *lock(&local_state) = remote.clone();

@@ -130,14 +130,21 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
+    let loaded = match Settings::load_with_warnings(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("misp-feed: configuration: {e}");
             return ExitCode::from(1);
         }
     };
-    init_logging(&settings);
+    let settings = loaded.settings;
+    if let Err(e) = misp_feed::telemetry::init_logging_for(&settings) {
+        eprintln!("misp-feed: logging: {e}");
+        return ExitCode::from(1);
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -154,22 +161,6 @@ fn main() -> ExitCode {
             eprintln!("misp-feed: {e}");
             ExitCode::from(1)
         }
-    }
-}
-
-fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "misp_feed={0},misp_feed::pipeline={0}",
-        settings.connector.log_level
-    ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if settings.opencti.json_logging {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -294,6 +285,9 @@ fn convert(settings: &Settings, path: &Path) -> Result<ExitCode, String> {
 }
 
 async fn once(settings: Settings, json: bool) -> Result<ExitCode, String> {
+    let _metrics = misp_feed::telemetry::start_metrics(&settings)
+        .await
+        .map_err(|e| format!("metrics on port {}: {e}", settings.connector.metrics_port))?;
     let mut connector = Connector::start(Arc::new(settings)).await?;
     connector.set_progress(std::io::stderr().is_terminal());
     let report = connector.once().await.map_err(|e| e.to_string())?;
@@ -310,6 +304,13 @@ async fn once(settings: Settings, json: bool) -> Result<ExitCode, String> {
 }
 
 async fn run_forever(settings: Settings) -> Result<ExitCode, String> {
+    if settings.connector.run_and_terminate {
+        // pycti's run_and_terminate (or a zero duration period): one run, then exit.
+        return once(settings, false).await;
+    }
+    let _metrics = misp_feed::telemetry::start_metrics(&settings)
+        .await
+        .map_err(|e| format!("metrics on port {}: {e}", settings.connector.metrics_port))?;
     let mut connector = Connector::start(Arc::new(settings)).await?;
     connector.run_forever().await?;
     Ok(ExitCode::SUCCESS)

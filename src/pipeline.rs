@@ -62,6 +62,16 @@ enum Outcome {
     Failed,
 }
 
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pushed => "pushed",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// Told the new checkpoint (and the run's start) right after it is stored, before the sink
 /// closes the run: the OpenCTI side mirrors it into the platform's connector state.
 pub type CheckpointListener = Arc<dyn Fn(&Checkpoint, DateTime<Utc>) + Send + Sync>;
@@ -128,6 +138,8 @@ impl Pipeline {
     pub async fn run_once(&self) -> Result<RunReport, PipelineError> {
         let started = Instant::now();
         let now = Utc::now();
+        let metrics = crate::telemetry::metrics();
+        metrics.set_state(crate::telemetry::ConnectorState::Running);
         let run_id = lock(&self.ledger).begin_run(&self.source.describe())?;
         tracing::info!(run = run_id, source = %self.source.describe(), "run started");
         let result = self.run_inner(run_id, now).await;
@@ -143,6 +155,11 @@ impl Pipeline {
                     tracing::error!(error = %e, "could not record the failed run");
                 }
                 tracing::error!(run = run_id, error = %error, "run failed");
+                metrics.inc_errors();
+                if let PipelineError::Listing(_) = error {
+                    metrics.inc_fetch_errors(self.source_kind());
+                }
+                self.record_run_metrics(started);
                 return Err(error);
             }
         };
@@ -178,6 +195,7 @@ impl Pipeline {
                 message: message.clone(),
             },
         )?;
+        self.record_run_metrics(started);
         tracing::info!(
             run = run_id,
             pushed = report.pushed,
@@ -343,7 +361,9 @@ impl Pipeline {
         }))
         .buffer_unordered(concurrency);
         while let Some(outcome) = outcomes.next().await {
-            match outcome? {
+            let outcome = outcome?;
+            crate::telemetry::metrics().inc_event_outcome(outcome.as_str());
+            match outcome {
                 Outcome::Pushed => report.pushed += 1,
                 Outcome::Unchanged => report.unchanged += 1,
                 Outcome::Failed => report.failed += 1,
@@ -381,6 +401,28 @@ impl Pipeline {
         Ok(report)
     }
 
+    /// The source's kind for metric labels (never a URL: it may carry credentials).
+    fn source_kind(&self) -> &'static str {
+        match self.settings.misp_feed.source_type {
+            crate::config::SourceType::S3 => "s3",
+            crate::config::SourceType::Url => "url",
+        }
+    }
+
+    fn record_run_metrics(&self, started: Instant) {
+        let metrics = crate::telemetry::metrics();
+        metrics.inc_runs();
+        let ended = Utc::now();
+        metrics.record_run(
+            started.elapsed(),
+            ended.timestamp() as f64 + f64::from(ended.timestamp_subsec_millis()) / 1000.0,
+        );
+        if let Ok(counts) = lock(&self.ledger).status_counts() {
+            metrics.set_events_by_status(counts.iter().map(|(s, n)| (s.as_str(), *n)));
+        }
+        metrics.set_state(crate::telemetry::ConnectorState::Idle);
+    }
+
     fn progress_bar(&self, total: u64) -> Option<indicatif::ProgressBar> {
         if !self.progress || total == 0 {
             return None;
@@ -404,7 +446,10 @@ impl Pipeline {
         let uuid = entry.uuid.as_str();
         let file = match self.source.fetch(uuid).await {
             Ok(file) => file,
-            Err(e) => return self.fail(run_id, uuid, FailureStage::Fetch, &e.to_string()),
+            Err(e) => {
+                crate::telemetry::metrics().inc_fetch_errors(self.source_kind());
+                return self.fail(run_id, uuid, FailureStage::Fetch, &e.to_string());
+            }
         };
         // Every reason to fetch a manifest event (new, timestamp moved, owed, operator reset)
         // is also a reason to push it: the content hash is recorded for audit, not to skip.
@@ -454,8 +499,13 @@ impl Pipeline {
             event_uuid: uuid,
             bundle_json: &bundle_json,
         };
+        let push_started = Instant::now();
         match self.sink.push(delivery).await {
             Ok(receipt) => {
+                let metrics = crate::telemetry::metrics();
+                metrics.observe_push_latency(push_started.elapsed());
+                metrics.inc_bundles_sent();
+                metrics.add_records_sent(object_count as u64);
                 lock(&self.ledger).mark_pushed(
                     run_id,
                     uuid,
@@ -529,6 +579,11 @@ impl Pipeline {
         .buffer_unordered(concurrency);
         while let Some(result) = outcomes.next().await {
             let (key, counts) = result?;
+            for (outcome, n) in &counts {
+                for _ in 0..*n {
+                    crate::telemetry::metrics().inc_event_outcome(outcome.as_str());
+                }
+            }
             report.pushed += counts.get(&Outcome::Pushed).copied().unwrap_or(0);
             report.unchanged += counts.get(&Outcome::Unchanged).copied().unwrap_or(0);
             report.failed += counts.get(&Outcome::Failed).copied().unwrap_or(0);
@@ -563,6 +618,7 @@ impl Pipeline {
             Ok(file) => file,
             Err(e) => {
                 tracing::error!(object = %object.key, decision = "failed", stage = "fetch", reason = %e, "object {} failed: {e}", object.key);
+                crate::telemetry::metrics().inc_fetch_errors(self.source_kind());
                 lock(&self.ledger).record_s3_object(
                     run_id,
                     object,
