@@ -462,6 +462,11 @@ pub fn broker_available(test: &str) -> bool {
     )
     .is_ok();
     if !reachable {
+        // CI starts a broker and sets this: there a missing broker is a failure, not a skip.
+        assert!(
+            std::env::var_os("MISP_FEED_REQUIRE_BROKER").is_none(),
+            "{test}: no RabbitMQ on {BROKER} and MISP_FEED_REQUIRE_BROKER is set"
+        );
         eprintln!(
             "SKIPPED {test}: no RabbitMQ on {BROKER} (start one, e.g. .ci/run does, to run this test)"
         );
@@ -583,4 +588,81 @@ pub async fn drain_push_queue(connector_id: &str) -> Vec<QueuedMessage> {
 
 pub fn unique_connector_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// Checks one message read back from the push queue against the recorded pycti message at
+/// the same position: exchange, routing key, AMQP properties, body length and member order,
+/// envelope members, work id, and the split bundle's object, `nb_deps` and sequence number.
+/// Returns the body text and the decoded split bundle for stricter checks.
+pub fn check_message_against_recording(
+    position: usize,
+    ours: &QueuedMessage,
+    theirs: &Value,
+    connector_id: &str,
+    work_id: &str,
+) -> (String, Vec<u8>) {
+    use base64::Engine;
+    assert_eq!(ours.exchange, theirs["exchange"].as_str().unwrap());
+    assert_eq!(ours.routing_key, format!("push_routing_{connector_id}"));
+    let properties = &ours.properties;
+    assert_eq!(properties.delivery_mode(), &Some(2), "message {position}");
+    assert_eq!(
+        properties.content_encoding().as_ref().map(|s| s.as_str()),
+        Some("utf-8")
+    );
+    assert_eq!(properties.content_type(), &None);
+    assert!(properties.headers().is_none());
+    assert!(properties.message_id().is_none() && properties.timestamp().is_none());
+    assert!(properties.priority().is_none() && properties.expiration().is_none());
+    assert!(properties.app_id().is_none() && properties.kind().is_none());
+
+    let body = std::str::from_utf8(&ours.body).unwrap().to_string();
+    let envelope: Value = serde_json::from_str(&body).unwrap();
+    let keys: Vec<&str> = envelope
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let expected_keys: Vec<&str> = theirs["body_member_order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(keys, expected_keys, "message {position}");
+    let recorded_envelope = &theirs["envelope"];
+    for member in [
+        "bundle_type",
+        "applicant_id",
+        "action_sequence",
+        "entities_types",
+        "update",
+        "draft_id",
+        "no_split",
+    ] {
+        assert_eq!(
+            envelope[member], recorded_envelope[member],
+            "message {position} {member}"
+        );
+    }
+    assert_eq!(envelope["work_id"], json!(work_id));
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(envelope["content"].as_str().unwrap())
+        .unwrap();
+    let summary = &recorded_envelope["content"];
+    let split: Value = serde_json::from_slice(&content).unwrap();
+    assert_eq!(
+        split["x_opencti_seq"], summary["x_opencti_seq"],
+        "message {position}"
+    );
+    assert_eq!(
+        split["objects"][0]["id"], summary["object_ids"][0],
+        "message {position}"
+    );
+    assert_eq!(
+        split["objects"][0]["nb_deps"], summary["nb_deps"][0],
+        "message {position}"
+    );
+    (body, content)
 }
