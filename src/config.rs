@@ -150,7 +150,7 @@ impl Default for Settings {
             opencti: OpenCtiSettings {
                 url: None,
                 token: None,
-                ssl_verify: true,
+                ssl_verify: false,
                 ca_file: None,
                 json_logging: true,
                 custom_headers: Vec::new(),
@@ -340,7 +340,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "OPENCTI_SSL_VERIFY",
         "opencti",
         "ssl_verify",
-        "Verify the platform's TLS certificate.",
+        "Verify the platform's TLS certificate (pycti's default: off; turn it on).",
     ),
     opt(
         "OPENCTI_CA_FILE",

@@ -147,6 +147,7 @@ async fn ssl_verify_and_ca_file_are_honoured() {
     };
     let url = format!("https://127.0.0.1:{port}");
     let mut settings = settings(&url, &unique_connector_id(), QueueProtocol::Amqp);
+    settings.opencti.ssl_verify = true;
 
     // Verification on, certificate from an unknown CA: refused, and the reason says so.
     let error = OpenCti::check_api(&settings).await.unwrap_err().to_string();
