@@ -118,6 +118,9 @@ pub struct MispFeedSettings {
     /// `MISP_FEED_RETRY_BACKOFF` in seconds (ours): delay before a failed event's first retry,
     /// doubling with each further failure (capped at 6 h).
     pub retry_backoff: Duration,
+    /// `MISP_FEED_HEARTBEAT_PERIOD` in seconds (ours): how often `run` pings OpenCTI with the
+    /// state (pycti's PingAlive: 40 s), which is also how soon a UI reset is noticed.
+    pub heartbeat_period: Duration,
     /// Conversion options, `MISP_FEED_CREATE_REPORTS` ... and `MISP_FEED_REFERENCE_COMPAT`.
     pub convert: ConvertOptions,
 }
@@ -194,6 +197,7 @@ impl Default for Settings {
                 fetch_concurrency: 4,
                 max_attempts: 5,
                 retry_backoff: Duration::from_secs(60),
+                heartbeat_period: Duration::from_secs(40),
                 convert: ConvertOptions::default(),
             },
             aws: AwsSettings::default(),
@@ -240,6 +244,7 @@ impl std::fmt::Debug for MispFeedSettings {
             .field("fetch_concurrency", &self.fetch_concurrency)
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
+            .field("heartbeat_period", &self.heartbeat_period)
             .field("convert", &self.convert)
             .finish()
     }
@@ -592,6 +597,12 @@ pub static OPTIONS: &[OptionSpec] = &[
         "misp_feed",
         "retry_backoff",
         "Seconds before a failed event's first retry; doubles with each failure (capped at 6 h).",
+    ),
+    opt(
+        "MISP_FEED_HEARTBEAT_PERIOD",
+        "misp_feed",
+        "heartbeat_period",
+        "Seconds between the pings `run` sends OpenCTI with the state (pycti: 40).",
     ),
     opt(
         "MISP_FEED_CREATE_REPORTS",
@@ -1646,6 +1657,14 @@ fn read_misp_feed(
         }
         feed.retry_backoff = Duration::from_secs_f64(seconds);
     }
+    if let Some(raw) = loader.get("MISP_FEED_HEARTBEAT_PERIOD")? {
+        const EXPECTED: &str = "a number of seconds, more than 0";
+        let seconds = to_float(&raw, EXPECTED)?;
+        if !(0.001..1.0e7).contains(&seconds) {
+            return Err(raw.invalid(EXPECTED));
+        }
+        feed.heartbeat_period = Duration::from_secs_f64(seconds);
+    }
     let convert = &mut feed.convert;
     loader.bool("MISP_FEED_CREATE_REPORTS", &mut convert.create_reports)?;
     if let Some(report_type) = loader.text("MISP_FEED_REPORT_TYPE")? {
@@ -2004,6 +2023,10 @@ impl Settings {
             (
                 "MISP_FEED_RETRY_BACKOFF",
                 feed.retry_backoff.as_secs_f64().to_string(),
+            ),
+            (
+                "MISP_FEED_HEARTBEAT_PERIOD",
+                feed.heartbeat_period.as_secs_f64().to_string(),
             ),
             (
                 "MISP_FEED_CREATE_REPORTS",

@@ -10,7 +10,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -22,9 +21,6 @@ use crate::ledger::{Checkpoint, Ledger};
 use crate::pipeline::{Pipeline, PipelineError, RunReport};
 use crate::sink::Sink;
 use crate::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink, remote_state_changed};
-
-/// pycti's PingAlive period.
-const HEARTBEAT: Duration = Duration::from_secs(40);
 
 pub struct Connector {
     settings: Arc<Settings>,
@@ -261,6 +257,7 @@ impl Connector {
 
     /// Runs every `duration_period` until SIGTERM or Ctrl-C, with pycti's heartbeat.
     pub async fn run_forever(&mut self) -> AppResult<()> {
+        let beat = self.settings.misp_feed.heartbeat_period;
         let heartbeat = self.platform.as_ref().map(|platform| {
             let opencti = Arc::clone(&platform.opencti);
             let local_state = Arc::clone(&platform.local_state);
@@ -287,7 +284,7 @@ impl Connector {
                         Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, "ping to OpenCTI failed; retrying at the next beat"),
                     }
-                    tokio::time::sleep(HEARTBEAT).await;
+                    tokio::time::sleep(beat).await;
                 }
             })
         });

@@ -553,6 +553,17 @@ fn rows() -> Vec<Row> {
             bad: Some("soon"),
         },
         Row {
+            env: "MISP_FEED_HEARTBEAT_PERIOD",
+            yaml: "misp_feed.heartbeat_period",
+            read: |s| s.misp_feed.heartbeat_period.as_secs_f64().to_string(),
+            default: Some("40"),
+            env_value: "5",
+            env_expected: "5",
+            yaml_value: "0.5",
+            yaml_expected: "0.5",
+            bad: Some("0"),
+        },
+        Row {
             env: "MISP_FEED_CREATE_REPORTS",
             yaml: "misp_feed.create_reports",
             read: |s| s.misp_feed.convert.create_reports.to_string(),

@@ -237,3 +237,46 @@ fn an_empty_ledger_adopts_the_python_connectors_state() {
         "an event older than the state was imported"
     );
 }
+
+#[test]
+fn run_mode_notices_a_ui_reset_at_the_next_heartbeat_and_pushes_again_at_once() {
+    let rt = runtime();
+    let fake = rt.block_on(FakeOpenCti::start(None));
+    let connector_id = unique_connector_id();
+    let feed = feed_of(&SMALL);
+    let server = FeedServer::start(feed.path());
+    let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
+    ws.set("CONNECTOR_DURATION_PERIOD", "PT1H");
+    ws.set("MISP_FEED_HEARTBEAT_PERIOD", "0.3");
+    let mut child = ws
+        .command(&["run"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pushed = || fake.platform.lock().unwrap().pushed_bundles.len();
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while pushed() < n && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        pushed()
+    };
+    assert_eq!(wait_for(3), 3, "first run did not push the feed");
+    // Let a heartbeat carry the new state, then press "reset state".
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(
+        fake.stored_state()
+            .is_some_and(|s| s.contains("last_event_timestamp"))
+    );
+    fake.reset_state();
+    assert_eq!(wait_for(6), 6, "the reset did not make the feed go again");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("remotely updated"), "{log}");
+    assert!(log.contains("ledger reset to match"), "{log}");
+    // Nothing but the reset made it push again: one run before, one after, an hour apart.
+    assert_eq!(pushed(), 6);
+}
