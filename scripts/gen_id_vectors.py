@@ -3,54 +3,22 @@
 
 Usage (from the repository root):  python3 scripts/gen_id_vectors.py
 
-When pycti/stix2 are not importable at the pinned versions, the script creates
-`.venv/` at the repository root (git-ignored), installs pycti==7.261026.0 and
-stix2==3.0.2 into it and runs itself again with that interpreter.
+When pycti==7.261026.0 and stix2==3.0.2 are not importable, scripts/pycti_env.py
+creates `.venv/` at the repository root (git-ignored), installs them there and runs
+this script again with that interpreter.
 """
 
 import datetime
 import json
 import os
-import subprocess
 import sys
 
-PYCTI_VERSION = "7.261026.0"
-STIX2_VERSION = "3.0.2"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV = os.path.join(ROOT, ".venv")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pycti_env import ROOT, ensure_environment  # noqa: E402
+
 OUTPUT = os.path.join(ROOT, "tests", "fixtures", "id_vectors.json")
 
-
-def ensure_environment():
-    try:
-        import pycti  # noqa: F401
-        import stix2
-
-        if stix2.__version__ == STIX2_VERSION and pycti.__version__ == PYCTI_VERSION:
-            return
-    except ImportError:
-        pass
-    if os.environ.get("GEN_ID_VECTORS_REEXEC"):
-        sys.exit("pycti/stix2 still missing or wrong version inside " + VENV)
-    python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(python):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    subprocess.check_call(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "pycti==" + PYCTI_VERSION,
-            "stix2==" + STIX2_VERSION,
-        ]
-    )
-    env = dict(os.environ, GEN_ID_VECTORS_REEXEC="1")
-    os.execve(python, [python, os.path.abspath(__file__)] + sys.argv[1:], env)
-
-
-ensure_environment()
+ensure_environment(__file__)
 
 import stix2  # noqa: E402
 from pycti import (  # noqa: E402

@@ -630,6 +630,11 @@ pub fn amqp_message_body(
 /// Python's `json.dumps(value)` with default arguments: `", "` and `": "` separators, members
 /// in their order, everything outside printable ASCII escaped as `\uXXXX` (surrogate pairs
 /// beyond the BMP), floats as `repr`.
+///
+/// Limits that come from parsing with serde_json rather than Python's `json.loads` (none occurs
+/// in bundles this crate produces): the integer literal `-0` prints as `-0.0` (Python: `0`),
+/// integers beyond the u64/i64 range print as floats (Python keeps them exact), and numbers
+/// overflowing a double are rejected at parse time (Python writes `Infinity`).
 pub fn python_json_dumps(value: &Value) -> String {
     let mut out = String::new();
     write_python_json(value, &mut out);
