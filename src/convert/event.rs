@@ -493,7 +493,6 @@ pub fn convert(
     for marking in event_markings.iter() {
         bundle.emit(Ledger::Markings, marking.object.clone());
     }
-    drop(ctx);
     for element in event_elements.into_all() {
         bundle.referenced_entity(Ledger::Entities, element.object);
     }
