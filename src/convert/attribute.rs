@@ -361,51 +361,51 @@ pub fn process_attribute(
     };
 
     let mut score = ctx.score;
-    if let Some(no_score) = options.import_to_ids_no_score {
-        if !attribute.to_ids_truthy() {
-            score = no_score;
-        }
+    if let Some(no_score) = options.import_to_ids_no_score
+        && !attribute.to_ids_truthy()
+    {
+        score = no_score;
     }
 
     let mut indicator: Option<Value> = None;
-    if options.create_indicators {
-        if let Some(pattern) = &pattern {
-            // The connector builds the indicator in a try block: a bad timestamp or a
-            // pattern stix2 rejects (an invalid hash) leaves the attribute without one.
-            let timestamps = attribute
-                .timestamp
-                .and_then(py_int)
-                .and_then(|secs| Some((utc_seconds(secs)?, utc_millis(secs)?)));
-            let pattern_ok = pattern_type != "stix" || valid_hash(resolver, value);
-            if let (Some((valid_from, created)), true) = (timestamps, pattern_ok) {
-                let id = indicator_id(pattern);
-                let mut object = sdo("indicator", &id, &created, &created);
-                if let Some(name) = name {
-                    object.insert("name".into(), name.into());
-                }
-                object.insert("description".into(), comment.into());
-                object.insert("pattern".into(), pattern.as_str().into());
-                object.insert("pattern_type".into(), pattern_type.into());
-                if pattern_type == "stix" {
-                    object.insert("pattern_version".into(), "2.1".into());
-                }
-                object.insert("valid_from".into(), valid_from.into());
-                put_list(&mut object, "labels", &labels);
-                object.insert("created_by_ref".into(), ctx.author_id.into());
-                put_list(&mut object, "object_marking_refs", &marking_refs(&markings));
-                put_list(&mut object, "external_references", external_references);
-                if let Some(observable_type) = observable_type {
-                    object.insert(
-                        "x_opencti_main_observable_type".into(),
-                        observable_type.into(),
-                    );
-                }
-                if let Some(to_ids) = attribute.to_ids {
-                    object.insert("x_opencti_detection".into(), to_ids.clone());
-                }
-                object.insert("x_opencti_score".into(), score.into());
-                indicator = Some(Value::Object(object));
+    if options.create_indicators
+        && let Some(pattern) = &pattern
+    {
+        // The connector builds the indicator in a try block: a bad timestamp or a
+        // pattern stix2 rejects (an invalid hash) leaves the attribute without one.
+        let timestamps = attribute
+            .timestamp
+            .and_then(py_int)
+            .and_then(|secs| Some((utc_seconds(secs)?, utc_millis(secs)?)));
+        let pattern_ok = pattern_type != "stix" || valid_hash(resolver, value);
+        if let (Some((valid_from, created)), true) = (timestamps, pattern_ok) {
+            let id = indicator_id(pattern);
+            let mut object = sdo("indicator", &id, &created, &created);
+            if let Some(name) = name {
+                object.insert("name".into(), name.into());
             }
+            object.insert("description".into(), comment.into());
+            object.insert("pattern".into(), pattern.as_str().into());
+            object.insert("pattern_type".into(), pattern_type.into());
+            if pattern_type == "stix" {
+                object.insert("pattern_version".into(), "2.1".into());
+            }
+            object.insert("valid_from".into(), valid_from.into());
+            put_list(&mut object, "labels", &labels);
+            object.insert("created_by_ref".into(), ctx.author_id.into());
+            put_list(&mut object, "object_marking_refs", &marking_refs(&markings));
+            put_list(&mut object, "external_references", external_references);
+            if let Some(observable_type) = observable_type {
+                object.insert(
+                    "x_opencti_main_observable_type".into(),
+                    observable_type.into(),
+                );
+            }
+            if let Some(to_ids) = attribute.to_ids {
+                object.insert("x_opencti_detection".into(), to_ids.clone());
+            }
+            object.insert("x_opencti_score".into(), score.into());
+            indicator = Some(Value::Object(object));
         }
     }
 

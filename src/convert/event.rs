@@ -130,7 +130,10 @@ impl Assembly {
             self.referenced_entity(Ledger::Entities, observable);
         }
         for marking in result.markings.iter() {
-            self.emit(Ledger::Markings, marking.object.clone());
+            // Most attributes carry the event's markings, already emitted: skip the clone.
+            if !self.markings.contains(&marking.id) {
+                self.emit(Ledger::Markings, marking.object.clone());
+            }
         }
         for identity in result.identities {
             self.emit(Ledger::Entities, identity);
@@ -493,7 +496,6 @@ pub fn convert(
     for marking in event_markings.iter() {
         bundle.emit(Ledger::Markings, marking.object.clone());
     }
-    drop(ctx);
     for element in event_elements.into_all() {
         bundle.referenced_entity(Ledger::Entities, element.object);
     }

@@ -1,7 +1,27 @@
 //! MISP event -> STIX 2.1 bundle, as the Python MISP Feed connector builds it.
 //!
 //! One code path, two behaviours: `reference_compat` reproduces the Python output exactly,
-//! defects included; the default corrects three of its defects (see README).
+//! defects included; the default corrects three of its defects and changes nothing else.
+//! The objects a correction adds are emitted after every object the connector emits, so
+//! first-wins de-duplication can never let them displace one of the connector's objects.
+//!
+//! 1. Composite attributes keep both parts. `filename|md5` `a.exe|d41d8cd9...`:
+//!    - before: indicator `[file:name = 'a.exe']` and File `{name: a.exe}`; the hash is lost.
+//!    - after: also indicator `[file:hashes.MD5 = 'd41d8cd9...']` and File
+//!      `{name: a.exe, hashes: {MD5: d41d8cd9...}}`, with their `based-on` and object
+//!      relationships (likewise `ip-dst|port`, `domain|ip`, `hostname|port`, `filename|sha*`).
+//! 2. ObjectReferences become relationships. A `file` object referencing domain attribute
+//!    `evil.example` with `communicates-with`, comment `seen in sandbox`:
+//!    - before: nothing (the connector searches for ids ending in the MISP uuid).
+//!    - after: `related-to` from the object's Text observable to the attribute's indicator
+//!      (its observable when there is no indicator), description
+//!      `Original Relationship: communicates-with  \nComment: seen in sandbox`, referenced
+//!      by the report. The source is `source_uuid`, else `object_uuid`, else the object
+//!      holding the reference; nothing is made when either end produced no STIX object.
+//! 3. No two objects share an id. An attribute Text observable and an object Text
+//!    observable with the same value:
+//!    - before: two `text--<same id>` objects with different fields.
+//!    - after: the first one only (the attribute's), as for every other repeated id.
 
 mod attribute;
 mod event;

@@ -103,10 +103,10 @@ pub fn resolve_labels(tags: &[Tag<'_>], create_tags_as_labels: bool) -> Vec<Stri
             if let Some(second) = name.split("=\"").nth(1).filter(|s| !s.is_empty()) {
                 value = strip(drop_last_char(second)).to_string();
             }
-        } else if name.contains(':') {
-            if let Some(second) = name.split(':').nth(1).filter(|s| !s.is_empty()) {
-                value = strip(second).to_string();
-            }
+        } else if name.contains(':')
+            && let Some(second) = name.split(':').nth(1).filter(|s| !s.is_empty())
+        {
+            value = strip(second).to_string();
         }
         if isdigit(&value) {
             if name.contains(':') {
@@ -423,76 +423,76 @@ pub fn prepare_elements(
                 strip(second).to_string()
             })
         };
-        if INTRUSION_SET_TAGS.iter().any(|p| tag_name.starts_with(p)) {
-            if let Some(value) = tag_value() {
-                let name = intrusion_set_name(&value);
-                if added_names.insert(name.clone()) {
-                    let id = named_id("intrusion-set", &name);
-                    let object = ctx.base("intrusion-set", &id, &name);
-                    elements.intrusion_sets.push(Element {
-                        id,
-                        name,
-                        object: Value::Object(object),
-                    });
-                }
+        if INTRUSION_SET_TAGS.iter().any(|p| tag_name.starts_with(p))
+            && let Some(value) = tag_value()
+        {
+            let name = intrusion_set_name(&value);
+            if added_names.insert(name.clone()) {
+                let id = named_id("intrusion-set", &name);
+                let object = ctx.base("intrusion-set", &id, &name);
+                elements.intrusion_sets.push(Element {
+                    id,
+                    name,
+                    object: Value::Object(object),
+                });
             }
         }
-        if TOOL_TAGS.iter().any(|p| tag_name.starts_with(p)) {
-            if let Some(value) = tag_value() {
-                let name = strip_suffix_code(&value, " - S");
-                if added_names.insert(name.clone()) {
-                    let id = named_id("tool", &name);
-                    let object = ctx.base("tool", &id, &name);
-                    elements.tools.push(Element {
-                        id,
-                        name,
-                        object: Value::Object(object),
-                    });
-                }
+        if TOOL_TAGS.iter().any(|p| tag_name.starts_with(p))
+            && let Some(value) = tag_value()
+        {
+            let name = strip_suffix_code(&value, " - S");
+            if added_names.insert(name.clone()) {
+                let id = named_id("tool", &name);
+                let object = ctx.base("tool", &id, &name);
+                elements.tools.push(Element {
+                    id,
+                    name,
+                    object: Value::Object(object),
+                });
             }
         }
-        if MALWARE_TAGS.iter().any(|p| tag_name.starts_with(p)) {
-            if let Some(value) = tag_value() {
-                let name = strip_suffix_code(&value, " - S");
-                if added_names.insert(name.clone()) {
-                    let id = named_id("malware", &name);
-                    let mut object = ctx.base("malware", &id, &name);
-                    object.insert("is_family".into(), Value::Bool(true));
-                    elements.malwares.push(Element {
-                        id,
-                        name,
-                        object: Value::Object(object),
-                    });
-                }
+        if MALWARE_TAGS.iter().any(|p| tag_name.starts_with(p))
+            && let Some(value) = tag_value()
+        {
+            let name = strip_suffix_code(&value, " - S");
+            if added_names.insert(name.clone()) {
+                let id = named_id("malware", &name);
+                let mut object = ctx.base("malware", &id, &name);
+                object.insert("is_family".into(), Value::Bool(true));
+                elements.malwares.push(Element {
+                    id,
+                    name,
+                    object: Value::Object(object),
+                });
             }
         }
-        if ATTACK_PATTERN_TAGS.iter().any(|p| tag_name.starts_with(p)) {
-            if let Some(value) = tag_value() {
-                let name = strip_suffix_code(&value, " - T");
-                if added_names.insert(name.clone()) {
-                    let id = attack_pattern_id(&name, None);
-                    let object = ctx.base("attack-pattern", &id, &name);
-                    elements.attack_patterns.push(Element {
-                        id,
-                        name,
-                        object: Value::Object(object),
-                    });
-                }
+        if ATTACK_PATTERN_TAGS.iter().any(|p| tag_name.starts_with(p))
+            && let Some(value) = tag_value()
+        {
+            let name = strip_suffix_code(&value, " - T");
+            if added_names.insert(name.clone()) {
+                let id = attack_pattern_id(&name, None);
+                let object = ctx.base("attack-pattern", &id, &name);
+                elements.attack_patterns.push(Element {
+                    id,
+                    name,
+                    object: Value::Object(object),
+                });
             }
         }
-        if tag_name.starts_with("misp-galaxy:sector") {
-            if let Some(second) = tag_name.split("=\"").nth(1).filter(|s| !s.is_empty()) {
-                let name = strip(drop_last_char(second)).to_string();
-                if added_names.insert(name.clone()) {
-                    let id = identity_id(&name, "class");
-                    let mut object = ctx.base("identity", &id, &name);
-                    object.insert("identity_class".into(), "class".into());
-                    elements.sectors.push(Element {
-                        id,
-                        name,
-                        object: Value::Object(object),
-                    });
-                }
+        if tag_name.starts_with("misp-galaxy:sector")
+            && let Some(second) = tag_name.split("=\"").nth(1).filter(|s| !s.is_empty())
+        {
+            let name = strip(drop_last_char(second)).to_string();
+            if added_names.insert(name.clone()) {
+                let id = identity_id(&name, "class");
+                let mut object = ctx.base("identity", &id, &name);
+                object.insert("identity_class".into(), "class".into());
+                elements.sectors.push(Element {
+                    id,
+                    name,
+                    object: Value::Object(object),
+                });
             }
         }
     }

@@ -1,0 +1,365 @@
+//! Property tests: arbitrary and mutated events never make the converter panic; bad input
+//! is an error naming a JSON path.
+
+use std::fs;
+use std::path::Path;
+
+use misp_feed::convert::{ConvertOptions, OfflineResolver, convert_event, parse_event_file};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+/// Strings built from the characters the connector's rules split and match on.
+fn tricky_string() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("|".to_string()),
+            Just("=\"".to_string()),
+            Just(":".to_string()),
+            Just("\"".to_string()),
+            Just("'".to_string()),
+            Just("\\".to_string()),
+            Just(" - G".to_string()),
+            Just(" - S".to_string()),
+            Just("APT ".to_string()),
+            Just("misp-galaxy:threat-actor".to_string()),
+            Just("marking".to_string()),
+            Just("creator".to_string()),
+            Just("tlp:amber+strict".to_string()),
+            Just("1.2.3.4".to_string()),
+            Just("d41d8cd98f00b204e9800998ecf8427e".to_string()),
+            Just("@[attribute](5c000000-0000-4000-8000-000000000001)".to_string()),
+            Just("é条\u{1c}\n".to_string()),
+            "[a-z0-9 ]{0,6}",
+        ],
+        0..6,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+fn number_or_string() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<i64>().prop_map(|n| json!(n)),
+        (-100_000_000_000i64..100_000_000_000).prop_map(|n| json!(n.to_string())),
+        tricky_string().prop_map(Value::String),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+    ]
+}
+
+const TYPES: &[&str] = &[
+    "ip-dst",
+    "ip-src|port",
+    "domain|ip",
+    "filename|md5",
+    "filename|sha256",
+    "md5",
+    "sha1",
+    "sha256",
+    "yara",
+    "sigma",
+    "url",
+    "link",
+    "hostname|port",
+    "full-name",
+    "github-username",
+    "regkey",
+    "email-subject",
+    "attachment",
+    "btc",
+    "windows-scheduled-task",
+    "user-agent",
+    "text",
+];
+
+fn tags() -> impl Strategy<Value = Value> {
+    prop::collection::vec(tricky_string().prop_map(|name| json!({"name": name})), 0..4)
+        .prop_map(Value::Array)
+}
+
+fn attribute() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(TYPES),
+        tricky_string(),
+        prop::sample::select(&["External analysis", "Network activity", ""][..]),
+        tricky_string(),
+        prop_oneof![Just(json!(true)), Just(json!(false)), Just(json!("0")), Just(json!(1))],
+        number_or_string(),
+        prop::option::of(tags()),
+        prop::option::of(number_or_string()),
+    )
+        .prop_map(|(kind, value, category, comment, to_ids, timestamp, tags, sighting_date)| {
+            let mut a = json!({"type": kind, "value": value, "category": category, "comment": comment,
+                "to_ids": to_ids, "timestamp": timestamp, "uuid": "5c000000-0000-4000-8000-000000000001"});
+            if let Some(tags) = tags {
+                a["Tag"] = tags;
+            }
+            if let Some(date) = sighting_date {
+                a["Sighting"] = json!([{"Organisation": {"name": "Elsewhere"}, "date_sighting": date}]);
+            }
+            a
+        })
+}
+
+fn galaxy() -> impl Strategy<Value = Value> {
+    (
+        prop::sample::select(&["mitre-attack", "misp", "other"][..]),
+        prop::sample::select(
+            &["Intrusion Set", "Threat Actor", "Tool", "Malware", "Attack Pattern", "Sector", "Country", "Ransomware"][..],
+        ),
+        tricky_string(),
+        prop::option::of(tricky_string()),
+    )
+        .prop_map(|(namespace, name, value, description)| {
+            json!({"namespace": namespace, "name": name, "GalaxyCluster": [{"value": value,
+                "description": description, "meta": {"synonyms": [value], "external_id": ["T1"], "ISO": "FR"}}]})
+        })
+}
+
+fn event() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec(attribute(), 0..8),
+        prop::collection::vec(prop::collection::vec(attribute(), 0..4), 0..3),
+        tags(),
+        prop::collection::vec(galaxy(), 0..3),
+        tricky_string(),
+        number_or_string(),
+        prop::option::of(tricky_string()),
+    )
+        .prop_map(|(attributes, objects, tags, galaxies, info, timestamp, note)| {
+            let objects: Vec<Value> = objects
+                .into_iter()
+                .enumerate()
+                .map(|(i, attributes)| {
+                    json!({"name": "file", "meta-category": "file", "description": "d",
+                        "uuid": format!("5c000000-0000-4000-8000-00000000010{i}"), "Attribute": attributes,
+                        "ObjectReference": [{"referenced_uuid": "5c000000-0000-4000-8000-000000000001",
+                            "source_uuid": "5c000000-0000-4000-8000-000000000100", "relationship_type": "r", "comment": ""}]})
+                })
+                .collect();
+            let mut e = json!({"Event": {"info": info, "date": "2020-02-29", "timestamp": timestamp,
+                "threat_level_id": "1", "Orgc": {"name": "Org"}, "Tag": tags, "Galaxy": galaxies,
+                "Attribute": attributes, "Object": objects}});
+            if let Some(note) = note {
+                e["Event"]["EventReport"] = json!([{"name": "n", "content": note, "timestamp": "1600000000"}]);
+            }
+            e
+        })
+}
+
+fn option_sets() -> Vec<ConvertOptions> {
+    let full = ConvertOptions {
+        create_indicators: true,
+        create_observables: true,
+        create_object_observables: true,
+        author_from_tags: true,
+        markings_from_tags: true,
+        import_to_ids_no_score: Some(40),
+        import_unsupported_observables_as_text: true,
+        import_with_attachments: true,
+        ..ConvertOptions::default()
+    };
+    let opaque = ConvertOptions {
+        import_unsupported_observables_as_text: false,
+        import_unsupported_observables_as_text_transparent: false,
+        ..full.clone()
+    };
+    let mut sets = Vec::new();
+    for base in [ConvertOptions::default(), full, opaque] {
+        for compat in [true, false] {
+            sets.push(ConvertOptions {
+                reference_compat: compat,
+                ..base.clone()
+            });
+        }
+    }
+    sets
+}
+
+/// Converts under every option set; errors are fine, panics are not. Returns whether any
+/// conversion failed, and checks that errors name a path.
+fn convert_everywhere(bytes: &[u8]) {
+    let events = match parse_event_file(bytes, "fuzz.json") {
+        Ok(events) => events,
+        Err(error) => {
+            assert_eq!(error.file, "fuzz.json");
+            assert!(!error.path.is_empty());
+            return;
+        }
+    };
+    for event in &events {
+        for options in option_sets() {
+            match convert_event(event, &options, &OfflineResolver) {
+                Ok(bundle) => {
+                    if !options.reference_compat {
+                        let mut ids = std::collections::HashSet::new();
+                        for object in &bundle.objects {
+                            assert!(
+                                ids.insert(object["id"].as_str().unwrap().to_string()),
+                                "duplicate id"
+                            );
+                        }
+                    }
+                }
+                Err(error) => assert!(error.path.contains("Event"), "{error}"),
+            }
+        }
+    }
+}
+
+fn fixture_events() -> Vec<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/misp/events");
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    // The smaller fixtures keep each case fast.
+    files
+        .into_iter()
+        .filter(|p| fs::metadata(p).unwrap().len() < 200_000)
+        .map(|p| serde_json::from_slice(&fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+/// Every JSON pointer into a value.
+fn pointers(value: &Value, prefix: String, out: &mut Vec<String>) {
+    out.push(prefix.clone());
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                pointers(
+                    child,
+                    format!("{prefix}/{}", key.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                pointers(child, format!("{prefix}/{index}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn replacement() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        number_or_string(),
+        Just(json!([])),
+        Just(json!({})),
+        Just(json!([{"name": "x"}])),
+        tricky_string().prop_map(|s| json!({"name": s, "value": s})),
+    ]
+}
+
+fn mutate(mut value: Value, mutations: &[(usize, u8, Value)]) -> Value {
+    for (seed, kind, replacement) in mutations {
+        let mut all = Vec::new();
+        pointers(&value, String::new(), &mut all);
+        let pointer = &all[seed % all.len()];
+        if pointer.is_empty() {
+            continue;
+        }
+        let (parent_pointer, last) = pointer.rsplit_once('/').unwrap();
+        let Some(parent) = value.pointer_mut(parent_pointer) else {
+            continue;
+        };
+        match (parent, kind % 3) {
+            (Value::Object(map), 0) => {
+                let key = last.replace("~1", "/").replace("~0", "~");
+                map.remove(&key);
+            }
+            (Value::Array(items), 0) => {
+                let index: usize = last.parse().unwrap();
+                if index < items.len() {
+                    let copy = items[index].clone();
+                    items.push(copy);
+                }
+            }
+            _ => {
+                if let Some(target) = value.pointer_mut(pointer) {
+                    *target = replacement.clone();
+                }
+            }
+        }
+    }
+    value
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_events_never_panic(event in event()) {
+        convert_everywhere(event.to_string().as_bytes());
+    }
+
+    #[test]
+    fn mutated_fixture_events_never_panic(
+        which in 0usize..16,
+        mutations in prop::collection::vec((any::<usize>(), any::<u8>(), replacement()), 1..6),
+    ) {
+        let fixtures = fixture_events();
+        let base = fixtures[which % fixtures.len()].clone();
+        convert_everywhere(mutate(base, &mutations).to_string().as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        convert_everywhere(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics(value in any_json()) {
+        convert_everywhere(value.to_string().as_bytes());
+    }
+}
+
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        tricky_string().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop::sample::select(
+                        &[
+                            "Event",
+                            "Attribute",
+                            "Object",
+                            "Tag",
+                            "name",
+                            "type",
+                            "value",
+                            "info",
+                            "date",
+                            "timestamp",
+                            "Galaxy",
+                            "GalaxyCluster",
+                            "EventReport",
+                            "content",
+                            "Sighting",
+                            "Orgc"
+                        ][..]
+                    ),
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|entries| Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect::<Map<_, _>>()
+            )),
+        ]
+    })
+}
