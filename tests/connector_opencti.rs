@@ -249,7 +249,7 @@ fn run_mode_notices_a_ui_reset_at_the_next_heartbeat_and_pushes_again_at_once() 
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
     ws.set("CONNECTOR_DURATION_PERIOD", "PT1H");
     ws.set("MISP_FEED_HEARTBEAT_PERIOD", "0.3");
-    let mut child = ws
+    let child = ws
         .command(&["run"])
         .stderr(std::process::Stdio::piped())
         .spawn()
