@@ -470,10 +470,17 @@ impl Workspace {
             .unwrap_or_default()
     }
 
-    /// Events per status, from `events --json` (a reader: works while a run holds the lock).
+    /// Events per status, from `events --json` (a reader: works while a run holds the lock);
+    /// empty before the ledger exists.
     pub fn status_counts(&self) -> HashMap<String, usize> {
         let mut counts = HashMap::new();
-        for event in self.events_json(&[]) {
+        let out = self.run(&["events", "--json"]);
+        if !out.status.success() {
+            // No ledger yet: the connector has not started its first run.
+            return counts;
+        }
+        let events: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        for event in events {
             *counts
                 .entry(event["status"].as_str().unwrap_or("?").to_string())
                 .or_insert(0) += 1;
