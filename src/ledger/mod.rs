@@ -767,6 +767,9 @@ fn acquire_writer_lock(path: &Path) -> Result<File> {
             path: path.display().to_string(),
             message: format!("cannot open lock file {}: {e}", lock.display()),
         })?;
+    // flock works on a read-only descriptor: a lock file others can open is one they can
+    // hold to keep the connector from starting.
+    restrict_permissions(&lock);
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Locked {

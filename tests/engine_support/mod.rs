@@ -396,3 +396,136 @@ pub fn stderr_lines(out: &Output) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// The three smallest fixture events: a synthetic feed cloned from them stays light on the
+/// broker (a few AMQP messages per event), so the reliability tests can afford hundreds.
+pub const SMALL_FIXTURE_EVENTS: [&str; 3] = [
+    "56bf399d-c46c-4fdb-a9cf-d9bb02de0b81",
+    "57c4445b-c548-4654-af0b-4be3950d210f",
+    "5b646415-7b48-40d5-86b4-c0070acd0835",
+];
+
+/// The title (`info`) of a synthetic event; its report in OpenCTI carries it as its name.
+pub fn synthetic_event_title(uuid: &str) -> String {
+    format!("synthetic event {uuid}")
+}
+
+/// Writes a feed of `count` small events (cloned from [`SMALL_FIXTURE_EVENTS`] under fresh
+/// uuids, one manifest timestamp 10 s apart each) into `dir`; returns the uuids in order.
+pub fn small_synthetic_feed(dir: &Path, count: usize, seed_tag: u32) -> Vec<String> {
+    std::fs::create_dir_all(dir).unwrap();
+    let fixture: serde_json::Map<String, Value> = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(FIXTURE_FEED).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let mut manifest = serde_json::Map::new();
+    let mut uuids = Vec::new();
+    for i in 0..count {
+        let original = SMALL_FIXTURE_EVENTS[i % SMALL_FIXTURE_EVENTS.len()];
+        let uuid = format!("{seed_tag:08x}-0000-4000-8000-{i:012x}");
+        let text =
+            std::fs::read_to_string(Path::new(FIXTURE_FEED).join(format!("{original}.json")))
+                .unwrap()
+                .replace(original, &uuid);
+        // A distinct title gives each clone its own report (the report id derives from it).
+        let mut event: Value = serde_json::from_str(&text).unwrap();
+        event["Event"]["info"] = Value::String(synthetic_event_title(&uuid));
+        std::fs::write(
+            dir.join(format!("{uuid}.json")),
+            serde_json::to_vec(&event).unwrap(),
+        )
+        .unwrap();
+        let mut entry = fixture[original].clone();
+        entry["info"] = Value::String(synthetic_event_title(&uuid));
+        entry["timestamp"] = Value::String((1_600_000_000 + i as i64 * 10).to_string());
+        manifest.insert(uuid.clone(), entry);
+        uuids.push(uuid);
+    }
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    uuids
+}
+
+impl Workspace {
+    /// Starts the binary with its standard output and error written to
+    /// `<workspace>/<name>.stdout` and `.stderr`, so a test can read the logs while it runs.
+    pub fn spawn_logged(&self, name: &str, args: &[&str]) -> std::process::Child {
+        let stdout =
+            std::fs::File::create(self.root.path().join(format!("{name}.stdout"))).unwrap();
+        let stderr =
+            std::fs::File::create(self.root.path().join(format!("{name}.stderr"))).unwrap();
+        self.command(args)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+
+    /// What a process started by [`Workspace::spawn_logged`] wrote so far.
+    pub fn log(&self, name: &str, stream: &str) -> String {
+        std::fs::read_to_string(self.root.path().join(format!("{name}.{stream}")))
+            .unwrap_or_default()
+    }
+
+    /// Events per status, from `events --json` (a reader: works while a run holds the lock);
+    /// empty before the ledger exists.
+    pub fn status_counts(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        let out = self.run(&["events", "--json"]);
+        if !out.status.success() {
+            // No ledger yet: the connector has not started its first run.
+            return counts;
+        }
+        let events: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        for event in events {
+            *counts
+                .entry(event["status"].as_str().unwrap_or("?").to_string())
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Polls until `every` events are pushed, or `limit` passes; true when they are.
+    pub fn wait_all_pushed(&self, every: usize, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if self.status_counts().get("pushed").copied().unwrap_or(0) >= every {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+}
+
+/// Asks a child to stop as an orchestrator does (SIGTERM) and waits for it; returns its
+/// exit status, or kills it (SIGKILL) when it does not stop within `grace`.
+pub fn terminate(child: &mut std::process::Child, grace: Duration) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on the pid of a child this process started and has not reaped yet.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + grace;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the connector did not stop within {grace:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Log lines (JSON) of a captured standard error whose message or error contains `needle`.
+pub fn log_lines_with(stderr: &str, needle: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l.to_string().contains(needle))
+        .collect()
+}

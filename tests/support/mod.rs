@@ -86,6 +86,19 @@ pub struct Platform {
     pub pushed_bundles: Vec<String>,
     /// When set, every `addExpectations` answers this GraphQL error name.
     pub expectations_error: Option<String>,
+    /// While set, every request is answered as a platform behind a failing proxy would.
+    pub api_outage: Option<ApiOutage>,
+    /// Requests answered with the outage.
+    pub outage_answers: usize,
+}
+
+/// How the API fails while [`Platform::api_outage`] is set.
+#[derive(Debug, Clone, Copy)]
+pub enum ApiOutage {
+    /// `502 Bad Gateway` at once.
+    BadGateway,
+    /// No answer for this long, then `504 Gateway Timeout` (a proxy giving up on the platform).
+    GatewayTimeout(std::time::Duration),
 }
 
 pub struct FakeOpenCti {
@@ -110,6 +123,8 @@ impl FakeOpenCti {
             threats: HashMap::new(),
             pushed_bundles: Vec::new(),
             expectations_error: None,
+            api_outage: None,
+            outage_answers: 0,
         }));
         let shared = Arc::new(Shared {
             schema: schema(),
@@ -163,6 +178,27 @@ fn graphql_error(status: StatusCode, name: &str, message: &str) -> Response {
 }
 
 async fn graphql(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let outage = {
+        let mut platform = shared.platform.lock().unwrap();
+        if platform.api_outage.is_some() {
+            platform.outage_answers += 1;
+        }
+        platform.api_outage
+    };
+    match outage {
+        Some(ApiOutage::BadGateway) => {
+            return (StatusCode::BAD_GATEWAY, "<html>502 Bad Gateway</html>").into_response();
+        }
+        Some(ApiOutage::GatewayTimeout(wait)) => {
+            tokio::time::sleep(wait).await;
+            return (
+                StatusCode::GATEWAY_TIMEOUT,
+                "<html>504 Gateway Time-out</html>",
+            )
+                .into_response();
+        }
+        None => {}
+    }
     let header_map: HashMap<String, String> = headers
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
@@ -665,4 +701,89 @@ pub fn check_message_against_recording(
         "message {position}"
     );
     (body, content)
+}
+
+impl FakeOpenCti {
+    /// Starts (`Some`) or ends (`None`) an API outage.
+    pub fn set_api_outage(&self, outage: Option<ApiOutage>) {
+        self.platform.lock().unwrap().api_outage = outage;
+    }
+
+    /// The `message` of every `workToProcessed` call, in order.
+    pub fn work_messages(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.operation_name == "workToProcessed")
+            .map(|r| {
+                r.variables["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+/// Drains `push_<id>` with a consumer (much faster than one `basic.get` per message), then
+/// deletes the queue. Stops once the queue has been empty for half a second.
+pub async fn drain_push_queue_fast(connector_id: &str) -> Vec<Vec<u8>> {
+    use futures::StreamExt;
+    use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions};
+    use lapin::types::FieldTable;
+    let connection = broker_connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .basic_qos(1000, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let queue = format!("push_{connector_id}");
+    let mut consumer = channel
+        .basic_consume(
+            &queue,
+            "drain",
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut bodies = Vec::new();
+    while let Ok(Some(delivery)) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), consumer.next()).await
+    {
+        bodies.push(delivery.unwrap().data);
+    }
+    channel
+        .queue_delete(&queue, QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    connection.close(200, "ok").await.unwrap();
+    bodies
+}
+
+/// The names of the reports carried by one AMQP message body (a report's name is its MISP
+/// event's title), so a test can count how often each event was sent.
+pub fn report_names(body: &[u8]) -> Vec<String> {
+    use base64::Engine;
+    let Ok(envelope) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let Some(content) = envelope["content"]
+        .as_str()
+        .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+    else {
+        return Vec::new();
+    };
+    let Ok(bundle) = serde_json::from_slice::<Value>(&content) else {
+        return Vec::new();
+    };
+    bundle["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["type"] == "report")
+        .filter_map(|o| o["name"].as_str().map(str::to_string))
+        .collect()
 }

@@ -1,0 +1,211 @@
+//! Crash-consistency soak: the `misp-feed once` binary syncs a synthetic feed into a real
+//! RabbitMQ (through the fake OpenCTI's registration) and is killed with SIGKILL at random
+//! moments, then restarted, until a run completes. Afterwards every qualifying event reached
+//! the push queue at least once, the ledger passes `PRAGMA integrity_check` and
+//! `misp-feed verify`, and the events sent more than once are counted and bounded by what was
+//! in flight at each kill.
+//!
+//! Size: 100 events and 6 kills by default; `MISP_FEED_SOAK=1` (set by `.ci/run`) makes it
+//! 500 events and 20 kills. `SOAK_SEED` replays a run's kill times.
+
+mod engine_support;
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use engine_support::{FeedServer, Workspace, small_synthetic_feed, synthetic_event_title};
+use serde_json::{Value, json};
+use support::{
+    FakeOpenCti, TOKEN, broker_available, declare_push_queue, drain_push_queue_fast, report_names,
+    unique_connector_id,
+};
+
+/// A small deterministic generator, seeded per run and printed, so a failure can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_in(&mut self, low: u64, high: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        low + (self.0 >> 33) % (high - low)
+    }
+}
+
+fn soak_enabled() -> bool {
+    std::env::var("MISP_FEED_SOAK").is_ok_and(|v| v == "1")
+}
+
+fn broker_required() -> bool {
+    std::env::var("MISP_FEED_REQUIRE_BROKER").is_ok_and(|v| v == "1")
+}
+
+const FETCH_CONCURRENCY: usize = 4;
+
+#[test]
+fn sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes() {
+    let name = "sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes";
+    if !broker_available(name) {
+        assert!(
+            !broker_required(),
+            "MISP_FEED_REQUIRE_BROKER=1 but no RabbitMQ"
+        );
+        return;
+    }
+    let (events, kills_wanted) = if soak_enabled() { (500, 20) } else { (100, 6) };
+    // Kill moments are drawn in [KILL_FROM, KILL_TO) after each start; the feed is slowed so
+    // that the whole sync needs about 1.5 times the expected time spent before the kills,
+    // so the kills land all along the sync rather than after it.
+    const KILL_FROM: u64 = 150;
+    const KILL_TO: u64 = 1_250;
+    let mean_kill_ms = (KILL_FROM + KILL_TO) / 2;
+    let event_delay_ms =
+        (kills_wanted as u64 * mean_kill_ms * 3 / 2) * FETCH_CONCURRENCY as u64 / events as u64;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeOpenCti::start(None));
+    let connector_id = unique_connector_id();
+    runtime.block_on(declare_push_queue(&connector_id));
+
+    let feed_root = tempfile::tempdir().unwrap();
+    let uuids = small_synthetic_feed(feed_root.path(), events, 0x50a4_0001);
+    let server = FeedServer::start(feed_root.path());
+    *server.event_delay.lock().unwrap() = Some(Duration::from_millis(event_delay_ms));
+    let mut ws = Workspace::new(&server.url);
+    for (key, value) in [
+        ("OPENCTI_URL", fake.url.as_str()),
+        ("OPENCTI_TOKEN", TOKEN),
+        ("CONNECTOR_ID", connector_id.as_str()),
+        ("CONNECTOR_SEND_TO_QUEUE", "true"),
+        ("CONNECTOR_SEND_TO_DIRECTORY", "false"),
+        ("CONNECTOR_QUEUE_PROTOCOL", "amqp"),
+        ("MISP_FEED_FETCH_CONCURRENCY", "4"),
+    ] {
+        ws.set(key, value);
+    }
+
+    let seed = std::env::var("SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!(
+        "soak: {events} events, {kills_wanted} kills, feed delay {event_delay_ms} ms per event, seed {seed} (SOAK_SEED replays)"
+    );
+    let mut rng = Lcg(seed);
+    let started = Instant::now();
+    let mut kills = 0usize;
+    let mut completed_before_kill = 0usize;
+    for attempt in 0..kills_wanted {
+        let mut child = ws.spawn_logged(&format!("once-{attempt}"), &["once"]);
+        std::thread::sleep(Duration::from_millis(rng.next_in(KILL_FROM, KILL_TO)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL: no destructor, no flush, no goodbye
+            kills += 1;
+        } else {
+            completed_before_kill += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills * 2 >= kills_wanted,
+        "only {kills} of {kills_wanted} runs were killed mid-way; the test proved little"
+    );
+
+    // Restart until a run completes with nothing failed.
+    let mut clean_runs = 0;
+    for _ in 0..5 {
+        let (report, out) = ws.once();
+        if out.status.success() && report["failed"] == 0 {
+            clean_runs += 1;
+            break;
+        }
+        eprintln!(
+            "run after the kills not clean yet: {report}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(clean_runs, 1, "no clean run after the kills");
+    let sync_time = started.elapsed();
+
+    // The ledger: SQLite integrity, every event pushed, and its own consistency check.
+    let conn = rusqlite::Connection::open(ws.ledger_path()).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    drop(conn);
+    let records = ws.events_json(&[]);
+    for uuid in &uuids {
+        let record = records
+            .iter()
+            .find(|e| e["uuid"] == uuid.as_str())
+            .unwrap_or_else(|| panic!("{uuid} missing from the ledger"));
+        assert_eq!(record["status"], "pushed", "{uuid}: {record}");
+    }
+    let verify = ws.run(&["verify", "--json"]);
+    assert!(
+        verify.status.success(),
+        "verify: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let verify: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verify["integrity"], "ok");
+    assert_eq!(verify["pushed_events"], uuids.len());
+    assert_eq!(verify["problems"], json!([]));
+
+    // The queue: every event's report arrived at least once; count the extra sends.
+    let bodies = runtime.block_on(drain_push_queue_fast(&connector_id));
+    let mut sends: HashMap<String, usize> = HashMap::new();
+    let title_to_uuid: HashMap<String, &String> = uuids
+        .iter()
+        .map(|u| (synthetic_event_title(u), u))
+        .collect();
+    for body in &bodies {
+        for name in report_names(body) {
+            let uuid = title_to_uuid
+                .get(&name)
+                .unwrap_or_else(|| panic!("a report {name:?} that no feed event has"));
+            *sends.entry((*uuid).clone()).or_insert(0) += 1;
+        }
+    }
+    for uuid in &uuids {
+        assert!(
+            sends.get(uuid).copied().unwrap_or(0) >= 1,
+            "{uuid} is pushed in the ledger but never reached the queue"
+        );
+    }
+    assert_eq!(
+        sends.len(),
+        uuids.len(),
+        "the queue holds reports of events that are not in the feed"
+    );
+    let repushed_events = sends.values().filter(|n| **n > 1).count();
+    let extra_sends: usize = sends.values().map(|n| n - 1).sum();
+    println!(
+        "soak result: {kills} SIGKILLs ({completed_before_kill} runs finished before their kill), {events} events, \
+         {} AMQP messages, {repushed_events} events re-pushed ({extra_sends} extra sends), \
+         bound {} (fetch concurrency {FETCH_CONCURRENCY} x {kills} kills), sync with kills took {:.1} s",
+        bodies.len(),
+        kills * FETCH_CONCURRENCY,
+        sync_time.as_secs_f64()
+    );
+    assert!(
+        extra_sends <= kills * FETCH_CONCURRENCY,
+        "{extra_sends} extra sends after {kills} kills: more than was in flight"
+    );
+    // Nothing was left half-recorded: no event is still queued or in flight.
+    let counts = ws.status_counts();
+    assert_eq!(
+        counts.get("pushed").copied(),
+        Some(uuids.len()),
+        "{counts:?}"
+    );
+    drop(fake);
+}
