@@ -20,6 +20,7 @@ use crate::convert::{OfflineResolver, ThreatResolver};
 use crate::ledger::{Checkpoint, Ledger};
 use crate::pipeline::{Pipeline, PipelineError, RunReport};
 use crate::sink::Sink;
+use crate::sink::fanout::FanOutSink;
 use crate::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink, remote_state_changed};
 
 pub struct Connector {
@@ -102,8 +103,33 @@ fn reconcile_at_start(
         );
         return Ok(());
     }
-    if remote_checkpoint != checkpoint.last_event_timestamp {
-        reset_to(ledger, remote_checkpoint)?;
+    match (remote_checkpoint, checkpoint.last_event_timestamp) {
+        // "Reset state" in the UI empties the stored state.
+        (None, _) => reset_to(ledger, None)?,
+        // Our last closing ping was lost (a crash after the checkpoint was stored): the
+        // platform holds an older copy of our own state. The ledger is the newer truth.
+        (Some(remote), Some(local)) if remote < local => {
+            tracing::info!(
+                platform = remote,
+                ledger = local,
+                "the platform's state is behind the ledger (a final ping was lost); keeping the ledger's checkpoint"
+            );
+        }
+        // Another connector under this id moved the checkpoint on: follow it, keep the events.
+        (Some(remote), local) if Some(remote) != local => {
+            ledger
+                .set_checkpoint(&Checkpoint {
+                    last_event_timestamp: Some(remote),
+                    ..checkpoint
+                })
+                .map_err(|e| e.to_string())?;
+            tracing::warn!(
+                platform = remote,
+                ledger = ?local,
+                "the platform's state is ahead of the ledger: checkpoint moved to the platform's"
+            );
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -165,7 +191,16 @@ impl Connector {
                         Arc::new(OfflineResolver)
                     };
                 let opencti_sink = Arc::new(OpenCtiSink::new(Arc::clone(&opencti)));
-                let sink: Arc<dyn Sink> = opencti_sink.clone();
+                let sink: Arc<dyn Sink> = if settings.connector.send_to_directory
+                    && settings.connector.send_to_directory_path.is_some()
+                {
+                    Arc::new(FanOutSink::new(
+                        opencti_sink.clone(),
+                        app::directory_sink(&settings)?,
+                    ))
+                } else {
+                    opencti_sink.clone()
+                };
                 let platform = Platform {
                     opencti,
                     sink: opencti_sink,
@@ -346,5 +381,92 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::QueuedEvent;
+
+    fn state(ts: i64) -> ConnectorState {
+        ConnectorState::checkpoint(Utc::now(), ts)
+    }
+
+    /// A ledger that pushed one event and stored checkpoint 100.
+    fn ledger_at_100() -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let run = ledger.begin_run("t").unwrap();
+        let uuid = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
+        ledger
+            .queue_event(
+                run,
+                &QueuedEvent {
+                    uuid,
+                    source_key: uuid,
+                    manifest_timestamp: Some(100),
+                    info: None,
+                    reason: "new",
+                },
+            )
+            .unwrap();
+        ledger.mark_in_flight(run, uuid, "c", "b").unwrap();
+        ledger.mark_pushed(run, uuid, "work", 1).unwrap();
+        ledger
+            .set_checkpoint(&Checkpoint {
+                last_event_timestamp: Some(100),
+                ..Checkpoint::default()
+            })
+            .unwrap();
+        (dir, ledger)
+    }
+
+    fn pushed(ledger: &Ledger) -> u64 {
+        ledger
+            .status_counts()
+            .unwrap()
+            .into_iter()
+            .find(|(s, _)| *s == crate::ledger::EventStatus::Pushed)
+            .map(|(_, n)| n)
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn an_emptied_platform_state_resets_the_ledger() {
+        let (_d, mut ledger) = ledger_at_100();
+        reconcile_at_start(&mut ledger, Some(""), None).unwrap();
+        assert_eq!(ledger.checkpoint().unwrap().last_event_timestamp, None);
+        assert_eq!(pushed(&ledger), 0);
+    }
+
+    #[test]
+    fn an_older_platform_state_is_a_lost_ping_not_a_reset() {
+        let (_d, mut ledger) = ledger_at_100();
+        let remote = state(50);
+        reconcile_at_start(&mut ledger, Some("{..}"), Some(&remote)).unwrap();
+        assert_eq!(ledger.checkpoint().unwrap().last_event_timestamp, Some(100));
+        assert_eq!(pushed(&ledger), 1);
+    }
+
+    #[test]
+    fn a_newer_platform_state_moves_the_checkpoint_and_keeps_the_events() {
+        let (_d, mut ledger) = ledger_at_100();
+        let remote = state(200);
+        reconcile_at_start(&mut ledger, Some("{..}"), Some(&remote)).unwrap();
+        assert_eq!(ledger.checkpoint().unwrap().last_event_timestamp, Some(200));
+        assert_eq!(pushed(&ledger), 1);
+    }
+
+    #[test]
+    fn an_unknown_connector_keeps_the_ledger_and_an_empty_ledger_adopts_the_platform() {
+        let (_d, mut ledger) = ledger_at_100();
+        reconcile_at_start(&mut ledger, None, None).unwrap();
+        assert_eq!(ledger.checkpoint().unwrap().last_event_timestamp, Some(100));
+        let dir = tempfile::tempdir().unwrap();
+        let mut empty = Ledger::open(&dir.path().join("e.sqlite")).unwrap();
+        let remote = state(70);
+        reconcile_at_start(&mut empty, Some("{..}"), Some(&remote)).unwrap();
+        assert_eq!(empty.checkpoint().unwrap().last_event_timestamp, Some(70));
     }
 }

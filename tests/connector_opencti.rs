@@ -139,6 +139,8 @@ fn api_protocol_once_matches_the_api_transcript() {
     let server = FeedServer::start(feed.path());
     let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
+    // Both destinations on, as pycti allows: the platform and the bundle folder.
+    ws.set("CONNECTOR_SEND_TO_DIRECTORY", "true");
     let (report, out) = ws.once();
     assert!(
         out.status.success(),
@@ -147,6 +149,10 @@ fn api_protocol_once_matches_the_api_transcript() {
     );
     assert_eq!(report["pushed"], 1);
     assert_matches_transcript(&fake.requests(), &transcript("transcript-api.jsonl"));
+    let files = ws.bundle_files();
+    assert_eq!(files.len(), 1, "the bundle folder was not written");
+    let copy: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_eq!(copy["bundle"]["objects"].as_array().unwrap().len(), 1747);
     let pushed = fake.platform.lock().unwrap().pushed_bundles.clone();
     assert_eq!(pushed.len(), 1);
     let bundle: Value = serde_json::from_str(&pushed[0]).unwrap();
