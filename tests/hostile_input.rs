@@ -135,3 +135,35 @@ fn duplicate_keys_do_not_crash_and_are_recorded() {
     );
     assert!(ws.event_status(EVENT).is_some());
 }
+
+#[test]
+fn a_symlink_leaving_a_local_feed_folder_is_refused_and_recorded() {
+    let root = tempfile::tempdir().unwrap();
+    let feed = root.path().join("feed");
+    std::fs::create_dir(&feed).unwrap();
+    for entry in std::fs::read_dir(FIXTURE_FEED).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), feed.join(entry.file_name())).unwrap();
+    }
+    // The event file now points at a file outside the feed folder.
+    let outside = root.path().join("secret.json");
+    std::fs::write(&outside, b"{\"Event\": {\"info\": \"outside the feed\"}}").unwrap();
+    let link = feed.join(format!("{EVENT}.json"));
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+
+    let ws = Workspace::new(&feed.display().to_string());
+    let (report, out) = ws.once();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert_eq!(report["pushed"], 8, "{report}");
+    assert_eq!(report["failed"], 1, "{report}");
+    let reason = ws.event_error(EVENT).unwrap();
+    assert!(reason.contains(EVENT), "{reason}");
+    for file in ws.bundle_files() {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            !text.contains("outside the feed"),
+            "a file outside the feed was read"
+        );
+    }
+}

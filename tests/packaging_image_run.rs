@@ -15,6 +15,26 @@ use nix::unistd::Pid;
 /// The image's user (distroless "nonroot").
 const IMAGE_UID: u32 = 65532;
 
+/// The binary the image ships is the release build: `.ci/run` builds it first and points
+/// `MISP_FEED_RELEASE_BIN` at it. Elsewhere the test profile's build stands in.
+fn image_binary() -> std::path::PathBuf {
+    match std::env::var_os("MISP_FEED_RELEASE_BIN") {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "MISP_FEED_RELEASE_BIN={} is not a file",
+                path.display()
+            );
+            path
+        }
+        None => {
+            eprintln!("note: MISP_FEED_RELEASE_BIN unset; running the test-profile binary");
+            env!("CARGO_BIN_EXE_misp-feed").into()
+        }
+    }
+}
+
 fn running_as_root() -> bool {
     let probe = tempfile::NamedTempFile::new().unwrap();
     std::os::unix::fs::MetadataExt::uid(&probe.as_file().metadata().unwrap()) == 0
@@ -58,7 +78,7 @@ fn volume(data_owner_is_image_user: bool) -> Volume {
 }
 
 fn command(volume: &Volume, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_misp-feed"));
+    let mut command = Command::new(image_binary());
     command
         .env_clear()
         // The image's ENV lines, then what an operator sets.
