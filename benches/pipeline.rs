@@ -189,12 +189,9 @@ fn wait_with_usage(pid: i32) -> (i32, libc::rusage) {
 }
 
 /// One `misp-feed once` over a feed of `count` events following `mix`.
-async fn run_connector(
-    fake: &support::FakeOpenCti,
-    count: usize,
-    mix: &[(&str, u32)],
-    log_level: &str,
-) -> Measured {
+async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Measured {
+    // A platform of its own: the fake keeps the connector state a previous run sent.
+    let fake = support::FakeOpenCti::start(None).await;
     let empty = tempfile::tempdir().unwrap();
     let server = FeedServer::start(empty.path());
     let feed_bytes = write_feed(&server.dir, count, mix);
@@ -330,14 +327,13 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let fake = support::FakeOpenCti::start(None).await;
         println!(
             "pipeline benchmark: misp-feed once, full conversion profile, AMQP with confirms into \
              RabbitMQ {}, consumer draining concurrently; {} cores",
             support::BROKER,
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        let single = run_connector(&fake, 1, &[(LARGEST_EVENT, 1)], &log_level).await;
+        let single = run_connector(1, &[(LARGEST_EVENT, 1)], &log_level).await;
         println!(
             "largest event alone ({LARGEST_EVENT}, {} messages): wall {:.2} s, peak RSS {:.1} MiB",
             single.messages,
@@ -351,7 +347,7 @@ fn main() {
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut peaks = Vec::new();
         for &count in &sizes {
-            let m = run_connector(&fake, count, &WEIGHTS, &log_level).await;
+            let m = run_connector(count, &WEIGHTS, &log_level).await;
             let wall = m.wall.as_secs_f64();
             println!(
                 "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {} | {:.2} | {:.1} |",
