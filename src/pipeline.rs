@@ -331,21 +331,18 @@ impl Pipeline {
         }
         drop(records);
 
-        {
-            let mut ledger = lock(&self.ledger);
-            for (entry, reason) in &due {
-                ledger.queue_event(
-                    run_id,
-                    &QueuedEvent {
-                        uuid: &entry.uuid,
-                        source_key: &entry.uuid,
-                        manifest_timestamp: Some(entry.timestamp),
-                        info: entry.info.as_deref(),
-                        reason: reason.as_str(),
-                    },
-                )?;
-            }
-        }
+        let queued: Vec<QueuedEvent<'_>> = due
+            .iter()
+            .map(|(entry, reason)| QueuedEvent {
+                uuid: &entry.uuid,
+                source_key: &entry.uuid,
+                manifest_timestamp: Some(entry.timestamp),
+                info: entry.info.as_deref(),
+                reason: reason.as_str(),
+            })
+            .collect();
+        lock(&self.ledger).queue_events(run_id, &queued)?;
+        drop(queued);
 
         let bar = self.progress_bar(due.len() as u64);
         let concurrency = self.settings.misp_feed.fetch_concurrency.max(1);

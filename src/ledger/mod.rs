@@ -385,34 +385,42 @@ impl Ledger {
     /// Records that an event is due: creates its row (status `pending`) or keeps the existing
     /// one's attempts, so a crash after this point still knows the event is owed.
     pub fn queue_event(&mut self, run_id: i64, event: &QueuedEvent<'_>) -> Result<()> {
+        self.queue_events(run_id, std::slice::from_ref(event))
+    }
+
+    /// [`Ledger::queue_event`] for a run's whole due list in one transaction: one disk sync
+    /// instead of one per event.
+    pub fn queue_events(&mut self, run_id: i64, events: &[QueuedEvent<'_>]) -> Result<()> {
         let now = now_text();
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO events (uuid, source_key, manifest_timestamp, info, status, attempts, last_run, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6)
-             ON CONFLICT(uuid) DO UPDATE SET source_key = ?2, manifest_timestamp = ?3,
-                info = COALESCE(?4, info), status = CASE WHEN status = 'pushed' OR status = 'gave_up'
-                THEN 'pending' ELSE status END, last_run = ?5, updated_at = ?6",
-            params![
+        for event in events {
+            tx.execute(
+                "INSERT INTO events (uuid, source_key, manifest_timestamp, info, status, attempts, last_run, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6)
+                 ON CONFLICT(uuid) DO UPDATE SET source_key = ?2, manifest_timestamp = ?3,
+                    info = COALESCE(?4, info), status = CASE WHEN status = 'pushed' OR status = 'gave_up'
+                    THEN 'pending' ELSE status END, last_run = ?5, updated_at = ?6",
+                params![
+                    event.uuid,
+                    event.source_key,
+                    event.manifest_timestamp,
+                    event.info,
+                    run_id,
+                    now
+                ],
+            )?;
+            append_history(
+                &tx,
                 event.uuid,
-                event.source_key,
-                event.manifest_timestamp,
-                event.info,
                 run_id,
-                now
-            ],
-        )?;
-        append_history(
-            &tx,
-            event.uuid,
-            run_id,
-            &now,
-            "queued",
-            Some(event.reason),
-            None,
-            None,
-            None,
-        )?;
+                &now,
+                "queued",
+                Some(event.reason),
+                None,
+                None,
+                None,
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }

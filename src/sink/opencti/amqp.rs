@@ -16,11 +16,14 @@
 //! duplicate costs work, not data.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
+use lapin::publisher_confirm::Confirmation;
 use lapin::tcp::OwnedTLSConfig;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -316,12 +319,12 @@ impl AmqpPublisher {
             link_error: None,
             nacked: 0,
         };
-        let mut in_flight: VecDeque<(usize, PublisherConfirm)> = VecDeque::new();
+        let mut in_flight: VecDeque<(usize, InFlight<'_>)> = VecDeque::new();
         let mut position = 0usize;
         while position < pending.len() && round.link_error.is_none() {
             if in_flight.len() >= self.policy.window.max(1) {
-                if let Some((index, confirm)) = in_flight.pop_front() {
-                    self.settle(index, confirm, &mut round).await;
+                if let Some((index, message)) = in_flight.pop_front() {
+                    self.settle(index, message, &mut round).await;
                 }
                 continue;
             }
@@ -333,36 +336,49 @@ impl AmqpPublisher {
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_encoding("utf-8".into());
-            match channel
-                .basic_publish(
-                    &self.target.exchange,
-                    &self.target.routing_key,
-                    BasicPublishOptions::default(),
-                    body.as_bytes(),
-                    properties,
-                )
-                .await
-            {
-                Ok(confirm) => {
-                    in_flight.push_back((index, confirm));
+            let publish = channel.basic_publish(
+                &self.target.exchange,
+                &self.target.routing_key,
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                properties,
+            );
+            let mut message: Pin<Box<dyn Future<Output = Settled> + Send + '_>> =
+                Box::pin(async move {
+                    match publish.await {
+                        Ok(confirm) => confirm.await.map_err(Failure::Confirm),
+                        Err(error) => Err(Failure::Publish(error)),
+                    }
+                });
+            // The first poll queues the message's frames for the connection's I/O thread, in
+            // publishing order; lapin's future then waits for the socket write, which needs
+            // no waiting here: the next message is queued at once, and the write and the
+            // broker's confirm are awaited together in `settle`.
+            match futures::poll!(message.as_mut()) {
+                Poll::Ready(Err(Failure::Publish(error))) => {
+                    round.link_error = Some(format!("publish: {error}"));
+                }
+                Poll::Ready(settled) => {
+                    in_flight.push_back((index, InFlight::Done(settled)));
                     position += 1;
                 }
-                Err(error) => {
-                    round.link_error = Some(format!("publish: {error}"));
+                Poll::Pending => {
+                    in_flight.push_back((index, InFlight::Running(message)));
+                    position += 1;
                 }
             }
         }
         // Everything not yet published is retried on the next round.
         let unpublished: Vec<usize> = pending[position..].to_vec();
-        while let Some((index, confirm)) = in_flight.pop_front() {
-            self.settle(index, confirm, &mut round).await;
+        while let Some((index, message)) = in_flight.pop_front() {
+            self.settle(index, message, &mut round).await;
         }
         round.retry.extend(unpublished);
         round.retry.sort_unstable();
         round
     }
 
-    async fn settle(&self, index: usize, confirm: PublisherConfirm, round: &mut Round) {
+    async fn settle(&self, index: usize, message: InFlight<'_>, round: &mut Round) {
         // Once the link is known to be broken, only confirms that already arrived count;
         // waiting the full timeout for each of the others would only delay the retry.
         let limit = if round.link_error.is_some() {
@@ -370,7 +386,11 @@ impl AmqpPublisher {
         } else {
             self.policy.confirm_timeout
         };
-        match tokio::time::timeout(limit, confirm).await {
+        let settled = match message {
+            InFlight::Done(settled) => Ok(settled),
+            InFlight::Running(future) => tokio::time::timeout(limit, future).await,
+        };
+        match settled {
             Ok(Ok(Confirmation::Ack(_))) => round.confirmed += 1,
             Ok(Ok(Confirmation::Nack(_))) => {
                 round.nacked += 1;
@@ -382,7 +402,13 @@ impl AmqpPublisher {
                     "publisher confirms are not enabled on the channel".into()
                 });
             }
-            Ok(Err(error)) => {
+            Ok(Err(Failure::Publish(error))) => {
+                round.retry.push(index);
+                round
+                    .link_error
+                    .get_or_insert_with(|| format!("publish: {error}"));
+            }
+            Ok(Err(Failure::Confirm(error))) => {
                 round.retry.push(index);
                 round
                     .link_error
@@ -399,6 +425,20 @@ impl AmqpPublisher {
             }
         }
     }
+}
+
+/// Why a message has no confirm: the frames could not be written, or the confirm failed.
+enum Failure {
+    Publish(lapin::Error),
+    Confirm(lapin::Error),
+}
+
+type Settled = Result<Confirmation, Failure>;
+
+/// A published message awaiting its socket write and broker confirm, or already settled.
+enum InFlight<'a> {
+    Running(Pin<Box<dyn Future<Output = Settled> + Send + 'a>>),
+    Done(Settled),
 }
 
 #[cfg(test)]

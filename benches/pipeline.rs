@@ -1,0 +1,382 @@
+//! Whole-pipeline benchmark: the release `misp-feed once` reads a synthetic MISP feed from a
+//! local HTTP server, converts every event with the full conversion profile, registers with
+//! a fake OpenCTI (the GraphQL schema-validating fake of the tests) and publishes the split
+//! bundles into the real RabbitMQ on 127.0.0.1:5672 with publisher confirms, while a consumer
+//! drains the push queue as OpenCTI's workers would.
+//!
+//! Reported per feed size: wall time of the connector process, events/s, confirmed AMQP
+//! messages/s, the process's CPU time and its peak resident memory (`ru_maxrss` of the child,
+//! read with `wait4`). Running two feed sizes shows whether peak memory follows the feed or
+//! the largest event; a run over a feed holding only the event with the most messages gives
+//! that event's own peak for comparison.
+//!
+//! Run: `cargo bench --bench pipeline`. Environment:
+//! - `MISP_FEED_BENCH_EVENTS`: comma-separated feed sizes (default `2000,4000`); e.g. `200`
+//!   for a quick run.
+//! - `MISP_FEED_BENCH_LOG_LEVEL`: the connector's `CONNECTOR_LOG_LEVEL` (default `info`).
+//!
+//! Needs RabbitMQ on 127.0.0.1:5672 (guest/guest); without it the benchmark says so and exits.
+//! Every run uses a fresh connector id, so its push queue is its own; the queue is deleted at
+//! the end.
+
+#[path = "../tests/engine_support/mod.rs"]
+mod engine_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use engine_support::{FIXTURE_FEED, FeedServer, Workspace};
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use serde_json::{Map, Value, json};
+
+/// How often each fixture event appears in the synthetic feed, per 40 events: the small
+/// events dominate, as in public feeds, and the big ones still come back regularly.
+const WEIGHTS: [(&str, u32); 9] = [
+    ("56bf399d-c46c-4fdb-a9cf-d9bb02de0b81", 10), // 1 KB, 3 objects
+    ("5b646415-7b48-40d5-86b4-c0070acd0835", 10), // 2 KB, 18 objects
+    ("57c4445b-c548-4654-af0b-4be3950d210f", 10), // 4 KB, 39 objects
+    ("5c7cdc3b-2f40-4dca-8200-276c0a00020f", 2),  // 184 KB, 33 objects
+    ("56e12e66-f01c-41be-afea-4d9a950d210f", 2),  // 172 KB, 64 objects
+    ("5acc88e9-265c-4f22-9d2b-b702950d210f", 2),  // 168 KB, 110 objects
+    ("5c066053-0e94-46eb-9746-4b7d950d210f", 2),  // 120 KB, 244 objects
+    ("57153590-f73c-49fa-be4b-4737950d210f", 1),  // 138 KB, 775 objects
+    ("5a3c2fcd-8328-42bb-a95e-4f4402de0b81", 1),  // 71 KB, 1747 objects
+];
+
+/// The fixture event that yields the most AMQP messages.
+const LARGEST_EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
+
+/// The full conversion profile (the reference's `full` profile).
+const FULL_PROFILE: [(&str, &str); 11] = [
+    ("MISP_FEED_CREATE_REPORTS", "true"),
+    ("MISP_FEED_CREATE_INDICATORS", "true"),
+    ("MISP_FEED_CREATE_OBSERVABLES", "true"),
+    ("MISP_FEED_CREATE_OBJECT_OBSERVABLES", "true"),
+    ("MISP_FEED_CREATE_TAGS_AS_LABELS", "true"),
+    ("MISP_FEED_AUTHOR_FROM_TAGS", "true"),
+    ("MISP_FEED_MARKINGS_FROM_TAGS", "true"),
+    ("MISP_FEED_IMPORT_TO_IDS_NO_SCORE", "40"),
+    ("MISP_FEED_IMPORT_UNSUPPORTED_OBSERVABLES_AS_TEXT", "true"),
+    (
+        "MISP_FEED_IMPORT_UNSUPPORTED_OBSERVABLES_AS_TEXT_TRANSPARENT",
+        "true",
+    ),
+    ("MISP_FEED_IMPORT_WITH_ATTACHMENTS", "true"),
+];
+
+/// Fills `dir` with a feed of `count` events cloned from the fixtures under fresh uuids,
+/// following `mix` (fixture uuid, weight) in a fixed interleaved order. Returns the feed's
+/// total size in bytes.
+fn write_feed(dir: &Path, count: usize, mix: &[(&str, u32)]) -> u64 {
+    let fixture: Map<String, Value> = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(FIXTURE_FEED).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let texts: Vec<(String, String, Value)> = mix
+        .iter()
+        .map(|(uuid, _)| {
+            let text =
+                std::fs::read_to_string(Path::new(FIXTURE_FEED).join(format!("{uuid}.json")))
+                    .unwrap();
+            (uuid.to_string(), text, fixture[*uuid].clone())
+        })
+        .collect();
+    // A weighted round: each fixture `weight` times, spread over the round.
+    let mut round: Vec<usize> = Vec::new();
+    let total_weight: u32 = mix.iter().map(|(_, w)| w).sum();
+    for slot in 0..total_weight {
+        let mut best = 0;
+        let mut best_score = f64::MAX;
+        for (index, (_, weight)) in mix.iter().enumerate() {
+            let used = round.iter().filter(|&&i| i == index).count() as f64;
+            if used >= f64::from(*weight) {
+                continue;
+            }
+            let due = (used + 0.5) / f64::from(*weight) * f64::from(total_weight);
+            let score = due - f64::from(slot);
+            if score < best_score {
+                best_score = score;
+                best = index;
+            }
+        }
+        round.push(best);
+    }
+    let mut manifest = Map::new();
+    let mut bytes = 0u64;
+    for i in 0..count {
+        let (original, text, entry) = &texts[round[i % round.len()]];
+        let uuid = format!("{:08x}-0000-4000-8000-{:012x}", 0xbe4c_0000u32, i);
+        let text = text.replace(original.as_str(), &uuid);
+        bytes += text.len() as u64;
+        std::fs::write(dir.join(format!("{uuid}.json")), text).unwrap();
+        let mut entry = entry.clone();
+        entry["timestamp"] = json!((1_600_000_000 + i as i64).to_string());
+        manifest.insert(uuid, entry);
+    }
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    bytes
+}
+
+/// What one connector run measured.
+struct Measured {
+    events: u64,
+    feed_bytes: u64,
+    wall: Duration,
+    run_ms: u64,
+    messages: u64,
+    consumed: u64,
+    cpu: Duration,
+    peak_rss_kib: i64,
+}
+
+/// Counts (and acks) what arrives on `queue`, as a worker would; the count is shared.
+async fn consume(queue: String, count: Arc<AtomicU64>, bytes: Arc<AtomicU64>) {
+    let connection = support::broker_connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .basic_qos(1000, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            &queue,
+            "misp-feed-bench",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut since_ack = 0u32;
+    while let Some(delivery) = consumer.next().await {
+        let Ok(delivery) = delivery else { break };
+        count.fetch_add(1, Ordering::Relaxed);
+        bytes.fetch_add(delivery.data.len() as u64, Ordering::Relaxed);
+        since_ack += 1;
+        if since_ack >= 200 {
+            delivery
+                .ack(BasicAckOptions { multiple: true })
+                .await
+                .unwrap();
+            since_ack = 0;
+        }
+    }
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// Waits for the child with `wait4`, which also returns the child's own resource usage.
+fn wait_with_usage(pid: i32) -> (i32, libc::rusage) {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it for the child we spawned.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    (status, usage)
+}
+
+/// One `misp-feed once` over a feed of `count` events following `mix`.
+async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Measured {
+    // A platform of its own: the fake keeps the connector state a previous run sent.
+    let fake = support::FakeOpenCti::start(None).await;
+    let empty = tempfile::tempdir().unwrap();
+    let server = FeedServer::start(empty.path());
+    let feed_bytes = write_feed(&server.dir, count, mix);
+    let connector_id = support::unique_connector_id();
+    support::declare_push_queue(&connector_id).await;
+    let queue = format!("push_{connector_id}");
+    let consumed = Arc::new(AtomicU64::new(0));
+    let consumed_bytes = Arc::new(AtomicU64::new(0));
+    let consumer = tokio::spawn(consume(
+        queue.clone(),
+        consumed.clone(),
+        consumed_bytes.clone(),
+    ));
+
+    let mut ws = Workspace::new(&server.url);
+    for (key, value) in FULL_PROFILE {
+        ws.set(key, value);
+    }
+    for (key, value) in [
+        ("OPENCTI_URL", fake.url.as_str()),
+        ("OPENCTI_TOKEN", support::TOKEN),
+        ("CONNECTOR_ID", connector_id.as_str()),
+        ("CONNECTOR_QUEUE_PROTOCOL", "amqp"),
+        ("CONNECTOR_SEND_TO_QUEUE", "true"),
+        ("CONNECTOR_SEND_TO_DIRECTORY", "false"),
+        ("CONNECTOR_LOG_LEVEL", log_level),
+        ("MISP_FEED_READ_TIMEOUT", "60"),
+        ("MISP_FEED_HTTP_RETRIES", "3"),
+    ] {
+        ws.set(key, value);
+    }
+    let stderr_path = ws.root.path().join("connector.log");
+    let mut command = ws.command(&["once", "--json"]);
+    command
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+
+    let started = Instant::now();
+    let mut child = command.spawn().unwrap();
+    let pid = child.id() as i32;
+    let mut stdout = child.stdout.take().unwrap();
+    let (stdout, status, usage) = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).unwrap();
+        let (status, usage) = wait_with_usage(pid);
+        (text, status, usage)
+    })
+    .await
+    .unwrap();
+    let wall = started.elapsed();
+    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "connector exited with status {status}\nstdout: {stdout}\nlog tail: {}",
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON report on stdout: {stdout}"));
+    assert_eq!(report["pushed"], json!(count), "report: {report}");
+    assert_eq!(report["failed"], json!(0), "report: {report}");
+
+    // Confirmed messages, as recorded in the ledger from the broker's acks.
+    let ledger = rusqlite::Connection::open(ws.ledger_path()).unwrap();
+    let (pushed, messages): (i64, i64) = ledger
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(messages), 0) FROM events WHERE status = 'pushed'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(pushed as usize, count);
+    // The consumer sees every confirmed message (a message confirmed twice after a lost
+    // confirm would arrive twice: at least, not exactly).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while consumed.load(Ordering::Relaxed) < messages as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    consumer.abort();
+    let consumed = consumed.load(Ordering::Relaxed);
+    assert!(
+        consumed >= messages as u64,
+        "the consumer saw {consumed} of {messages} confirmed messages"
+    );
+    delete_queue(&queue).await;
+
+    Measured {
+        events: count as u64,
+        feed_bytes,
+        wall,
+        run_ms: report["duration_ms"].as_u64().unwrap_or(0),
+        messages: messages as u64,
+        consumed,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        peak_rss_kib: usage.ru_maxrss,
+    }
+}
+
+async fn delete_queue(queue: &str) {
+    let connection = support::broker_connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_delete(queue, QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    connection.close(200, "ok").await.unwrap();
+}
+
+fn mib(kib: i64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this harness takes no arguments.
+    if !support::broker_available("pipeline benchmark") {
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("MISP_FEED_BENCH_EVENTS")
+        .unwrap_or_else(|_| "2000,4000".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("MISP_FEED_BENCH_EVENTS: {s:?} is not a count"))
+        })
+        .collect();
+    let log_level = std::env::var("MISP_FEED_BENCH_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        println!(
+            "pipeline benchmark: misp-feed once, full conversion profile, AMQP with confirms into \
+             RabbitMQ {}, consumer draining concurrently; {} cores",
+            support::BROKER,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        let single = run_connector(1, &[(LARGEST_EVENT, 1)], &log_level).await;
+        println!(
+            "largest event alone ({LARGEST_EVENT}, {} messages): wall {:.2} s, peak RSS {:.1} MiB",
+            single.messages,
+            single.wall.as_secs_f64(),
+            mib(single.peak_rss_kib)
+        );
+        println!();
+        println!(
+            "| events | feed MiB | wall s | run s | events/s | confirmed msgs | msgs/s | consumed | CPU s | peak RSS MiB |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mut peaks = Vec::new();
+        for &count in &sizes {
+            let m = run_connector(count, &WEIGHTS, &log_level).await;
+            let wall = m.wall.as_secs_f64();
+            println!(
+                "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {} | {:.2} | {:.1} |",
+                m.events,
+                m.feed_bytes as f64 / 1_048_576.0,
+                wall,
+                m.run_ms as f64 / 1000.0,
+                m.events as f64 / wall,
+                m.messages,
+                m.messages as f64 / wall,
+                m.consumed,
+                m.cpu.as_secs_f64(),
+                mib(m.peak_rss_kib),
+            );
+            peaks.push((count, m.peak_rss_kib));
+        }
+        if let (Some(first), Some(last)) = (peaks.first(), peaks.last())
+            && peaks.len() > 1
+        {
+            println!();
+            println!(
+                "peak RSS {:.1} MiB at {} events, {:.1} MiB at {} events ({:+.1}%); largest event alone {:.1} MiB",
+                mib(first.1),
+                first.0,
+                mib(last.1),
+                last.0,
+                (last.1 as f64 / first.1 as f64 - 1.0) * 100.0,
+                mib(single.peak_rss_kib)
+            );
+        }
+    });
+}
