@@ -159,6 +159,9 @@ pub enum BrokerError {
 struct Link {
     connection: Connection,
     channel: Channel,
+    /// Which opening this is: a push that saw its link break drops it only if no other push
+    /// has re-opened it since.
+    generation: u64,
 }
 
 /// Publishes to one exchange / routing key with confirms, reconnecting as needed.
@@ -166,8 +169,12 @@ pub struct AmqpPublisher {
     endpoint: BrokerEndpoint,
     target: PublishTarget,
     policy: RetryPolicy,
-    /// One push at a time uses the channel: messages of an event stay in their order.
+    /// One push at a time writes to the channel, so the messages of an event stay in their
+    /// order; the lock is released once they are queued, and confirms are awaited outside it,
+    /// so the next event's messages follow without waiting for the broker.
     link: tokio::sync::Mutex<Option<Link>>,
+    /// Openings so far (generation of the next link).
+    openings: AtomicU64,
     /// Links dropped because they broke (for logs and tests).
     broken_links: AtomicU64,
 }
@@ -180,6 +187,8 @@ struct Round {
     /// Set when the link must be dropped and re-opened.
     link_error: Option<String>,
     nacked: usize,
+    /// The link the round used, if it got one.
+    generation: Option<u64>,
 }
 
 impl AmqpPublisher {
@@ -189,6 +198,7 @@ impl AmqpPublisher {
             target,
             policy,
             link: tokio::sync::Mutex::new(None),
+            openings: AtomicU64::new(0),
             broken_links: AtomicU64::new(0),
         }
     }
@@ -209,20 +219,11 @@ impl AmqpPublisher {
     /// Publishes every body in order; `Ok(n)` once all `n` are confirmed by the broker.
     pub async fn publish_all(&self, bodies: &[String]) -> Result<usize, BrokerError> {
         let total = bodies.len();
-        let mut link = self.link.lock().await;
         let mut pending: Vec<usize> = (0..total).collect();
         let mut confirmed = 0usize;
         let mut failed_rounds = 0u32;
         while !pending.is_empty() {
-            let round = match self.channel(&mut link).await {
-                Ok(channel) => self.publish_round(&channel, bodies, &pending).await,
-                Err(error) => Round {
-                    confirmed: 0,
-                    retry: pending.clone(),
-                    link_error: Some(error.to_string()),
-                    nacked: 0,
-                },
-            };
+            let round = self.publish_round(bodies, &pending).await;
             confirmed += round.confirmed;
             pending = round.retry;
             if pending.is_empty() {
@@ -230,8 +231,13 @@ impl AmqpPublisher {
             }
             let reason = match &round.link_error {
                 Some(error) => {
-                    self.broken_links.fetch_add(1, Ordering::Relaxed);
-                    self.drop_link(&mut link).await;
+                    if let Some(generation) = round.generation {
+                        let mut link = self.link.lock().await;
+                        if link.as_ref().is_some_and(|l| l.generation == generation) {
+                            self.broken_links.fetch_add(1, Ordering::Relaxed);
+                            self.drop_link(&mut link).await;
+                        }
+                    }
                     error.clone()
                 }
                 None => format!("{} messages nacked by the broker", round.nacked),
@@ -268,10 +274,12 @@ impl AmqpPublisher {
         self.drop_link(&mut link).await;
     }
 
-    async fn channel(&self, link: &mut Option<Link>) -> Result<Channel, BrokerError> {
+    /// The open channel and its link's generation, opening a link when there is none or the
+    /// current one broke.
+    async fn channel(&self, link: &mut Option<Link>) -> Result<(Channel, u64), BrokerError> {
         if let Some(existing) = link.as_ref() {
             if existing.connection.status().connected() && existing.channel.status().connected() {
-                return Ok(existing.channel.clone());
+                return Ok((existing.channel.clone(), existing.generation));
             }
             self.broken_links.fetch_add(1, Ordering::Relaxed);
             self.drop_link(link).await;
@@ -292,11 +300,13 @@ impl AmqpPublisher {
                 reason: format!("enabling publisher confirms: {e}"),
             })?;
         info!(broker = %self.endpoint.display_address(), "connected to RabbitMQ");
+        let generation = self.openings.fetch_add(1, Ordering::Relaxed);
         *link = Some(Link {
             connection,
             channel: channel.clone(),
+            generation,
         });
-        Ok(channel)
+        Ok((channel, generation))
     }
 
     async fn drop_link(&self, link: &mut Option<Link>) {
@@ -307,17 +317,28 @@ impl AmqpPublisher {
         }
     }
 
-    async fn publish_round(
-        &self,
-        channel: &Channel,
-        bodies: &[String],
-        pending: &[usize],
-    ) -> Round {
+    /// One pass over `pending`: queue every message on the channel while holding the link
+    /// (waiting for confirms only when the window is full), then await the remaining confirms
+    /// with the link released.
+    async fn publish_round(&self, bodies: &[String], pending: &[usize]) -> Round {
         let mut round = Round {
             confirmed: 0,
             retry: Vec::new(),
             link_error: None,
             nacked: 0,
+            generation: None,
+        };
+        let mut link = self.link.lock().await;
+        let channel = match self.channel(&mut link).await {
+            Ok((channel, generation)) => {
+                round.generation = Some(generation);
+                channel
+            }
+            Err(error) => {
+                round.retry = pending.to_vec();
+                round.link_error = Some(error.to_string());
+                return round;
+            }
         };
         let mut in_flight: VecDeque<(usize, InFlight<'_>)> = VecDeque::new();
         let mut position = 0usize;
@@ -368,6 +389,7 @@ impl AmqpPublisher {
                 }
             }
         }
+        drop(link);
         // Everything not yet published is retried on the next round.
         let unpublished: Vec<usize> = pending[position..].to_vec();
         while let Some((index, message)) = in_flight.pop_front() {
