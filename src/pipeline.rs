@@ -480,8 +480,8 @@ impl Pipeline {
         let converted = tokio::task::spawn_blocking(move || {
             convert::convert_event(&event, &options, resolver.as_ref())
                 .map(|bundle| {
-                    let objects = serde_json::to_vec(&bundle.objects).unwrap_or_default();
-                    (bundle.to_json(), sha256_hex(&objects), bundle.objects.len())
+                    let (json, objects_sha256) = bundle.to_json_and_objects_sha256();
+                    (json, objects_sha256, bundle.objects.len())
                 })
                 .map_err(|e| e.to_string())
         })

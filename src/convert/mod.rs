@@ -165,12 +165,23 @@ pub struct StixBundle {
 impl StixBundle {
     /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does.
     pub fn to_json(&self) -> String {
-        let bundle = serde_json::json!({
-            "type": "bundle",
-            "id": format!("bundle--{}", uuid::Uuid::new_v4()),
-            "objects": self.objects,
-        });
-        bundle.to_string()
+        self.to_json_and_objects_sha256().0
+    }
+
+    /// [`StixBundle::to_json`] and the SHA-256 (hex) of the serialised `objects` array, which,
+    /// unlike the bundle, does not change between runs. The objects are serialised once and
+    /// the bundle is assembled around them.
+    pub fn to_json_and_objects_sha256(&self) -> (String, String) {
+        use sha2::Digest;
+        let objects = serde_json::to_string(&self.objects).unwrap_or_else(|_| "[]".to_owned());
+        let digest = hex::encode(sha2::Sha256::digest(objects.as_bytes()));
+        let mut bundle = String::with_capacity(objects.len() + 80);
+        bundle.push_str("{\"type\":\"bundle\",\"id\":\"bundle--");
+        bundle.push_str(&uuid::Uuid::new_v4().to_string());
+        bundle.push_str("\",\"objects\":");
+        bundle.push_str(&objects);
+        bundle.push('}');
+        (bundle, digest)
     }
 }
 

@@ -594,37 +594,43 @@ pub fn amqp_message_body(
     action_sequence: usize,
     bundle_content: &str,
 ) -> String {
-    let mut message = Map::new();
-    message.insert("bundle_type".to_owned(), Value::from("QUEUE_BUNDLE"));
-    message.insert(
-        "applicant_id".to_owned(),
-        fields.applicant_id.map_or(Value::Null, Value::from),
-    );
-    message.insert("action_sequence".to_owned(), Value::from(action_sequence));
-    message.insert(
-        "entities_types".to_owned(),
-        Value::Array(
-            fields
-                .entities_types
-                .iter()
-                .map(|entity_type| Value::String(entity_type.clone()))
-                .collect(),
-        ),
-    );
-    message.insert(
-        "content".to_owned(),
-        Value::String(base64::engine::general_purpose::STANDARD.encode(bundle_content.as_bytes())),
-    );
-    message.insert("update".to_owned(), Value::Bool(fields.update));
-    message.insert(
-        "draft_id".to_owned(),
-        fields.draft_id.map_or(Value::Null, Value::from),
-    );
-    message.insert("no_split".to_owned(), Value::Bool(fields.no_split));
-    if let Some(work_id) = fields.work_id {
-        message.insert("work_id".to_owned(), Value::from(work_id));
+    let encoded_len = bundle_content.len().div_ceil(3) * 4;
+    let mut message = String::with_capacity(encoded_len + 320);
+    message.push_str("{\"bundle_type\": \"QUEUE_BUNDLE\", \"applicant_id\": ");
+    write_optional_string(fields.applicant_id, &mut message);
+    message.push_str(", \"action_sequence\": ");
+    message.push_str(&action_sequence.to_string());
+    message.push_str(", \"entities_types\": [");
+    for (index, entity_type) in fields.entities_types.iter().enumerate() {
+        if index > 0 {
+            message.push_str(", ");
+        }
+        write_python_string(entity_type, &mut message);
     }
-    python_json_dumps_map(&message)
+    // The base64 alphabet needs no JSON escaping: it is encoded straight into the message.
+    message.push_str("], \"content\": \"");
+    base64::engine::general_purpose::STANDARD
+        .encode_string(bundle_content.as_bytes(), &mut message);
+    message.push_str("\", \"update\": ");
+    message.push_str(if fields.update { "true" } else { "false" });
+    message.push_str(", \"draft_id\": ");
+    write_optional_string(fields.draft_id, &mut message);
+    message.push_str(", \"no_split\": ");
+    message.push_str(if fields.no_split { "true" } else { "false" });
+    if let Some(work_id) = fields.work_id {
+        message.push_str(", \"work_id\": ");
+        write_python_string(work_id, &mut message);
+    }
+    message.push('}');
+    message
+}
+
+/// A Python `str` or `None` as `json.dumps` writes it.
+fn write_optional_string(value: Option<&str>, out: &mut String) {
+    match value {
+        Some(text) => write_python_string(text, out),
+        None => out.push_str("null"),
+    }
 }
 
 /// Python's `json.dumps(value)` with default arguments: `", "` and `": "` separators, members
@@ -689,7 +695,21 @@ fn write_python_object(members: &Map<String, Value>, out: &mut String) {
 
 fn write_python_string(text: &str, out: &mut String) {
     out.push('"');
-    for character in text.chars() {
+    // Printable ASCII other than `"` and `\\` is copied as is, run by run; everything else is
+    // escaped one character at a time.
+    let mut rest = text;
+    while !rest.is_empty() {
+        let plain = rest
+            .bytes()
+            .position(|byte| !(b' '..=b'~').contains(&byte) || byte == b'"' || byte == b'\\')
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..plain]);
+        rest = &rest[plain..];
+        let mut characters = rest.chars();
+        let Some(character) = characters.next() else {
+            break;
+        };
+        rest = characters.as_str();
         match character {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
@@ -698,11 +718,14 @@ fn write_python_string(text: &str, out: &mut String) {
             '\t' => out.push_str("\\t"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(character),
             other => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 let mut units = [0u16; 2];
                 for unit in other.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
+                    out.push_str("\\u");
+                    for shift in [12u16, 8, 4, 0] {
+                        out.push(char::from(HEX[usize::from((*unit >> shift) & 0xf)]));
+                    }
                 }
             }
         }
