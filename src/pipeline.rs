@@ -108,6 +108,19 @@ fn epoch_text(timestamp: i64) -> String {
 }
 
 impl Pipeline {
+    /// Runs a ledger call on a blocking thread. One task drives all the events in flight;
+    /// a commit's fsync done inline would stall every one of them, and the broker with them.
+    async fn ledger_call<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&mut Ledger) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
+    ) -> Result<T, PipelineError> {
+        let ledger = Arc::clone(&self.ledger);
+        tokio::task::spawn_blocking(move || call(&mut lock(&ledger)))
+            .await
+            .map_err(|e| PipelineError::Internal(format!("ledger task: {e}")))?
+            .map_err(PipelineError::from)
+    }
+
     pub fn new(
         settings: Arc<Settings>,
         source: Arc<dyn FeedSource>,
@@ -445,23 +458,32 @@ impl Pipeline {
             Ok(file) => file,
             Err(e) => {
                 crate::telemetry::metrics().inc_fetch_errors(self.source_kind());
-                return self.fail(run_id, uuid, FailureStage::Fetch, &e.to_string());
+                return self
+                    .fail(run_id, uuid, FailureStage::Fetch, &e.to_string())
+                    .await;
             }
         };
         // Every reason to fetch a manifest event (new, timestamp moved, owed, operator reset)
         // is also a reason to push it: the content hash is recorded for audit, not to skip.
-        let content_sha256 = sha256_hex(&file.bytes);
-        let events = match convert::parse_event_file(&file.bytes, &file.name) {
-            Ok(events) => events,
-            Err(e) => return self.fail(run_id, uuid, FailureStage::Parse, &e.to_string()),
-        };
-        let Some(event) = events.into_iter().next() else {
-            return self.fail(
-                run_id,
-                uuid,
-                FailureStage::Parse,
-                &format!("{}: no event in the file", file.name),
-            );
+        // Hashing and parsing run on a blocking thread with the conversion: a large event
+        // parsed inline would hold up the other events in flight.
+        let parsed = tokio::task::spawn_blocking(move || {
+            let content_sha256 = sha256_hex(&file.bytes);
+            let event = convert::parse_event_file(&file.bytes, &file.name)
+                .map_err(|e| e.to_string())
+                .and_then(|events| {
+                    events
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| format!("{}: no event in the file", file.name))
+                });
+            (content_sha256, event)
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("parsing task: {e}")))?;
+        let (content_sha256, event) = match parsed {
+            (content_sha256, Ok(event)) => (content_sha256, event),
+            (_, Err(e)) => return self.fail(run_id, uuid, FailureStage::Parse, &e).await,
         };
         self.convert_and_push(run_id, uuid, event, &content_sha256, reason)
             .await
@@ -489,9 +511,15 @@ impl Pipeline {
         .map_err(|e| PipelineError::Internal(format!("conversion task: {e}")))?;
         let (bundle_json, bundle_sha256, object_count) = match converted {
             Ok(c) => c,
-            Err(e) => return self.fail(run_id, uuid, FailureStage::Convert, &e),
+            Err(e) => return self.fail(run_id, uuid, FailureStage::Convert, &e).await,
         };
-        lock(&self.ledger).mark_in_flight(run_id, uuid, content_sha256, &bundle_sha256)?;
+        {
+            let (uuid, content_sha256) = (uuid.to_owned(), content_sha256.to_owned());
+            self.ledger_call(move |ledger| {
+                ledger.mark_in_flight(run_id, &uuid, &content_sha256, &bundle_sha256)
+            })
+            .await?;
+        }
         let delivery = Delivery {
             event_uuid: uuid,
             bundle_json: &bundle_json,
@@ -503,12 +531,14 @@ impl Pipeline {
                 metrics.observe_push_latency(push_started.elapsed());
                 metrics.inc_bundles_sent();
                 metrics.add_records_sent(object_count as u64);
-                lock(&self.ledger).mark_pushed(
-                    run_id,
-                    uuid,
-                    &receipt.destination,
-                    receipt.messages,
-                )?;
+                {
+                    let uuid = uuid.to_owned();
+                    let (destination, messages) = (receipt.destination.clone(), receipt.messages);
+                    self.ledger_call(move |ledger| {
+                        ledger.mark_pushed(run_id, &uuid, &destination, messages)
+                    })
+                    .await?;
+                }
                 tracing::info!(
                     event = %uuid,
                     decision = "pushed",
@@ -519,19 +549,28 @@ impl Pipeline {
                 );
                 Ok(Outcome::Pushed)
             }
-            Err(e) => self.fail(run_id, uuid, FailureStage::Push, &e.to_string()),
+            Err(e) => {
+                self.fail(run_id, uuid, FailureStage::Push, &e.to_string())
+                    .await
+            }
         }
     }
 
-    fn fail(
+    async fn fail(
         &self,
         run_id: i64,
         uuid: &str,
         stage: FailureStage,
         error: &str,
     ) -> Result<Outcome, PipelineError> {
-        let status =
-            lock(&self.ledger).mark_failed(run_id, uuid, stage, error, &self.retry_policy)?;
+        let status = {
+            let (uuid, error, policy) =
+                (uuid.to_owned(), error.to_owned(), self.retry_policy.clone());
+            self.ledger_call(move |ledger| {
+                ledger.mark_failed(run_id, &uuid, stage, &error, &policy)
+            })
+            .await?
+        };
         tracing::error!(event = %uuid, decision = "failed", stage = stage.as_str(), status = status.as_str(), reason = %error, "event {uuid} failed at {}: {error}", stage.as_str());
         Ok(Outcome::Failed)
     }
