@@ -10,6 +10,13 @@
 //! the largest event; a run over a feed holding only the event with the most messages gives
 //! that event's own peak for comparison.
 //!
+//! After each connector run, the broker's own ceiling for the same workload is measured: a
+//! bare publisher in this process sends messages of exactly the sizes the connector sent
+//! (persistent, confirms, the same window), with the same consumer draining. The connector's
+//! rate is reported against it, along with RabbitMQ's CPU time during the run (read from
+//! `/proc` when the broker runs on this machine): on a small machine the broker's per-message
+//! work, not the connector's, sets the pace.
+//!
 //! Run: `cargo bench --bench pipeline`. Environment:
 //! - `MISP_FEED_BENCH_EVENTS`: comma-separated feed sizes (default `2000,4000`); e.g. `200`
 //!   for a quick run.
@@ -24,16 +31,22 @@ mod engine_support;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine_support::{FIXTURE_FEED, FeedServer, Workspace};
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions};
+use lapin::BasicProperties;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeleteOptions,
+};
+use lapin::publisher_confirm::PublisherConfirm;
 use lapin::types::FieldTable;
 use serde_json::{Map, Value, json};
 
@@ -136,13 +149,17 @@ struct Measured {
     wall: Duration,
     run_ms: u64,
     messages: u64,
-    consumed: u64,
     cpu: Duration,
+    /// RabbitMQ's CPU time during the run, when readable.
+    broker_cpu: Option<Duration>,
     peak_rss_kib: i64,
+    /// Size of every message the consumer received.
+    sizes: Vec<u32>,
 }
 
-/// Counts (and acks) what arrives on `queue`, as a worker would; the count is shared.
-async fn consume(queue: String, count: Arc<AtomicU64>, bytes: Arc<AtomicU64>) {
+/// Counts (and acks) what arrives on `queue`, as a worker would, and keeps each message's
+/// size for the broker-ceiling run.
+async fn consume(queue: String, count: Arc<AtomicU64>, sizes: Arc<Mutex<Vec<u32>>>) {
     let connection = support::broker_connection().await;
     let channel = connection.create_channel().await.unwrap();
     channel
@@ -161,8 +178,11 @@ async fn consume(queue: String, count: Arc<AtomicU64>, bytes: Arc<AtomicU64>) {
     let mut since_ack = 0u32;
     while let Some(delivery) = consumer.next().await {
         let Ok(delivery) = delivery else { break };
+        sizes
+            .lock()
+            .unwrap()
+            .push(u32::try_from(delivery.data.len()).unwrap_or(u32::MAX));
         count.fetch_add(1, Ordering::Relaxed);
-        bytes.fetch_add(delivery.data.len() as u64, Ordering::Relaxed);
         since_ack += 1;
         if since_ack >= 200 {
             delivery
@@ -172,6 +192,87 @@ async fn consume(queue: String, count: Arc<AtomicU64>, bytes: Arc<AtomicU64>) {
             since_ack = 0;
         }
     }
+}
+
+/// CPU time (user + system) RabbitMQ's Erlang VM has used so far, when it runs on this
+/// machine and `/proc` shows it.
+fn broker_cpu() -> Option<Duration> {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+            continue;
+        };
+        if comm.trim() != "beam.smp" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        return Some(Duration::from_secs_f64((utime + stime) / ticks_per_second));
+    }
+    None
+}
+
+/// The broker's own ceiling for this workload: messages of exactly the sizes the connector
+/// published, sent by a publisher that does nothing else (one connection, publisher
+/// confirms, the connector's window of 1,024 unconfirmed messages, persistent, into a push
+/// queue declared as OpenCTI declares it, with the same consumer draining it). No connector
+/// can confirm faster than this on the same broker and machine.
+async fn broker_ceiling(sizes: &[u32]) -> (Duration, u64) {
+    let connector_id = support::unique_connector_id();
+    support::declare_push_queue(&connector_id).await;
+    let queue = format!("push_{connector_id}");
+    let consumed = Arc::new(AtomicU64::new(0));
+    let consumer = tokio::spawn(consume(
+        queue.clone(),
+        consumed.clone(),
+        Arc::new(Mutex::new(Vec::new())),
+    ));
+    let connection = support::broker_connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let largest = sizes.iter().copied().max().unwrap_or(0) as usize;
+    let filler = vec![b'A'; largest];
+    let routing_key = format!("push_routing_{connector_id}");
+    let started = Instant::now();
+    let mut unconfirmed = VecDeque::new();
+    for &size in sizes {
+        if unconfirmed.len() >= 1024 {
+            let confirm: PublisherConfirm = unconfirmed.pop_front().unwrap();
+            assert!(confirm.await.unwrap().is_ack());
+        }
+        let confirm = channel
+            .basic_publish(
+                "amqp.worker.exchange",
+                &routing_key,
+                BasicPublishOptions::default(),
+                &filler[..size as usize],
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_encoding("utf-8".into()),
+            )
+            .await
+            .unwrap();
+        unconfirmed.push_back(confirm);
+    }
+    for confirm in unconfirmed {
+        assert!(confirm.await.unwrap().is_ack());
+    }
+    let elapsed = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while consumed.load(Ordering::Relaxed) < sizes.len() as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    consumer.abort();
+    connection.close(200, "ok").await.unwrap();
+    delete_queue(&queue).await;
+    (elapsed, sizes.len() as u64)
 }
 
 fn timeval(t: libc::timeval) -> Duration {
@@ -199,12 +300,8 @@ async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Me
     support::declare_push_queue(&connector_id).await;
     let queue = format!("push_{connector_id}");
     let consumed = Arc::new(AtomicU64::new(0));
-    let consumed_bytes = Arc::new(AtomicU64::new(0));
-    let consumer = tokio::spawn(consume(
-        queue.clone(),
-        consumed.clone(),
-        consumed_bytes.clone(),
-    ));
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let consumer = tokio::spawn(consume(queue.clone(), consumed.clone(), sizes.clone()));
 
     let mut ws = Workspace::new(&server.url);
     for (key, value) in FULL_PROFILE {
@@ -229,6 +326,7 @@ async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Me
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap());
 
+    let broker_cpu_before = broker_cpu();
     let started = Instant::now();
     // Reaped by `wait_with_usage` (libc::wait4), which also yields the child's own peak RSS;
     // clippy cannot see that wait.
@@ -245,6 +343,9 @@ async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Me
     .await
     .unwrap();
     let wall = started.elapsed();
+    let broker_cpu_during = broker_cpu()
+        .zip(broker_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
@@ -277,6 +378,7 @@ async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Me
     }
     consumer.abort();
     let consumed = consumed.load(Ordering::Relaxed);
+    let sizes = std::mem::take(&mut *sizes.lock().unwrap());
     assert!(
         consumed >= messages as u64,
         "the consumer saw {consumed} of {messages} confirmed messages"
@@ -289,9 +391,10 @@ async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Me
         wall,
         run_ms: report["duration_ms"].as_u64().unwrap_or(0),
         messages: messages as u64,
-        consumed,
         cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        broker_cpu: broker_cpu_during,
         peak_rss_kib: usage.ru_maxrss,
+        sizes,
     }
 }
 
@@ -345,25 +448,35 @@ fn main() {
         );
         println!();
         println!(
-            "| events | feed MiB | wall s | run s | events/s | confirmed msgs | msgs/s | consumed | CPU s | peak RSS MiB |"
+            "| events | feed MiB | wall s | run s | events/s | confirmed msgs | mean msg KiB | msgs/s | connector CPU s | broker CPU s | peak RSS MiB | broker ceiling msgs/s | of ceiling |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut peaks = Vec::new();
         for &count in &sizes {
             let m = run_connector(count, &WEIGHTS, &log_level).await;
+            let (ceiling_wall, ceiling_messages) = broker_ceiling(&m.sizes).await;
+            let ceiling_rate = ceiling_messages as f64 / ceiling_wall.as_secs_f64();
             let wall = m.wall.as_secs_f64();
+            let rate = m.messages as f64 / wall;
+            let mean_kib = m.sizes.iter().map(|&s| u64::from(s)).sum::<u64>() as f64
+                / m.sizes.len().max(1) as f64
+                / 1024.0;
             println!(
-                "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {} | {:.2} | {:.1} |",
+                "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {:.1} | {:.0} | {:.2} | {} | {:.1} | {:.0} | {:.0}% |",
                 m.events,
                 m.feed_bytes as f64 / 1_048_576.0,
                 wall,
                 m.run_ms as f64 / 1000.0,
                 m.events as f64 / wall,
                 m.messages,
-                m.messages as f64 / wall,
-                m.consumed,
+                mean_kib,
+                rate,
                 m.cpu.as_secs_f64(),
+                m.broker_cpu
+                    .map_or("-".to_owned(), |cpu| format!("{:.2}", cpu.as_secs_f64())),
                 mib(m.peak_rss_kib),
+                ceiling_rate,
+                rate / ceiling_rate * 100.0,
             );
             peaks.push((count, m.peak_rss_kib));
         }
