@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod connector;
 pub mod convert;
+pub mod cpu;
 pub mod ledger;
 pub mod pipeline;
 pub mod reconciler;

@@ -86,6 +86,35 @@ pub struct Pipeline {
     /// Draw a progress bar (interactive `once`).
     pub progress: bool,
     pub checkpoint_listener: Option<CheckpointListener>,
+    /// The thread that commits the per-event ledger records (see [`Pipeline::ledger_call`]).
+    ledger_writer: Option<LedgerWriter>,
+}
+
+type LedgerJob = Box<dyn FnOnce() + Send>;
+
+/// One thread that runs ledger calls in order. SQLite has one writer anyway; a thread of
+/// its own keeps each commit's fsync off the task that drives the events in flight, without
+/// a blocking-pool thread (and allocator arena) per concurrent commit.
+struct LedgerWriter {
+    jobs: std::sync::mpsc::Sender<LedgerJob>,
+}
+
+impl LedgerWriter {
+    /// `None` if the thread cannot be started; calls then run inline.
+    fn start() -> Option<LedgerWriter> {
+        let (jobs, queue) = std::sync::mpsc::channel::<LedgerJob>();
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || {
+                // Ends when the pipeline (the only sender) is dropped. A job that panics
+                // loses only its own answer (its caller gets an error); the next job runs.
+                while let Ok(job) = queue.recv() {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })
+            .ok()?;
+        Some(LedgerWriter { jobs })
+    }
 }
 
 /// Locks the ledger; a poisoned lock only means another task panicked mid-call, and
@@ -108,16 +137,28 @@ fn epoch_text(timestamp: i64) -> String {
 }
 
 impl Pipeline {
-    /// Runs a ledger call on a blocking thread. One task drives all the events in flight;
-    /// a commit's fsync done inline would stall every one of them, and the broker with them.
+    /// Runs a ledger call on the ledger's writer thread. One task drives all the events in
+    /// flight; a commit's fsync done inline would stall every one of them, and the broker
+    /// with them.
     async fn ledger_call<T: Send + 'static>(
         &self,
         call: impl FnOnce(&mut Ledger) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
     ) -> Result<T, PipelineError> {
         let ledger = Arc::clone(&self.ledger);
-        tokio::task::spawn_blocking(move || call(&mut lock(&ledger)))
+        let Some(writer) = &self.ledger_writer else {
+            return call(&mut lock(&ledger)).map_err(PipelineError::from);
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: LedgerJob = Box::new(move || {
+            let _ = answer.send(call(&mut lock(&ledger)));
+        });
+        writer
+            .jobs
+            .send(job)
+            .map_err(|_| PipelineError::Internal("the ledger writer thread stopped".into()))?;
+        answered
             .await
-            .map_err(|e| PipelineError::Internal(format!("ledger task: {e}")))?
+            .map_err(|_| PipelineError::Internal("the ledger writer thread stopped".into()))?
             .map_err(PipelineError::from)
     }
 
@@ -142,6 +183,7 @@ impl Pipeline {
             retry_policy,
             progress: false,
             checkpoint_listener: None,
+            ledger_writer: LedgerWriter::start(),
         }
     }
 
@@ -467,7 +509,7 @@ impl Pipeline {
         // is also a reason to push it: the content hash is recorded for audit, not to skip.
         // Hashing and parsing run on a blocking thread with the conversion: a large event
         // parsed inline would hold up the other events in flight.
-        let parsed = tokio::task::spawn_blocking(move || {
+        let parsed = crate::cpu::run(move || {
             let content_sha256 = sha256_hex(&file.bytes);
             let event = convert::parse_event_file(&file.bytes, &file.name)
                 .map_err(|e| e.to_string())
@@ -499,7 +541,7 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let options = self.settings.misp_feed.convert.clone();
         let resolver = Arc::clone(&self.resolver);
-        let converted = tokio::task::spawn_blocking(move || {
+        let converted = crate::cpu::run(move || {
             convert::convert_event(&event, &options, resolver.as_ref())
                 .map(|bundle| {
                     let (json, objects_sha256) = bundle.to_json_and_objects_sha256();

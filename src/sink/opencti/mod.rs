@@ -681,11 +681,10 @@ impl OpenCtiSink {
             event: delivery.event_uuid.to_string(),
             reason,
         };
-        let messages =
-            tokio::task::spawn_blocking(move || queue_messages(&bundle, &applicant_id, &work))
-                .await
-                .map_err(|e| split_error(format!("splitter task failed: {e}")))?
-                .map_err(split_error)?;
+        let messages = crate::cpu::run(move || queue_messages(&bundle, &applicant_id, &work))
+            .await
+            .map_err(|e| split_error(format!("splitter task failed: {e}")))?
+            .map_err(split_error)?;
         if messages.is_empty() {
             return Err(split_error(
                 "Nothing to import (no object OpenCTI supports)".into(),
