@@ -14,6 +14,13 @@ use misp_feed::connector::Connector;
 use misp_feed::ledger::EventFilter;
 use misp_feed::sink::opencti::OpenCti;
 
+/// jemalloc instead of glibc's malloc: the converter and splitter free many short-lived
+/// maps and strings from several threads, and with glibc the pipeline benchmark's peak
+/// memory grew with the length of the run (arena fragmentation: +49 % when the feed doubled)
+/// and cost more CPU per message; with jemalloc the peak stays flat.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "misp-feed",
