@@ -21,6 +21,8 @@
 //! - `MISP_FEED_BENCH_EVENTS`: comma-separated feed sizes (default `2000,4000`); e.g. `200`
 //!   for a quick run.
 //! - `MISP_FEED_BENCH_LOG_LEVEL`: the connector's `CONNECTOR_LOG_LEVEL` (default `info`).
+//! - `MISP_FEED_BENCH_BROKER_VARIANTS=1`: after the runs, the broker ceiling again with the
+//!   last run's messages over 1, 2 and 4 channels, and with transient messages.
 //!
 //! Needs RabbitMQ on 127.0.0.1:5672 (guest/guest); without it the benchmark says so and exits.
 //! Every run uses a fresh connector id, so its push queue is its own; the queue is deleted at
@@ -222,6 +224,12 @@ fn broker_cpu() -> Option<Duration> {
 /// queue declared as OpenCTI declares it, with the same consumer draining it). No connector
 /// can confirm faster than this on the same broker and machine.
 async fn broker_ceiling(sizes: &[u32]) -> (Duration, u64) {
+    broker_ceiling_with(sizes, 1, 2).await
+}
+
+/// [`broker_ceiling`] with `channels` publishers (each on its own connection, sharing the
+/// messages) and the given AMQP `delivery_mode` (2 persistent, as pycti; 1 transient).
+async fn broker_ceiling_with(sizes: &[u32], channels: usize, delivery_mode: u8) -> (Duration, u64) {
     let connector_id = support::unique_connector_id();
     support::declare_push_queue(&connector_id).await;
     let queue = format!("push_{connector_id}");
@@ -231,38 +239,60 @@ async fn broker_ceiling(sizes: &[u32]) -> (Duration, u64) {
         consumed.clone(),
         Arc::new(Mutex::new(Vec::new())),
     ));
-    let connection = support::broker_connection().await;
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let largest = sizes.iter().copied().max().unwrap_or(0) as usize;
-    let filler = vec![b'A'; largest];
     let routing_key = format!("push_routing_{connector_id}");
+    let shares: Vec<Vec<u32>> = (0..channels.max(1))
+        .map(|share| {
+            sizes
+                .iter()
+                .skip(share)
+                .step_by(channels.max(1))
+                .copied()
+                .collect()
+        })
+        .collect();
     let started = Instant::now();
-    let mut unconfirmed = VecDeque::new();
-    for &size in sizes {
-        if unconfirmed.len() >= 1024 {
-            let confirm: PublisherConfirm = unconfirmed.pop_front().unwrap();
-            assert!(confirm.await.unwrap().is_ack());
-        }
-        let confirm = channel
-            .basic_publish(
-                "amqp.worker.exchange",
-                &routing_key,
-                BasicPublishOptions::default(),
-                &filler[..size as usize],
-                BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_content_encoding("utf-8".into()),
-            )
-            .await
-            .unwrap();
-        unconfirmed.push_back(confirm);
-    }
-    for confirm in unconfirmed {
-        assert!(confirm.await.unwrap().is_ack());
+    let publishers: Vec<_> = shares
+        .into_iter()
+        .map(|share| {
+            let routing_key = routing_key.clone();
+            tokio::spawn(async move {
+                let connection = support::broker_connection().await;
+                let channel = connection.create_channel().await.unwrap();
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .unwrap();
+                let largest = share.iter().copied().max().unwrap_or(0) as usize;
+                let filler = vec![b'A'; largest];
+                let mut unconfirmed = VecDeque::new();
+                for &size in &share {
+                    if unconfirmed.len() >= 1024 {
+                        let confirm: PublisherConfirm = unconfirmed.pop_front().unwrap();
+                        assert!(confirm.await.unwrap().is_ack());
+                    }
+                    let confirm = channel
+                        .basic_publish(
+                            "amqp.worker.exchange",
+                            &routing_key,
+                            BasicPublishOptions::default(),
+                            &filler[..size as usize],
+                            BasicProperties::default()
+                                .with_delivery_mode(delivery_mode)
+                                .with_content_encoding("utf-8".into()),
+                        )
+                        .await
+                        .unwrap();
+                    unconfirmed.push_back(confirm);
+                }
+                for confirm in unconfirmed {
+                    assert!(confirm.await.unwrap().is_ack());
+                }
+                connection.close(200, "ok").await.unwrap();
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
     }
     let elapsed = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -270,7 +300,6 @@ async fn broker_ceiling(sizes: &[u32]) -> (Duration, u64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     consumer.abort();
-    connection.close(200, "ok").await.unwrap();
     delete_queue(&queue).await;
     (elapsed, sizes.len() as u64)
 }
@@ -452,6 +481,7 @@ fn main() {
         );
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut peaks = Vec::new();
+        let mut last_sizes: Option<Vec<u32>> = None;
         for &count in &sizes {
             let m = run_connector(count, &WEIGHTS, &log_level).await;
             let (ceiling_wall, ceiling_messages) = broker_ceiling(&m.sizes).await;
@@ -479,6 +509,32 @@ fn main() {
                 rate / ceiling_rate * 100.0,
             );
             peaks.push((count, m.peak_rss_kib));
+            last_sizes = Some(m.sizes);
+        }
+        if std::env::var("MISP_FEED_BENCH_BROKER_VARIANTS").is_ok_and(|v| v == "1")
+            && let Some(sizes) = &last_sizes
+        {
+            // What the broker alone can do with the last run's messages, published otherwise.
+            println!();
+            println!("| broker ceiling variant | messages | msgs/s | RabbitMQ CPU s |");
+            println!("|---|---:|---:|---:|");
+            for (label, channels, mode) in [
+                ("1 channel, persistent (as the connector)", 1, 2),
+                ("2 channels, persistent", 2, 2),
+                ("4 channels, persistent", 4, 2),
+                ("1 channel, transient (not pycti's wire)", 1, 1),
+            ] {
+                let before = broker_cpu();
+                let (elapsed, count) = broker_ceiling_with(sizes, channels, mode).await;
+                let cpu = broker_cpu()
+                    .zip(before)
+                    .map(|(after, before)| after.saturating_sub(before));
+                println!(
+                    "| {label} | {count} | {:.0} | {} |",
+                    count as f64 / elapsed.as_secs_f64(),
+                    cpu.map_or("-".to_owned(), |c| format!("{:.2}", c.as_secs_f64()))
+                );
+            }
         }
         if let (Some(first), Some(last)) = (peaks.first(), peaks.last())
             && peaks.len() > 1
