@@ -7,7 +7,7 @@ mod engine_support;
 use std::path::Path;
 use std::time::Duration;
 
-use engine_support::{FIXTURE_FEED, FeedServer, Workspace};
+use engine_support::{FIXTURE_FEED, FeedServer, Lcg, Workspace};
 use serde_json::{Map, Value, json};
 
 /// Builds a feed of `count` events cloned from the fixtures under fresh uuids.
@@ -43,19 +43,6 @@ pub fn synthetic_feed(dir: &Path, count: usize) -> Vec<String> {
     )
     .unwrap();
     uuids
-}
-
-/// A small deterministic generator, seeded per run and printed, so a failure can be replayed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_in(&mut self, low: u64, high: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        low + (self.0 >> 33) % (high - low)
-    }
 }
 
 #[test]

@@ -22,33 +22,6 @@ use misp_feed::sink::{Delivery, Sink, SinkError};
 use serde_json::Value;
 use support::*;
 
-fn rabbitmqctl(action: &str) -> bool {
-    match Command::new("rabbitmqctl").arg(action).output() {
-        Ok(output) if output.status.success() => true,
-        Ok(output) => {
-            eprintln!(
-                "rabbitmqctl {action} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            false
-        }
-        Err(error) => {
-            eprintln!("rabbitmqctl {action}: {error}");
-            false
-        }
-    }
-}
-
-/// Starts the RabbitMQ app again whatever happens to the test (panics included).
-struct RestartGuard;
-
-impl Drop for RestartGuard {
-    fn drop(&mut self) {
-        rabbitmqctl("start_app");
-        rabbitmqctl("await_startup");
-    }
-}
-
 fn endpoint() -> BrokerEndpoint {
     BrokerEndpoint {
         host: "127.0.0.1".into(),

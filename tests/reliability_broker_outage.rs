@@ -16,36 +16,9 @@ use engine_support::{
     FeedServer, Workspace, small_synthetic_feed, synthetic_event_title, terminate,
 };
 use support::{
-    FakeOpenCti, TOKEN, broker_available, declare_push_queue, drain_push_queue_fast, report_names,
-    unique_connector_id,
+    FakeOpenCti, RestartGuard, TOKEN, broker_available, declare_push_queue, drain_push_queue_fast,
+    rabbitmqctl, report_names, unique_connector_id,
 };
-
-fn rabbitmqctl(action: &str) -> bool {
-    match Command::new("rabbitmqctl").arg(action).output() {
-        Ok(output) if output.status.success() => true,
-        Ok(output) => {
-            eprintln!(
-                "rabbitmqctl {action} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            false
-        }
-        Err(error) => {
-            eprintln!("rabbitmqctl {action}: {error}");
-            false
-        }
-    }
-}
-
-/// Starts the RabbitMQ app again whatever happens to the test (panics included).
-struct RestartGuard;
-
-impl Drop for RestartGuard {
-    fn drop(&mut self) {
-        rabbitmqctl("start_app");
-        rabbitmqctl("await_startup");
-    }
-}
 
 fn queue_depth(runtime: &tokio::runtime::Runtime, connector_id: &str) -> u32 {
     runtime.block_on(async {

@@ -14,25 +14,12 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use engine_support::{FeedServer, Workspace, small_synthetic_feed, synthetic_event_title};
+use engine_support::{FeedServer, Lcg, Workspace, small_synthetic_feed, synthetic_event_title};
 use serde_json::{Value, json};
 use support::{
     FakeOpenCti, TOKEN, broker_available, declare_push_queue, drain_push_queue_fast, report_names,
     unique_connector_id,
 };
-
-/// A small deterministic generator, seeded per run and printed, so a failure can be replayed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_in(&mut self, low: u64, high: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        low + (self.0 >> 33) % (high - low)
-    }
-}
 
 fn soak_enabled() -> bool {
     std::env::var("MISP_FEED_SOAK").is_ok_and(|v| v == "1")

@@ -529,3 +529,16 @@ pub fn log_lines_with(stderr: &str, needle: &str) -> Vec<Value> {
         .filter(|l| l.to_string().contains(needle))
         .collect()
 }
+
+/// A small deterministic generator, seeded per run and printed, so a failure can be replayed.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next_in(&mut self, low: u64, high: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        low + (self.0 >> 33) % (high - low)
+    }
+}

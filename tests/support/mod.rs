@@ -787,3 +787,36 @@ pub fn report_names(body: &[u8]) -> Vec<String> {
         .filter_map(|o| o["name"].as_str().map(str::to_string))
         .collect()
 }
+
+/// Runs `rabbitmqctl <action>` on this machine's broker; false (with the reason on stderr)
+/// if it cannot.
+pub fn rabbitmqctl(action: &str) -> bool {
+    match std::process::Command::new("rabbitmqctl")
+        .arg(action)
+        .output()
+    {
+        Ok(output) if output.status.success() => true,
+        Ok(output) => {
+            eprintln!(
+                "rabbitmqctl {action} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            false
+        }
+        Err(error) => {
+            eprintln!("rabbitmqctl {action}: {error}");
+            false
+        }
+    }
+}
+
+/// Starts the RabbitMQ app again whatever happens to the test (panics included); hold one
+/// while the test stops the broker.
+pub struct RestartGuard;
+
+impl Drop for RestartGuard {
+    fn drop(&mut self) {
+        rabbitmqctl("start_app");
+        rabbitmqctl("await_startup");
+    }
+}
