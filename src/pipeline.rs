@@ -708,7 +708,27 @@ impl Pipeline {
                 return Ok(counts);
             }
         };
-        let events = match convert::parse_event_file(&file.bytes, &object.key) {
+        // Parsing and hashing each event's content run as CPU jobs, as on the manifest path.
+        let key = object.key.clone();
+        let parsed = crate::cpu::run(move || {
+            convert::parse_event_file(&file.bytes, &key).map(|events| {
+                events
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, event)| {
+                        let uuid = event
+                            .uuid()
+                            .map(str::to_lowercase)
+                            .unwrap_or_else(|| format!("{key}#{index}"));
+                        let content = serde_json::to_vec(&event.event).unwrap_or_default();
+                        (uuid, sha256_hex(&content), event)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("parsing task: {e}")))?;
+        let events = match parsed {
             Ok(events) => events,
             Err(e) => {
                 tracing::error!(object = %object.key, decision = "failed", stage = "parse", reason = %e, "object {} failed: {e}", object.key);
@@ -724,29 +744,31 @@ impl Pipeline {
             }
         };
         let event_count = events.len();
-        for (index, event) in events.into_iter().enumerate() {
-            let uuid = event
-                .uuid()
-                .map(str::to_lowercase)
-                .unwrap_or_else(|| format!("{}#{index}", object.key));
-            let content = serde_json::to_vec(&event.event).unwrap_or_default();
-            let content_sha256 = sha256_hex(&content);
+        for (uuid, content_sha256, event) in events {
             let record = lock(&self.ledger).event(&uuid)?;
             if reconciler::content_unchanged(record.as_ref(), &content_sha256) {
                 *counts.entry(Outcome::Unchanged).or_insert(0) += 1;
                 tracing::info!(event = %uuid, object = %object.key, decision = "skipped", reason = "content unchanged", "event {uuid} unchanged (same content)");
                 continue;
             }
-            lock(&self.ledger).queue_event(
-                run_id,
-                &QueuedEvent {
-                    uuid: &uuid,
-                    source_key: &object.key,
-                    manifest_timestamp: event.timestamp(),
-                    info: event.info(),
-                    reason: ProcessReason::ObjectChanged.as_str(),
-                },
-            )?;
+            {
+                let (uuid, source_key) = (uuid.clone(), object.key.clone());
+                let (manifest_timestamp, info) =
+                    (event.timestamp(), event.info().map(str::to_owned));
+                self.ledger_call(move |ledger| {
+                    ledger.queue_event(
+                        run_id,
+                        &QueuedEvent {
+                            uuid: &uuid,
+                            source_key: &source_key,
+                            manifest_timestamp,
+                            info: info.as_deref(),
+                            reason: ProcessReason::ObjectChanged.as_str(),
+                        },
+                    )
+                })
+                .await?;
+            }
             let outcome = self
                 .convert_and_push(
                     run_id,

@@ -165,7 +165,7 @@ pub struct StixBundle {
 impl StixBundle {
     /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does.
     pub fn to_json(&self) -> String {
-        self.to_json_and_objects_sha256().0
+        bundle_around(&self.objects_json())
     }
 
     /// [`StixBundle::to_json`] and the SHA-256 (hex) of the serialised `objects` array, which,
@@ -173,16 +173,26 @@ impl StixBundle {
     /// the bundle is assembled around them.
     pub fn to_json_and_objects_sha256(&self) -> (String, String) {
         use sha2::Digest;
-        let objects = serde_json::to_string(&self.objects).unwrap_or_else(|_| "[]".to_owned());
+        let objects = self.objects_json();
         let digest = hex::encode(sha2::Sha256::digest(objects.as_bytes()));
-        let mut bundle = String::with_capacity(objects.len() + 80);
-        bundle.push_str("{\"type\":\"bundle\",\"id\":\"bundle--");
-        bundle.push_str(&uuid::Uuid::new_v4().to_string());
-        bundle.push_str("\",\"objects\":");
-        bundle.push_str(&objects);
-        bundle.push('}');
-        (bundle, digest)
+        (bundle_around(&objects), digest)
     }
+
+    fn objects_json(&self) -> String {
+        serde_json::to_string(&self.objects).unwrap_or_else(|_| "[]".to_owned())
+    }
+}
+
+/// `{"type":"bundle","id":"bundle--<uuid4>","objects":<objects>}`, compact as serde_json
+/// writes it.
+fn bundle_around(objects_json: &str) -> String {
+    let mut bundle = String::with_capacity(objects_json.len() + 80);
+    bundle.push_str("{\"type\":\"bundle\",\"id\":\"bundle--");
+    bundle.push_str(&uuid::Uuid::new_v4().to_string());
+    bundle.push_str("\",\"objects\":");
+    bundle.push_str(objects_json);
+    bundle.push('}');
+    bundle
 }
 
 /// Parses a feed file: `{"Event": {...}}`, a bare event, or a list of either. Every field
