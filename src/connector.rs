@@ -11,28 +11,49 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::app::{self, AppResult};
 use crate::config::Settings;
 use crate::convert::{OfflineResolver, ThreatResolver};
-use crate::ledger::{Checkpoint, Ledger};
+use crate::ledger::{Checkpoint, Ledger, LedgerError};
 use crate::pipeline::{Pipeline, PipelineError, RunReport};
-use crate::sink::Sink;
+use crate::sink::directory::DirectorySink;
 use crate::sink::fanout::FanOutSink;
-use crate::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink, remote_state_changed};
+use crate::sink::opencti::{
+    ConnectorState, OpenCti, OpenCtiError, OpenCtiSink, remote_state_changed,
+};
+use crate::sink::{Sink, SinkError};
+use crate::source::SourceError;
+
+/// Why the connector could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    OpenCti(#[from] OpenCtiError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(
+        "no OpenCTI to push to and CONNECTOR_SEND_TO_DIRECTORY is off: set OPENCTI_URL and OPENCTI_TOKEN, \
+         or CONNECTOR_SEND_TO_DIRECTORY=true with CONNECTOR_SEND_TO_DIRECTORY_PATH"
+    )]
+    NowhereToPush,
+}
 
 pub struct Connector {
     settings: Arc<Settings>,
     pipeline: Pipeline,
-    ledger: Arc<Mutex<Ledger>>,
+    ledger: Ledger,
     platform: Option<Platform>,
 }
 
 struct Platform {
     opencti: Arc<OpenCti>,
-    sink: Arc<OpenCtiSink>,
     /// The state as we last told the platform (pycti's local state).
     local_state: Arc<Mutex<Option<ConnectorState>>>,
     /// The platform changed our state; reset the ledger before the next run.
@@ -45,51 +66,40 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The Python connector's state for a ledger checkpoint.
-pub fn state_of(
-    checkpoint: &Checkpoint,
-    run_started: Option<DateTime<Utc>>,
-) -> Option<ConnectorState> {
-    let started = run_started.or_else(|| {
-        checkpoint
-            .last_run
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-    })?;
-    let mut state = match checkpoint.last_event_timestamp {
-        Some(ts) => ConnectorState::checkpoint(started, ts),
-        None => ConnectorState::default(),
-    };
-    if let Some(file) = &checkpoint.last_file {
-        state
-            .other
-            .insert("last_file".into(), serde_json::Value::String(file.clone()));
+/// Which sink the settings select: the bundle folder when sending to the queue is off or no
+/// OpenCTI URL is configured (the connector then runs offline).
+pub fn runs_offline(settings: &Settings) -> bool {
+    !settings.connector.send_to_queue || settings.opencti.url.is_none()
+}
+
+fn directory_sink(settings: &Settings) -> Result<Arc<dyn Sink>, ConnectorError> {
+    if !settings.connector.send_to_directory {
+        return Err(ConnectorError::NowhereToPush);
     }
-    Some(state)
+    Ok(Arc::new(DirectorySink::new(settings)?))
 }
 
 /// Brings the ledger in line with the state the platform handed over at registration.
 /// `raw` is the stored string: `None` for a connector the platform has never seen.
-fn reconcile_at_start(
-    ledger: &mut Ledger,
+async fn reconcile_at_start(
+    ledger: &Ledger,
     raw: Option<&str>,
     remote: Option<&ConnectorState>,
-) -> AppResult<()> {
-    let checkpoint = ledger.checkpoint().map_err(|e| e.to_string())?;
-    let counts = ledger.status_counts().map_err(|e| e.to_string())?;
+) -> Result<(), LedgerError> {
+    let checkpoint = ledger.checkpoint().await?;
+    let counts = ledger.status_counts().await?;
     let ledger_empty =
         checkpoint.last_event_timestamp.is_none() && counts.iter().all(|(_, n)| *n == 0);
     let remote_checkpoint = remote.and_then(ConnectorState::effective_checkpoint);
     if ledger_empty {
         if let Some(ts) = remote_checkpoint {
             ledger
-                .set_checkpoint(&Checkpoint {
+                .store_checkpoint(Checkpoint {
                     last_event_timestamp: Some(ts),
                     last_run: remote.and_then(|r| r.last_run.clone()),
                     ..Checkpoint::default()
                 })
-                .map_err(|e| e.to_string())?;
+                .await?;
             tracing::info!(
                 last_event_timestamp = ts,
                 "empty ledger: adopting the connector state found on the platform (left by the Python connector?)"
@@ -105,7 +115,7 @@ fn reconcile_at_start(
     }
     match (remote_checkpoint, checkpoint.last_event_timestamp) {
         // "Reset state" in the UI empties the stored state.
-        (None, _) => reset_to(ledger, None)?,
+        (None, _) => reset_to(ledger, None).await?,
         // Our last closing ping was lost (a crash after the checkpoint was stored): the
         // platform holds an older copy of our own state. The ledger is the newer truth.
         (Some(remote), Some(local)) if remote < local => {
@@ -118,11 +128,11 @@ fn reconcile_at_start(
         // Another connector under this id moved the checkpoint on: follow it, keep the events.
         (Some(remote), local) if Some(remote) != local => {
             ledger
-                .set_checkpoint(&Checkpoint {
+                .store_checkpoint(Checkpoint {
                     last_event_timestamp: Some(remote),
                     ..checkpoint
                 })
-                .map_err(|e| e.to_string())?;
+                .await?;
             tracing::warn!(
                 platform = remote,
                 ledger = ?local,
@@ -134,17 +144,17 @@ fn reconcile_at_start(
     Ok(())
 }
 
-fn reset_to(ledger: &mut Ledger, remote_checkpoint: Option<i64>) -> AppResult<()> {
+async fn reset_to(ledger: &Ledger, remote_checkpoint: Option<i64>) -> Result<(), LedgerError> {
     let forgotten = ledger
-        .reset_all("connector state reset on the OpenCTI platform")
-        .map_err(|e| e.to_string())?;
+        .reset_all("connector state reset on the OpenCTI platform".into())
+        .await?;
     if let Some(ts) = remote_checkpoint {
         ledger
-            .set_checkpoint(&Checkpoint {
+            .store_checkpoint(Checkpoint {
                 last_event_timestamp: Some(ts),
                 ..Checkpoint::default()
             })
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     tracing::warn!(
         forgotten,
@@ -156,81 +166,60 @@ fn reset_to(ledger: &mut Ledger, remote_checkpoint: Option<i64>) -> AppResult<()
 
 impl Connector {
     /// Opens the ledger, builds the source and the sink, and registers with OpenCTI unless
-    /// the connector runs offline.
-    pub async fn start(settings: Arc<Settings>) -> AppResult<Connector> {
-        let mut ledger = app::open_ledger(&settings)?;
-        let source = crate::source::build_source(&settings)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (sink, resolver, platform): (Arc<dyn Sink>, Arc<dyn ThreatResolver>, Option<Platform>) =
-            if app::runs_offline(&settings) {
-                tracing::info!("no OpenCTI push configured: bundles go to the bundle folder only");
-                (
-                    app::directory_sink(&settings)?,
-                    Arc::new(OfflineResolver),
-                    None,
-                )
+    /// the connector runs offline. `progress` draws a progress bar during runs.
+    pub async fn start(
+        settings: Arc<Settings>,
+        progress: bool,
+    ) -> Result<Connector, ConnectorError> {
+        let ledger = Ledger::open(&settings.misp_feed.ledger_path).await?;
+        let source = crate::source::build_source(&settings).await?;
+        let (sink, platform): (Arc<dyn Sink>, Option<Platform>) = if runs_offline(&settings) {
+            tracing::info!("no OpenCTI push configured: bundles go to the bundle folder only");
+            (directory_sink(&settings)?, None)
+        } else {
+            let opencti = Arc::new(OpenCti::connect(&settings).await?);
+            let registration = opencti.registration();
+            reconcile_at_start(
+                &ledger,
+                registration.connector_state.as_deref(),
+                opencti.registered_state().as_ref(),
+            )
+            .await?;
+            let checkpoint = ledger.checkpoint().await?;
+            let local_state =
+                Arc::new(Mutex::new(ConnectorState::of_checkpoint(&checkpoint, None)));
+            let opencti_sink: Arc<dyn Sink> = Arc::new(OpenCtiSink::new(Arc::clone(&opencti)));
+            let sink: Arc<dyn Sink> = if settings.connector.send_to_directory
+                && settings.connector.send_to_directory_path.is_some()
+            {
+                Arc::new(FanOutSink::new(opencti_sink, directory_sink(&settings)?))
             } else {
-                let opencti = Arc::new(
-                    OpenCti::connect(&settings)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                );
-                let registration = opencti.registration();
-                reconcile_at_start(
-                    &mut ledger,
-                    registration.connector_state.as_deref(),
-                    opencti.registered_state().as_ref(),
-                )?;
-                let checkpoint = ledger.checkpoint().map_err(|e| e.to_string())?;
-                let local_state = Arc::new(Mutex::new(state_of(&checkpoint, None)));
-                let resolver: Arc<dyn ThreatResolver> =
-                    if settings.misp_feed.convert.guess_threats_from_tags {
-                        opencti.threat_resolver()
-                    } else {
-                        Arc::new(OfflineResolver)
-                    };
-                let opencti_sink = Arc::new(OpenCtiSink::new(Arc::clone(&opencti)));
-                let sink: Arc<dyn Sink> = if settings.connector.send_to_directory
-                    && settings.connector.send_to_directory_path.is_some()
-                {
-                    Arc::new(FanOutSink::new(
-                        opencti_sink.clone(),
-                        app::directory_sink(&settings)?,
-                    ))
-                } else {
-                    opencti_sink.clone()
-                };
-                let platform = Platform {
-                    opencti,
-                    sink: opencti_sink,
-                    local_state,
-                    reset_requested: Arc::default(),
-                    remote_after_reset: Arc::default(),
-                    wake: Arc::default(),
-                };
-                (sink, resolver, Some(platform))
+                opencti_sink
             };
-        let ledger = Arc::new(Mutex::new(ledger));
-        let mut pipeline = Pipeline::new(
+            let platform = Platform {
+                opencti,
+                local_state,
+                reset_requested: Arc::default(),
+                remote_after_reset: Arc::default(),
+                wake: Arc::default(),
+            };
+            (sink, Some(platform))
+        };
+        // Threats named by tags are looked up on the platform when asked to.
+        let resolver: Arc<dyn ThreatResolver> = match &platform {
+            Some(platform) if settings.misp_feed.convert.guess_threats_from_tags => {
+                platform.opencti.threat_resolver()
+            }
+            _ => Arc::new(OfflineResolver),
+        };
+        let pipeline = Pipeline::new(
             Arc::clone(&settings),
             Arc::from(source),
-            Arc::clone(&sink),
-            Arc::clone(&ledger),
+            sink,
+            ledger.clone(),
             resolver,
+            progress,
         );
-        if let Some(platform) = &platform {
-            let local_state = Arc::clone(&platform.local_state);
-            let opencti_sink = Arc::clone(&platform.sink);
-            pipeline.checkpoint_listener = Some(Arc::new(move |checkpoint, started| {
-                let state = state_of(checkpoint, Some(started));
-                if let Some(state) = &state {
-                    // The work's closing message quotes the state, as the Python connector's.
-                    opencti_sink.note_state(state);
-                }
-                *lock(&local_state) = state;
-            }));
-        }
         Ok(Connector {
             settings,
             pipeline,
@@ -239,27 +228,24 @@ impl Connector {
         })
     }
 
-    pub fn set_progress(&mut self, on: bool) {
-        self.pipeline.progress = on;
+    /// Runs the pipeline once, and keeps the state it reached as the one to tell the
+    /// platform at the next ping.
+    async fn run_pipeline(&mut self) -> Result<RunReport, PipelineError> {
+        let report = self.pipeline.run_once().await?;
+        if let (Some(platform), Some(checkpoint)) = (&self.platform, &report.checkpoint) {
+            *lock(&platform.local_state) =
+                ConnectorState::of_checkpoint(checkpoint, Some(report.started));
+        }
+        Ok(report)
     }
 
-    pub fn is_offline(&self) -> bool {
-        self.platform.is_none()
-    }
-
-    /// One run; with OpenCTI, waits for queue capacity first and force-pings the new state
-    /// at the end, as the Python connector does in run-and-terminate mode.
-    pub async fn once(&mut self) -> Result<RunReport, PipelineError> {
-        self.apply_requested_reset()?;
+    /// One run; with OpenCTI, force-pings the new state at the end, as the Python connector
+    /// does in run-and-terminate mode.
+    pub async fn once(&mut self) -> Result<RunReport, ConnectorError> {
+        self.apply_requested_reset().await?;
         // No queue check here: like the Python connector's run-and-terminate path, `once`
         // sends exactly pycti's sequence; `run` waits for queue capacity before each run.
-        if let Some(platform) = &self.platform
-            && self.settings.misp_feed.convert.guess_threats_from_tags
-        {
-            // A fresh cache per run: threats created on the platform since are found.
-            self.pipeline.resolver = platform.opencti.threat_resolver();
-        }
-        let report = self.pipeline.run_once().await;
+        let report = self.run_pipeline().await;
         if let Some(platform) = &self.platform {
             let state = lock(&platform.local_state).clone();
             let metrics = crate::telemetry::metrics();
@@ -269,10 +255,10 @@ impl Connector {
                 tracing::error!(error = %e, "could not send the connector state to OpenCTI");
             }
         }
-        report
+        Ok(report?)
     }
 
-    fn apply_requested_reset(&mut self) -> Result<(), PipelineError> {
+    async fn apply_requested_reset(&mut self) -> Result<(), LedgerError> {
         let Some(platform) = &self.platform else {
             return Ok(());
         };
@@ -280,18 +266,14 @@ impl Connector {
             return Ok(());
         }
         let remote = lock(&platform.remote_after_reset).take();
-        let mut ledger = lock(&self.ledger);
-        reset_to(
-            &mut ledger,
-            remote
-                .as_ref()
-                .and_then(ConnectorState::effective_checkpoint),
-        )
-        .map_err(PipelineError::Internal)
+        let checkpoint = remote
+            .as_ref()
+            .and_then(ConnectorState::effective_checkpoint);
+        reset_to(&self.ledger, checkpoint).await
     }
 
     /// Runs every `duration_period` until SIGTERM or Ctrl-C, with pycti's heartbeat.
-    pub async fn run_forever(&mut self) -> AppResult<()> {
+    pub async fn run_forever(&mut self) -> Result<(), ConnectorError> {
         let beat = self.settings.misp_feed.heartbeat_period;
         let heartbeat = self.platform.as_ref().map(|platform| {
             let opencti = Arc::clone(&platform.opencti);
@@ -350,15 +332,12 @@ impl Connector {
         result
     }
 
-    async fn run_one_for_loop(&mut self) -> Result<RunReport, PipelineError> {
-        self.apply_requested_reset()?;
+    async fn run_one_for_loop(&mut self) -> Result<RunReport, ConnectorError> {
+        self.apply_requested_reset().await?;
         if let Some(platform) = &self.platform {
             platform.opencti.wait_for_queue_capacity().await;
-            if self.settings.misp_feed.convert.guess_threats_from_tags {
-                self.pipeline.resolver = platform.opencti.threat_resolver();
-            }
         }
-        self.pipeline.run_once().await
+        Ok(self.run_pipeline().await?)
     }
 }
 
@@ -387,86 +366,119 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::QueuedEvent;
+    use crate::ledger::{Destination, EventStatus, PushedContent, QueuedEvent, Receipt, RunStatus};
+    use chrono::Utc;
 
     fn state(ts: i64) -> ConnectorState {
         ConnectorState::checkpoint(Utc::now(), ts)
     }
 
     /// A ledger that pushed one event and stored checkpoint 100.
-    fn ledger_at_100() -> (tempfile::TempDir, Ledger) {
+    async fn ledger_at_100() -> (tempfile::TempDir, Ledger) {
         let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
-        let run = ledger.begin_run("t").unwrap();
-        let uuid = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
+        let run = ledger.begin_run("t".into()).await.unwrap();
+        let uuid = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81".to_string();
+        let queued = QueuedEvent {
+            uuid: uuid.clone(),
+            source_key: uuid.clone(),
+            manifest_timestamp: Some(100),
+            info: None,
+            reason: "new".into(),
+        };
+        ledger.queue_events(run, vec![queued]).await.unwrap();
+        let content = PushedContent {
+            content_sha256: "c".into(),
+            bundle_sha256: "b".into(),
+        };
         ledger
-            .queue_event(
+            .mark_in_flight(run, uuid.clone(), content)
+            .await
+            .unwrap();
+        let receipt = Receipt {
+            destination: Destination::Work("work".into()),
+            messages: 1,
+        };
+        ledger.mark_pushed(run, uuid, receipt).await.unwrap();
+        ledger
+            .finish_run(
                 run,
-                &QueuedEvent {
-                    uuid,
-                    source_key: uuid,
-                    manifest_timestamp: Some(100),
-                    info: None,
-                    reason: "new",
+                crate::ledger::RunOutcome {
+                    status: RunStatus::Completed,
+                    pushed: 1,
+                    skipped: 0,
+                    failed: 0,
+                    message: String::new(),
                 },
             )
+            .await
             .unwrap();
-        ledger.mark_in_flight(run, uuid, "c", "b").unwrap();
-        ledger.mark_pushed(run, uuid, "work", 1).unwrap();
         ledger
-            .set_checkpoint(&Checkpoint {
+            .store_checkpoint(Checkpoint {
                 last_event_timestamp: Some(100),
                 ..Checkpoint::default()
             })
+            .await
             .unwrap();
         (dir, ledger)
     }
 
-    fn pushed(ledger: &Ledger) -> u64 {
+    async fn pushed(ledger: &Ledger) -> u64 {
         ledger
             .status_counts()
+            .await
             .unwrap()
             .into_iter()
-            .find(|(s, _)| *s == crate::ledger::EventStatus::Pushed)
+            .find(|(s, _)| *s == EventStatus::Pushed)
             .map(|(_, n)| n)
             .unwrap_or(0)
     }
 
-    #[test]
-    fn an_emptied_platform_state_resets_the_ledger() {
-        let (_d, mut ledger) = ledger_at_100();
-        reconcile_at_start(&mut ledger, Some(""), None).unwrap();
-        assert_eq!(ledger.checkpoint().unwrap().last_event_timestamp, None);
-        assert_eq!(pushed(&ledger), 0);
+    async fn stored_timestamp(ledger: &Ledger) -> Option<i64> {
+        ledger.checkpoint().await.unwrap().last_event_timestamp
     }
 
-    #[test]
-    fn an_older_platform_state_is_a_lost_ping_not_a_reset() {
-        let (_d, mut ledger) = ledger_at_100();
+    #[tokio::test]
+    async fn an_emptied_platform_state_resets_the_ledger() {
+        let (_d, ledger) = ledger_at_100().await;
+        reconcile_at_start(&ledger, Some(""), None).await.unwrap();
+        assert_eq!(stored_timestamp(&ledger).await, None);
+        assert_eq!(pushed(&ledger).await, 0);
+    }
+
+    #[tokio::test]
+    async fn an_older_platform_state_is_a_lost_ping_not_a_reset() {
+        let (_d, ledger) = ledger_at_100().await;
         let remote = state(50);
-        reconcile_at_start(&mut ledger, Some("{..}"), Some(&remote)).unwrap();
-        assert_eq!(ledger.checkpoint().unwrap().last_event_timestamp, Some(100));
-        assert_eq!(pushed(&ledger), 1);
+        reconcile_at_start(&ledger, Some("{..}"), Some(&remote))
+            .await
+            .unwrap();
+        assert_eq!(stored_timestamp(&ledger).await, Some(100));
+        assert_eq!(pushed(&ledger).await, 1);
     }
 
-    #[test]
-    fn a_newer_platform_state_moves_the_checkpoint_and_keeps_the_events() {
-        let (_d, mut ledger) = ledger_at_100();
+    #[tokio::test]
+    async fn a_newer_platform_state_moves_the_checkpoint_and_keeps_the_events() {
+        let (_d, ledger) = ledger_at_100().await;
         let remote = state(200);
-        reconcile_at_start(&mut ledger, Some("{..}"), Some(&remote)).unwrap();
-        assert_eq!(ledger.checkpoint().unwrap().last_event_timestamp, Some(200));
-        assert_eq!(pushed(&ledger), 1);
+        reconcile_at_start(&ledger, Some("{..}"), Some(&remote))
+            .await
+            .unwrap();
+        assert_eq!(stored_timestamp(&ledger).await, Some(200));
+        assert_eq!(pushed(&ledger).await, 1);
     }
 
-    #[test]
-    fn an_unknown_connector_keeps_the_ledger_and_an_empty_ledger_adopts_the_platform() {
-        let (_d, mut ledger) = ledger_at_100();
-        reconcile_at_start(&mut ledger, None, None).unwrap();
-        assert_eq!(ledger.checkpoint().unwrap().last_event_timestamp, Some(100));
+    #[tokio::test]
+    async fn an_unknown_connector_keeps_the_ledger_and_an_empty_ledger_adopts_the_platform() {
+        let (_d, ledger) = ledger_at_100().await;
+        reconcile_at_start(&ledger, None, None).await.unwrap();
+        assert_eq!(stored_timestamp(&ledger).await, Some(100));
         let dir = tempfile::tempdir().unwrap();
-        let mut empty = Ledger::open(&dir.path().join("e.sqlite")).unwrap();
+        let empty = Ledger::open(&dir.path().join("e.sqlite")).await.unwrap();
         let remote = state(70);
-        reconcile_at_start(&mut empty, Some("{..}"), Some(&remote)).unwrap();
-        assert_eq!(empty.checkpoint().unwrap().last_event_timestamp, Some(70));
+        reconcile_at_start(&empty, Some("{..}"), Some(&remote))
+            .await
+            .unwrap();
+        assert_eq!(stored_timestamp(&empty).await, Some(70));
     }
 }

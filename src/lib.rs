@@ -5,7 +5,7 @@
 //! -> `sink` (a bundle folder, or OpenCTI over RabbitMQ / the HTTP API).
 //! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all.
 
-pub mod app;
+pub mod commands;
 pub mod config;
 pub mod connector;
 pub mod convert;

@@ -1,18 +1,15 @@
 //! `misp-feed`: the command line. Parses arguments, loads the configuration, and hands off
-//! to `misp_feed::app`.
+//! to `misp_feed::commands`; prints what a command answers and exits with its code.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use misp_feed::app;
+use misp_feed::commands::{self, Answer, CommandError, Completion, ResetScope};
 use misp_feed::config::Settings;
-use misp_feed::connector::Connector;
-use misp_feed::ledger::EventFilter;
-use misp_feed::sink::opencti::OpenCti;
+use misp_feed::ledger::{EventFilter, Ledger};
 
 /// jemalloc instead of glibc's malloc: the converter and splitter free many short-lived
 /// maps and strings from several threads, and with glibc the pipeline benchmark's peak
@@ -126,28 +123,38 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+/// Exit codes (README, "Exit codes"): 0 done, 1 an error or problems found, 2 a run whose
+/// events partly failed, 64 a command line that cannot be (sysexits' EX_USAGE).
+const EXIT_ERROR: u8 = 1;
+const EXIT_EVENTS_FAILED: u8 = 2;
+const EXIT_USAGE: u8 = 64;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { EXIT_USAGE } else { 0 };
+            // Help and version go to stdout; a closed pipe there is not an error.
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
     if let Command::Completions { shell } = &cli.command {
-        clap_complete::generate(
-            *shell,
-            &mut Cli::command(),
-            "misp-feed",
-            &mut std::io::stdout(),
-        );
-        return ExitCode::SUCCESS;
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "misp-feed", &mut script);
+        return print_stdout(&String::from_utf8_lossy(&script), ExitCode::SUCCESS);
     }
     let loaded = match Settings::load_with_warnings(cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("misp-feed: configuration: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(EXIT_ERROR);
         }
     };
     let settings = loaded.settings;
     if let Err(e) = misp_feed::telemetry::init_logging_for(&settings) {
         eprintln!("misp-feed: logging: {e}");
-        return ExitCode::from(1);
+        return ExitCode::from(EXIT_ERROR);
     }
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
@@ -159,28 +166,59 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("misp-feed: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(EXIT_ERROR);
         }
     };
     match runtime.block_on(dispatch(cli.command, settings)) {
-        Ok(code) => code,
+        Ok(answer) => {
+            let code = match answer.completion {
+                Completion::Done => ExitCode::SUCCESS,
+                Completion::EventsFailed => ExitCode::from(EXIT_EVENTS_FAILED),
+                Completion::ProblemsFound => ExitCode::from(EXIT_ERROR),
+            };
+            print_stdout(&answer.output, code)
+        }
+        Err(CommandError::Usage(message)) => {
+            eprintln!("misp-feed: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("misp-feed: {e}");
-            ExitCode::from(1)
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode, String> {
-    match command {
-        Command::Once { json } => once(settings, json).await,
-        Command::Run => run_forever(settings).await,
-        Command::Convert { event } => convert(&settings, &event),
-        Command::Status { json } => {
-            let ledger = app::open_ledger_read_only(&settings)?;
-            print!("{}", app::status(&ledger, json)?);
-            Ok(ExitCode::SUCCESS)
+/// Prints a command's output; a reader that went away (`misp-feed events | head -1`) ends
+/// the command quietly with `code`, as other Unix tools do.
+fn print_stdout(text: &str, code: ExitCode) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => code,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Err(e) => {
+            eprintln!("misp-feed: cannot write the output: {e}");
+            ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+async fn open_reader(settings: &Settings) -> Result<Ledger, CommandError> {
+    Ok(Ledger::open_read_only(&settings.misp_feed.ledger_path).await?)
+}
+
+async fn open_writer(settings: &Settings) -> Result<Ledger, CommandError> {
+    Ok(Ledger::open(&settings.misp_feed.ledger_path).await?)
+}
+
+async fn dispatch(command: Command, settings: Settings) -> Result<Answer, CommandError> {
+    match command {
+        Command::Once { json } => {
+            commands::once(settings, json, std::io::stderr().is_terminal()).await
+        }
+        Command::Run => commands::run_forever(settings).await,
+        Command::Convert { event } => commands::convert(&settings, &event),
+        Command::Status { json } => commands::status(&open_reader(&settings).await?, json).await,
         Command::Events {
             status,
             since,
@@ -188,18 +226,14 @@ async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode, Stri
             json,
         } => {
             let filter = EventFilter {
-                status: status.as_deref().map(app::parse_status).transpose()?,
-                updated_since: since.as_deref().map(app::parse_since).transpose()?,
+                status: status.as_deref().map(commands::parse_status).transpose()?,
+                updated_since: since.as_deref().map(commands::parse_since).transpose()?,
                 limit,
             };
-            let ledger = app::open_ledger_read_only(&settings)?;
-            print!("{}", app::events(&ledger, &filter, json)?);
-            Ok(ExitCode::SUCCESS)
+            commands::events(&open_reader(&settings).await?, filter, json).await
         }
         Command::Show { uuid, json } => {
-            let ledger = app::open_ledger_read_only(&settings)?;
-            print!("{}", app::show(&ledger, &uuid, json)?);
-            Ok(ExitCode::SUCCESS)
+            commands::show(&open_reader(&settings).await?, &uuid, json).await
         }
         Command::Reset {
             all,
@@ -207,167 +241,32 @@ async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode, Stri
             event,
             since,
         } => {
-            let mut ledger = app::open_ledger(&settings)?;
-            if all {
-                if !yes {
-                    return Err("reset --all forgets every event: add --yes to confirm".into());
+            let scope = match (all, event, since) {
+                (true, _, _) if !yes => {
+                    return Err(CommandError::Usage(
+                        "reset --all forgets every event: add --yes to confirm".into(),
+                    ));
                 }
-                let n = ledger
-                    .reset_all("reset --all by operator")
-                    .map_err(|e| e.to_string())?;
-                println!(
-                    "ledger reset: {n} event record(s) forgotten, checkpoint cleared (history kept)"
-                );
-            } else if let Some(uuid) = event {
-                let uuid = uuid.to_lowercase();
-                if ledger.reset_event(&uuid).map_err(|e| e.to_string())? {
-                    println!("event {uuid} will be imported again by the next run");
-                } else {
-                    return Err(format!("event {uuid} is not in the ledger"));
+                (true, _, _) => ResetScope::All,
+                (false, Some(uuid), _) => ResetScope::Event(uuid),
+                (false, None, Some(since)) => ResetScope::Since(commands::parse_since(&since)?),
+                (false, None, None) => {
+                    return Err(CommandError::Usage(
+                        "reset needs --all, --event UUID or --since DATE".into(),
+                    ));
                 }
-            } else if let Some(since) = since {
-                let since = app::parse_since(&since)?;
-                let n = ledger.reset_since(since).map_err(|e| e.to_string())?;
-                println!(
-                    "{n} event(s) since {} will be imported again; checkpoint moved back",
-                    since.to_rfc3339()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            };
+            commands::reset(&open_writer(&settings).await?, scope).await
         }
-        Command::Retry { event } => {
-            let mut ledger = app::open_ledger(&settings)?;
-            let event = event.map(|e| e.to_lowercase());
-            let n = ledger.retry(event.as_deref()).map_err(|e| e.to_string())?;
-            println!("{n} event(s) will be retried by the next run");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check => check(settings).await,
+        Command::Retry { event } => commands::retry(&open_writer(&settings).await?, event).await,
+        Command::Check => commands::check(settings).await,
         Command::Verify { json } => {
-            let ledger = app::open_ledger_read_only(&settings)?;
             let files_may_expire = settings.connector.send_to_directory_retention_days > 0;
-            let report = ledger.verify(files_may_expire).map_err(|e| e.to_string())?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-                );
-            } else {
-                println!(
-                    "integrity: {}; {} pushed event(s) checked; {} problem(s)",
-                    report.integrity,
-                    report.pushed_events,
-                    report.problems.len()
-                );
-                for problem in &report.problems {
-                    println!("  {problem}");
-                }
-            }
-            Ok(if report.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            commands::verify(&open_reader(&settings).await?, files_may_expire, json).await
         }
-        Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+        Command::Completions { .. } => Ok(Answer {
+            output: String::new(),
+            completion: Completion::Done,
+        }),
     }
-}
-
-fn convert(settings: &Settings, path: &Path) -> Result<ExitCode, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let name = path.display().to_string();
-    let events = misp_feed::convert::parse_event_file(&bytes, &name).map_err(|e| e.to_string())?;
-    let event = events
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("{name}: no event in the file"))?;
-    let bundle = misp_feed::convert::convert_event(
-        &event,
-        &settings.misp_feed.convert,
-        &misp_feed::convert::OfflineResolver,
-    )
-    .map_err(|e| e.to_string())?;
-    println!("{}", bundle.to_json());
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn once(settings: Settings, json: bool) -> Result<ExitCode, String> {
-    let _metrics = misp_feed::telemetry::start_metrics(&settings)
-        .await
-        .map_err(|e| format!("metrics on port {}: {e}", settings.connector.metrics_port))?;
-    let mut connector = Connector::start(Arc::new(settings)).await?;
-    connector.set_progress(std::io::stderr().is_terminal());
-    let report = connector.once().await.map_err(|e| e.to_string())?;
-    if json {
-        println!("{}", app::report_json(&report));
-    } else {
-        println!("{}", report.message());
-    }
-    Ok(if report.failed > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-async fn run_forever(settings: Settings) -> Result<ExitCode, String> {
-    if settings.connector.run_and_terminate {
-        // pycti's run_and_terminate (or a zero duration period): one run, then exit.
-        return once(settings, false).await;
-    }
-    let _metrics = misp_feed::telemetry::start_metrics(&settings)
-        .await
-        .map_err(|e| format!("metrics on port {}: {e}", settings.connector.metrics_port))?;
-    let mut connector = Connector::start(Arc::new(settings)).await?;
-    connector.run_forever().await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// One line per dependency; exit code 1 when any is unreachable.
-async fn check(settings: Settings) -> Result<ExitCode, String> {
-    let mut healthy = true;
-    println!("configuration: ok");
-    match misp_feed::source::build_source(&settings).await {
-        Ok(source) => match source.list(None).await {
-            Ok(_) => println!("feed: ok ({})", source.describe()),
-            Err(e) => {
-                healthy = false;
-                println!("feed: FAILED ({}): {e}", source.describe());
-            }
-        },
-        Err(e) => {
-            healthy = false;
-            println!("feed: FAILED: {e}");
-        }
-    }
-    if app::runs_offline(&settings) {
-        println!("opencti: not used (offline: bundles go to the bundle folder)");
-    } else {
-        match OpenCti::connect(&settings).await {
-            Ok(opencti) => {
-                println!("opencti: ok ({})", opencti.client().endpoint());
-                if settings.connector.queue_protocol == misp_feed::config::QueueProtocol::Amqp {
-                    match opencti.check_broker().await {
-                        Ok(line) => println!("rabbitmq: ok ({line})"),
-                        Err(e) => {
-                            healthy = false;
-                            println!("rabbitmq: FAILED: {e}");
-                        }
-                    }
-                } else {
-                    println!("rabbitmq: not used (CONNECTOR_QUEUE_PROTOCOL=api)");
-                }
-            }
-            Err(e) => {
-                healthy = false;
-                println!("opencti: FAILED: {e}");
-                println!("rabbitmq: not checked (needs the OpenCTI registration)");
-            }
-        }
-    }
-    Ok(if healthy {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }

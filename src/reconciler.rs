@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::ledger::{EventRecord, EventStatus, S3ObjectRecord};
+use crate::ledger::{EventRecord, EventStatus, ObjectStatus, S3ObjectRecord};
 use crate::source::{ManifestEntry, ObjectEntry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +70,6 @@ impl SkipReason {
     }
 }
 
-/// The checkpoint of a ledger with none: `import_from_date`, else now (and then nothing
-/// older than now will be imported, which the caller should say).
-pub fn initial_checkpoint(import_from_date: Option<DateTime<Utc>>, now: DateTime<Utc>) -> i64 {
-    import_from_date.unwrap_or(now).timestamp()
-}
-
 /// Decides one manifest entry.
 pub fn decide_entry(
     entry: &ManifestEntry,
@@ -114,10 +108,10 @@ pub fn decide_entry(
 /// a download.
 pub fn decide_object(object: &ObjectEntry, record: Option<&S3ObjectRecord>) -> Decision {
     match record {
-        Some(r) if r.status == "done" && r.etag.is_some() && r.etag == object.etag => {
+        Some(r) if r.status == ObjectStatus::Done && r.etag.is_some() && r.etag == object.etag => {
             Decision::Skip(SkipReason::Unchanged)
         }
-        Some(r) if r.status == "done" && r.etag.is_none() && object.etag.is_none() => {
+        Some(r) if r.status == ObjectStatus::Done && r.etag.is_none() && object.etag.is_none() => {
             Decision::Skip(SkipReason::Unchanged)
         }
         _ => Decision::Process(ProcessReason::ObjectChanged),
@@ -130,35 +124,6 @@ pub fn content_unchanged(record: Option<&EventRecord>, content_sha256: &str) -> 
     record.is_some_and(|r| {
         r.status == EventStatus::Pushed && r.content_sha256.as_deref() == Some(content_sha256)
     })
-}
-
-/// The checkpoint to store after a run, with the Python connector's meaning ("every entry up
-/// to this timestamp is handled"): the largest timestamp T such that every qualifying entry
-/// at or before T is settled (pushed, unchanged, or given up). A failed event holds it back,
-/// so a switch back to the Python connector would not skip it either.
-pub fn settled_watermark(
-    entries_by_timestamp: &[ManifestEntry],
-    previous: i64,
-    is_settled: impl Fn(&ManifestEntry) -> bool,
-) -> i64 {
-    let mut watermark = previous;
-    let mut index = 0;
-    while index < entries_by_timestamp.len() {
-        let timestamp = entries_by_timestamp[index].timestamp;
-        let mut end = index;
-        while end < entries_by_timestamp.len() && entries_by_timestamp[end].timestamp == timestamp {
-            end += 1;
-        }
-        if timestamp >= previous {
-            if entries_by_timestamp[index..end].iter().all(&is_settled) {
-                watermark = watermark.max(timestamp);
-            } else {
-                break;
-            }
-        }
-        index = end;
-    }
-    watermark
 }
 
 #[cfg(test)]
@@ -263,21 +228,6 @@ mod tests {
     }
 
     #[test]
-    fn watermark_stops_before_an_unsettled_timestamp_group() {
-        let entries = vec![
-            entry("a", 10),
-            entry("b", 20),
-            entry("c", 20),
-            entry("d", 30),
-        ];
-        let settled = |e: &ManifestEntry| e.uuid != "c";
-        assert_eq!(settled_watermark(&entries, 5, settled), 10);
-        assert_eq!(settled_watermark(&entries, 5, |_| true), 30);
-        // Entries older than the previous checkpoint do not hold it back.
-        assert_eq!(settled_watermark(&entries, 25, |e| e.uuid != "a"), 30);
-    }
-
-    #[test]
     fn objects_with_the_same_etag_are_skipped_only_once_done() {
         let object = ObjectEntry {
             key: "k.json".into(),
@@ -290,7 +240,7 @@ mod tests {
             etag: Some("\"e1\"".into()),
             size: 1,
             last_modified: None,
-            status: "done".into(),
+            status: ObjectStatus::Done,
             events: 1,
             last_error: None,
         };
@@ -298,12 +248,12 @@ mod tests {
             decide_object(&object, Some(&rec)),
             Decision::Skip(SkipReason::Unchanged)
         );
-        rec.status = "failed".into();
+        rec.status = ObjectStatus::Failed;
         assert_eq!(
             decide_object(&object, Some(&rec)),
             Decision::Process(ProcessReason::ObjectChanged)
         );
-        rec.status = "done".into();
+        rec.status = ObjectStatus::Done;
         rec.etag = Some("\"e0\"".into());
         assert_eq!(
             decide_object(&object, Some(&rec)),

@@ -320,7 +320,10 @@ fn operator_commands_status_events_show_reset_retry() {
 fn a_second_process_on_the_same_ledger_exits_with_a_clear_error() {
     let server = FeedServer::start(FIXTURE_FEED.as_ref());
     let ws = Workspace::new(&server.url);
-    let _held = misp_feed::ledger::Ledger::open(&ws.ledger_path()).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _held = runtime
+        .block_on(misp_feed::ledger::Ledger::open(&ws.ledger_path()))
+        .unwrap();
     let out = ws.run(&["once"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another misp-feed process"));

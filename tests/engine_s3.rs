@@ -7,8 +7,8 @@
 mod s3_server;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -58,7 +58,7 @@ struct Setup {
     _dir: tempfile::TempDir,
     pipeline: Pipeline,
     sink: Arc<RefusingSink>,
-    ledger: Arc<Mutex<Ledger>>,
+    ledger: Ledger,
 }
 
 async fn setup(delete_after_import: bool, refuse: &str) -> Setup {
@@ -89,15 +89,16 @@ async fn setup(delete_after_import: bool, refuse: &str) -> Setup {
         refuse: refuse.to_string(),
         failing: AtomicBool::new(true),
     });
-    let ledger = Arc::new(Mutex::new(
-        Ledger::open(&dir.path().join("ledger.sqlite")).unwrap(),
-    ));
+    let ledger = Ledger::open(&dir.path().join("ledger.sqlite"))
+        .await
+        .unwrap();
     let pipeline = Pipeline::new(
         settings,
         Arc::from(source),
         sink.clone(),
         ledger.clone(),
         Arc::new(OfflineResolver),
+        false,
     );
     Setup {
         server,
@@ -137,13 +138,8 @@ async fn keys(server: &S3Server) -> Vec<String> {
     keys
 }
 
-fn status(ledger: &Mutex<Ledger>, uuid: &str) -> Option<EventStatus> {
-    ledger
-        .lock()
-        .unwrap()
-        .event(uuid)
-        .unwrap()
-        .map(|r| r.status)
+async fn status(ledger: &Ledger, uuid: &str) -> Option<EventStatus> {
+    ledger.event(uuid.into()).await.unwrap().map(|r| r.status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,10 +153,10 @@ async fn objects_are_deleted_only_after_all_their_events_are_confirmed() {
     let first = s.pipeline.run_once().await.unwrap();
     assert_eq!(first.pushed, 1);
     assert_eq!(first.failed, 1);
-    assert_eq!(status(&s.ledger, A), Some(EventStatus::Pushed));
-    assert_eq!(status(&s.ledger, B), Some(EventStatus::Failed));
+    assert_eq!(status(&s.ledger, A).await, Some(EventStatus::Pushed));
+    assert_eq!(status(&s.ledger, B).await, Some(EventStatus::Failed));
     assert_eq!(
-        status(&s.ledger, C),
+        status(&s.ledger, C).await,
         None,
         "object outside the prefix was read"
     );
@@ -178,7 +174,7 @@ async fn objects_are_deleted_only_after_all_their_events_are_confirmed() {
     let second = s.pipeline.run_once().await.unwrap();
     assert_eq!(second.pushed, 1);
     assert_eq!(second.failed, 0);
-    assert_eq!(status(&s.ledger, B), Some(EventStatus::Pushed));
+    assert_eq!(status(&s.ledger, B).await, Some(EventStatus::Pushed));
     assert_eq!(
         keys(&s.server).await,
         vec![
@@ -207,7 +203,11 @@ async fn non_destructive_by_default_with_etag_skip_and_event_lists() {
     let first = s.pipeline.run_once().await.unwrap();
     assert_eq!((first.pushed, first.failed), (3, 0));
     for uuid in [A, B, C] {
-        assert_eq!(status(&s.ledger, uuid), Some(EventStatus::Pushed), "{uuid}");
+        assert_eq!(
+            status(&s.ledger, uuid).await,
+            Some(EventStatus::Pushed),
+            "{uuid}"
+        );
     }
     assert_eq!(
         keys(&s.server).await.len(),
@@ -234,6 +234,12 @@ async fn non_destructive_by_default_with_etag_skip_and_event_lists() {
     let third = s.pipeline.run_once().await.unwrap();
     assert_eq!(third.pushed, 1, "{third:?}");
     assert_eq!(third.unchanged, 2, "{third:?}");
-    let history = s.ledger.lock().unwrap().history(C).unwrap();
-    assert_eq!(history.iter().filter(|h| h.action == "pushed").count(), 2);
+    let history = s.ledger.history(C.into()).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .filter(|h| h.action == misp_feed::ledger::HistoryAction::Pushed)
+            .count(),
+        2
+    );
 }

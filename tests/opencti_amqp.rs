@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
+use misp_feed::ledger::Checkpoint;
 use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink};
-use misp_feed::sink::{Delivery, RunSummary, Sink};
+use misp_feed::sink::{Delivery, Destination, RunSummary, Sink};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::*;
@@ -55,14 +56,18 @@ async fn amqp_run_matches_transcript_and_recorded_messages() {
         .unwrap();
     assert_eq!(receipt.messages, 1747);
     let work_id = fake.platform.lock().unwrap().works[0].clone();
-    assert_eq!(receipt.destination, work_id);
+    assert_eq!(receipt.destination, Destination::Work(work_id.clone()));
     let started: DateTime<Utc> = "2026-11-28T04:06:08.010712Z".parse().unwrap();
     let state = ConnectorState::checkpoint(started, 1795838768);
-    sink.note_state(&state);
     sink.finish_run(&RunSummary {
         pushed: 1,
         skipped: 0,
         failed: 0,
+        checkpoint: Some(Checkpoint {
+            last_event_timestamp: Some(1795838768),
+            ..Checkpoint::default()
+        }),
+        started,
     })
     .await
     .unwrap();

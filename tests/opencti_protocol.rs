@@ -9,9 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
 use misp_feed::convert::ThreatResolver;
+use misp_feed::ledger::Checkpoint;
 use misp_feed::sink::opencti::graphql::ApiError;
 use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink, remote_state_changed};
-use misp_feed::sink::{Delivery, RunSummary, Sink};
+use misp_feed::sink::{Delivery, Destination, RunSummary, Sink};
 use serde_json::json;
 use support::*;
 
@@ -26,9 +27,26 @@ fn reference_bundle() -> String {
     .unwrap()
 }
 
+fn run_started() -> DateTime<Utc> {
+    "2026-11-28T04:06:10.831138Z".parse().unwrap()
+}
+
 fn run_state() -> ConnectorState {
-    let started: DateTime<Utc> = "2026-11-28T04:06:10.831138Z".parse().unwrap();
-    ConnectorState::checkpoint(started, 1795838770)
+    ConnectorState::checkpoint(run_started(), 1795838770)
+}
+
+/// What a run tells the sink when it closes: its counts and the checkpoint it stored.
+fn summary(pushed: u64, skipped: u64, failed: u64) -> RunSummary {
+    RunSummary {
+        pushed,
+        skipped,
+        failed,
+        checkpoint: Some(Checkpoint {
+            last_event_timestamp: Some(1795838770),
+            ..Checkpoint::default()
+        }),
+        started: run_started(),
+    }
 }
 
 #[tokio::test]
@@ -62,17 +80,10 @@ async fn api_protocol_run_matches_transcript_api() {
         .await
         .unwrap();
     let work_id = fake.platform.lock().unwrap().works[0].clone();
-    assert_eq!(receipt.destination, work_id);
+    assert_eq!(receipt.destination, Destination::Work(work_id.clone()));
     assert_eq!(receipt.messages, 1);
     let state = run_state();
-    sink.note_state(&state);
-    sink.finish_run(&RunSummary {
-        pushed: 1,
-        skipped: 0,
-        failed: 0,
-    })
-    .await
-    .unwrap();
+    sink.finish_run(&summary(1, 0, 0)).await.unwrap();
     let remote = opencti.force_ping(Some(&state)).await.unwrap();
     assert_eq!(remote.as_ref(), Some(&state));
 
@@ -122,7 +133,7 @@ async fn a_run_that_pushes_nothing_creates_no_work_and_a_failed_run_is_in_error(
     let settings = settings(&fake.url, &unique_connector_id(), QueueProtocol::Api);
     let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
     let sink = OpenCtiSink::new(opencti.clone());
-    sink.finish_run(&RunSummary::default()).await.unwrap();
+    sink.finish_run(&summary(0, 0, 0)).await.unwrap();
     assert_eq!(
         fake.operation_names(),
         ["healthCheck", "healthCheck", "RegisterConnector"]
@@ -137,13 +148,7 @@ async fn a_run_that_pushes_nothing_creates_no_work_and_a_failed_run_is_in_error(
         .await
         .unwrap();
     }
-    sink.finish_run(&RunSummary {
-        pushed: 2,
-        skipped: 3,
-        failed: 1,
-    })
-    .await
-    .unwrap();
+    sink.finish_run(&summary(2, 3, 1)).await.unwrap();
     // Third run gets a new work.
     sink.push(Delivery {
         event_uuid: EVENT,

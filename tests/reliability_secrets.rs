@@ -93,7 +93,7 @@ impl Evidence {
 fn ledger_files(ws: &Workspace) -> Vec<PathBuf> {
     let ledger = ws.ledger_path();
     let mut files = vec![ledger.clone()];
-    for suffix in ["-wal", "-shm", ".lock"] {
+    for suffix in ["-wal", "-shm"] {
         let side = PathBuf::from(format!("{}{suffix}", ledger.display()));
         if side.exists() {
             files.push(side);

@@ -79,6 +79,9 @@ impl Default for ConvertOptions {
 /// value, for `guess_threats_from_tags`. Returns the matching entities as STIX objects.
 pub trait ThreatResolver: Send + Sync {
     fn find_threats(&self, tag_value: &str) -> Vec<Value>;
+    /// A run begins: forget what earlier runs found, so that threats created on the
+    /// platform since are found.
+    fn start_run(&self) {}
 }
 
 /// Finds nothing: what the Python connector does when the platform has no match.

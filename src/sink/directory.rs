@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Delivery, Receipt, RunSummary, Sink, SinkError};
+use super::{Delivery, Destination, Receipt, RunSummary, Sink, SinkError};
 
 pub struct DirectorySink {
     folder: PathBuf,
@@ -171,7 +171,7 @@ impl Sink for DirectorySink {
         self.prune_expired();
         let path = self.write_file(delivery.event_uuid, &content)?;
         Ok(Receipt {
-            destination: path.display().to_string(),
+            destination: Destination::File(path),
             messages: 1,
         })
     }

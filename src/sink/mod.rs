@@ -15,20 +15,18 @@ pub struct Delivery<'a> {
 }
 
 /// Proof that a sink holds the bundle (a file written, every AMQP message confirmed).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Receipt {
-    /// Where it went: the file path or the OpenCTI work id.
-    pub destination: String,
-    /// Messages (or files) confirmed.
-    pub messages: u64,
-}
+pub use crate::ledger::{Destination, Receipt};
 
-/// Counts of one run, for the work's closing message.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What a run did, for the sink's closing of it (the OpenCTI work's closing message quotes
+/// the counts and the state the run reached, as the Python connector's does).
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunSummary {
     pub pushed: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// The checkpoint the run stored.
+    pub checkpoint: Option<crate::ledger::Checkpoint>,
+    pub started: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]

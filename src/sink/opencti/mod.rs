@@ -73,7 +73,7 @@ use self::state::{python_isoformat, state_for_ping};
 pub use self::threats::OpenCtiThreatResolver;
 use crate::config::{QueueProtocol, Settings};
 use crate::secret::Secret;
-use crate::sink::{Delivery, Receipt, RunSummary, Sink, SinkError};
+use crate::sink::{Delivery, Destination, Receipt, RunSummary, Sink, SinkError};
 
 /// `version` and `slug` pycti reads from the Python connector's
 /// `__metadata__/connector_manifest.json`; sent unchanged so the platform sees the same
@@ -604,7 +604,6 @@ pub struct OpenCtiSink {
     opencti: Arc<OpenCti>,
     publisher: Option<AmqpPublisher>,
     work: tokio::sync::Mutex<RunWork>,
-    noted_state: Mutex<Option<ConnectorState>>,
 }
 
 impl OpenCtiSink {
@@ -626,26 +625,12 @@ impl OpenCtiSink {
             opencti,
             publisher,
             work: tokio::sync::Mutex::new(RunWork::default()),
-            noted_state: Mutex::new(None),
-        }
-    }
-
-    /// Records the state reached by the run, quoted in the work's closing message as the
-    /// Python connector does (`storing state (last_run=..., ...)`).
-    pub fn note_state(&self, state: &ConnectorState) {
-        if let Ok(mut noted) = self.noted_state.lock() {
-            *noted = Some(state.clone());
         }
     }
 
     /// The RabbitMQ publisher (`None` with `CONNECTOR_QUEUE_PROTOCOL=api`).
     pub fn publisher(&self) -> Option<&AmqpPublisher> {
         self.publisher.as_ref()
-    }
-
-    /// The work of the current run, if a push created one.
-    pub async fn current_work(&self) -> Option<String> {
-        self.work.lock().await.work_id.clone()
     }
 
     /// Closes the broker connection kept between pushes.
@@ -766,23 +751,23 @@ impl Sink for OpenCtiSink {
             }
         };
         Ok(Receipt {
-            destination: work_id,
+            destination: Destination::Work(work_id),
             messages,
         })
     }
 
     async fn finish_run(&self, summary: &RunSummary) -> Result<(), SinkError> {
         let work_id = self.work.lock().await.work_id.take();
-        let noted = self
-            .noted_state
-            .lock()
-            .ok()
-            .and_then(|mut noted| noted.take());
         let Some(work_id) = work_id else {
             return Ok(());
         };
         let in_error = summary.failed > 0;
-        let message = closing_message(summary, noted.as_ref());
+        // The closing message quotes the state the run reached, as the Python connector's
+        // (`storing state (last_run=..., ...)`).
+        let state = summary.checkpoint.as_ref().and_then(|checkpoint| {
+            ConnectorState::of_checkpoint(checkpoint, Some(summary.started))
+        });
+        let message = closing_message(summary, state.as_ref());
         self.opencti
             .work_to_processed(&work_id, &message, in_error)
             .await?;
@@ -817,6 +802,8 @@ mod tests {
             pushed: 3,
             skipped: 1,
             failed: 0,
+            checkpoint: None,
+            started: Utc::now(),
         };
         let state = ConnectorState {
             last_event_timestamp: Some(5),

@@ -43,6 +43,32 @@ impl ConnectorState {
         }
     }
 
+    /// The state for a ledger checkpoint: its timestamp with the start of the run that
+    /// stored it (or the checkpoint's own `last_run`), and its `last_file` in S3 mode. `None`
+    /// before any run.
+    pub fn of_checkpoint(
+        checkpoint: &crate::ledger::Checkpoint,
+        run_started: Option<DateTime<Utc>>,
+    ) -> Option<Self> {
+        let started = run_started.or_else(|| {
+            checkpoint
+                .last_run
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        })?;
+        let mut state = match checkpoint.last_event_timestamp {
+            Some(ts) => ConnectorState::checkpoint(started, ts),
+            None => ConnectorState::default(),
+        };
+        if let Some(file) = &checkpoint.last_file {
+            state
+                .other
+                .insert("last_file".into(), Value::String(file.clone()));
+        }
+        Some(state)
+    }
+
     /// Reads the platform's `connector_state` string as pycti's `get_state()` does: `None`
     /// for null, `""`, `"null"`, invalid JSON or anything that is not a non-empty object.
     pub fn from_platform(raw: Option<&str>) -> Option<Self> {

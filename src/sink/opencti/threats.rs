@@ -24,7 +24,7 @@ use crate::convert::ThreatResolver;
 /// The entity types the Python connector searches, in its order.
 pub const THREAT_TYPES: [&str; 4] = ["Intrusion-Set", "Malware", "Tool", "Attack-Pattern"];
 
-/// Resolver with a per-run cache; create one per run with `OpenCti::threat_resolver()`.
+/// Resolver with a per-run cache (emptied by `start_run`).
 pub struct OpenCtiThreatResolver {
     client: GraphqlClient,
     runtime: Handle,
@@ -102,6 +102,12 @@ impl OpenCtiThreatResolver {
 }
 
 impl ThreatResolver for OpenCtiThreatResolver {
+    fn start_run(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+    }
+
     fn find_threats(&self, tag_value: &str) -> Vec<Value> {
         if let Some(threats) = self.cached(tag_value) {
             return threats;

@@ -1,0 +1,106 @@
+//! One parsed event: convert it, record it in flight, push it, record the receipt (or the
+//! failure).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use super::{Outcome, Pipeline, PipelineError, Run};
+use crate::convert;
+use crate::ledger::{FailureStage, PushedContent};
+use crate::reconciler::ProcessReason;
+use crate::sink::Delivery;
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Pipeline {
+    pub(super) async fn convert_and_push(
+        &self,
+        run: &Run,
+        uuid: &str,
+        event: convert::MispEvent,
+        content_sha256: String,
+        reason: ProcessReason,
+    ) -> Result<Outcome, PipelineError> {
+        let options = self.settings.misp_feed.convert.clone();
+        let resolver = Arc::clone(&self.resolver);
+        let converted = crate::cpu::run(move || {
+            convert::convert_event(&event, &options, resolver.as_ref())
+                .map(|bundle| {
+                    let (json, objects_sha256) = bundle.to_json_and_objects_sha256();
+                    (json, objects_sha256, bundle.objects.len())
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|reason| PipelineError::Job {
+            job: "conversion",
+            reason,
+        })?;
+        let (bundle_json, bundle_sha256, object_count) = match converted {
+            Ok(converted) => converted,
+            Err(e) => return self.fail(run, uuid, FailureStage::Convert, e).await,
+        };
+        let content = PushedContent {
+            content_sha256,
+            bundle_sha256,
+        };
+        self.ledger
+            .mark_in_flight(run.id, uuid.to_string(), content)
+            .await?;
+        let delivery = Delivery {
+            event_uuid: uuid,
+            bundle_json: &bundle_json,
+        };
+        let push_started = Instant::now();
+        match self.sink.push(delivery).await {
+            Ok(receipt) => {
+                let metrics = crate::telemetry::metrics();
+                metrics.observe_push_latency(push_started.elapsed());
+                metrics.inc_bundles_sent();
+                metrics.add_records_sent(object_count as u64);
+                let destination = receipt.destination.clone();
+                self.ledger
+                    .mark_pushed(run.id, uuid.to_string(), receipt)
+                    .await?;
+                tracing::info!(
+                    event = %uuid,
+                    decision = "pushed",
+                    reason = reason.as_str(),
+                    objects = object_count,
+                    destination = %destination,
+                    "event {uuid} pushed ({object_count} objects)"
+                );
+                Ok(Outcome::Pushed)
+            }
+            Err(e) => {
+                self.fail(run, uuid, FailureStage::Push, e.to_string())
+                    .await
+            }
+        }
+    }
+
+    pub(super) async fn fail(
+        &self,
+        run: &Run,
+        uuid: &str,
+        stage: FailureStage,
+        error: String,
+    ) -> Result<Outcome, PipelineError> {
+        let status = self
+            .ledger
+            .mark_failed(
+                run.id,
+                uuid.to_string(),
+                stage,
+                error.clone(),
+                self.retry_policy.clone(),
+            )
+            .await?;
+        tracing::error!(event = %uuid, decision = "failed", stage = stage.as_str(), status = status.as_str(), reason = %error, "event {uuid} failed at {}: {error}", stage.as_str());
+        Ok(Outcome::Failed)
+    }
+}

@@ -1,0 +1,285 @@
+//! One sync run: list the source, let the reconciler decide, then for each due event fetch,
+//! hash, convert and push it, recording every step in the ledger before taking the next.
+//!
+//! Events are handled with bounded concurrency and streamed one by one: memory follows the
+//! largest event in flight, not the size of the feed. The run's figures, and the checkpoint
+//! it stored, go back to the caller in the [`RunReport`]; the pipeline calls nobody back.
+
+mod event;
+mod manifest;
+mod objects;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Settings;
+use crate::convert::ThreatResolver;
+use crate::ledger::{Checkpoint, Ledger, LedgerError, RetryPolicy, RunId, RunOutcome, RunStatus};
+use crate::sink::{RunSummary, Sink};
+use crate::source::{FeedSource, Listing, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot list the feed: {0}")]
+    Listing(#[source] SourceError),
+    #[error("a {job} job stopped: {reason}")]
+    Job { job: &'static str, reason: String },
+}
+
+/// What one run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub run_id: RunId,
+    pub started: DateTime<Utc>,
+    pub pushed: u64,
+    pub unchanged: u64,
+    /// Skipped for another reason (older than the checkpoint, backing off, given up).
+    pub skipped: u64,
+    pub failed: u64,
+    /// The checkpoint the run stored.
+    pub checkpoint: Option<Checkpoint>,
+    pub duration_ms: u64,
+}
+
+impl RunReport {
+    fn new(run_id: RunId, started: DateTime<Utc>) -> RunReport {
+        RunReport {
+            run_id,
+            started,
+            pushed: 0,
+            unchanged: 0,
+            skipped: 0,
+            failed: 0,
+            checkpoint: None,
+            duration_ms: 0,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        format!(
+            "{} event(s) pushed, {} unchanged, {} skipped, {} failed",
+            self.pushed, self.unchanged, self.skipped, self.failed
+        )
+    }
+
+    fn add(&mut self, outcome: Outcome) {
+        crate::telemetry::metrics().inc_event_outcome(outcome.as_str());
+        match outcome {
+            Outcome::Pushed => self.pushed += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// The outcome of handling one due event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Outcome {
+    Pushed,
+    Unchanged,
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pushed => "pushed",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+pub struct Pipeline {
+    settings: Arc<Settings>,
+    source: Arc<dyn FeedSource>,
+    sink: Arc<dyn Sink>,
+    ledger: Ledger,
+    /// Finds the threats tags name (`guess_threats_from_tags`).
+    resolver: Arc<dyn ThreatResolver>,
+    retry_policy: RetryPolicy,
+    /// Draw a progress bar (interactive `once`).
+    progress: bool,
+}
+
+/// One run's identity.
+struct Run {
+    id: RunId,
+    started: DateTime<Utc>,
+}
+
+impl Pipeline {
+    pub fn new(
+        settings: Arc<Settings>,
+        source: Arc<dyn FeedSource>,
+        sink: Arc<dyn Sink>,
+        ledger: Ledger,
+        resolver: Arc<dyn ThreatResolver>,
+        progress: bool,
+    ) -> Pipeline {
+        let retry_policy = RetryPolicy {
+            max_attempts: settings.misp_feed.max_attempts,
+            base_backoff: settings.misp_feed.retry_backoff,
+            ..RetryPolicy::default()
+        };
+        Pipeline {
+            settings,
+            source,
+            sink,
+            ledger,
+            resolver,
+            retry_policy,
+            progress,
+        }
+    }
+
+    /// Runs one sync. Errors are returned only when the run could not happen at all (the
+    /// feed could not be listed, the ledger failed); per-event failures are recorded and the
+    /// run goes on.
+    pub async fn run_once(&self) -> Result<RunReport, PipelineError> {
+        let clock = Instant::now();
+        let metrics = crate::telemetry::metrics();
+        metrics.set_state(crate::telemetry::ConnectorState::Running);
+        self.resolver.start_run();
+        let run = Run {
+            id: self.ledger.begin_run(self.source.describe()).await?,
+            started: Utc::now(),
+        };
+        tracing::info!(run = %run.id, source = %self.source.describe(), "run started");
+        let mut report = match self.run_inner(&run).await {
+            Ok(report) => report,
+            Err(error) => {
+                let outcome = RunOutcome {
+                    status: RunStatus::Failed,
+                    pushed: 0,
+                    skipped: 0,
+                    failed: 0,
+                    message: error.to_string(),
+                };
+                if let Err(e) = self.ledger.finish_run(run.id, outcome).await {
+                    tracing::error!(error = %e, "could not record the failed run");
+                }
+                tracing::error!(run = %run.id, error = %error, "run failed");
+                metrics.inc_errors();
+                if let PipelineError::Listing(_) = error {
+                    metrics.inc_fetch_errors(self.source_kind());
+                }
+                self.record_run_metrics(clock).await;
+                return Err(error);
+            }
+        };
+        report.duration_ms = clock.elapsed().as_millis() as u64;
+        let summary = RunSummary {
+            pushed: report.pushed,
+            skipped: report.unchanged + report.skipped,
+            failed: report.failed,
+            checkpoint: report.checkpoint.clone(),
+            started: report.started,
+        };
+        let mut work_error = None;
+        if let Err(e) = self.sink.finish_run(&summary).await {
+            tracing::error!(error = %e, "could not close the run on the sink");
+            work_error = Some(e.to_string());
+        }
+        let status = if report.failed > 0 || work_error.is_some() {
+            RunStatus::CompletedWithErrors
+        } else {
+            RunStatus::Completed
+        };
+        let mut message = report.message();
+        if let Some(e) = work_error {
+            message.push_str(&format!("; closing the run failed: {e}"));
+        }
+        let outcome = RunOutcome {
+            status,
+            pushed: report.pushed,
+            skipped: report.unchanged + report.skipped,
+            failed: report.failed,
+            message: message.clone(),
+        };
+        self.ledger.finish_run(run.id, outcome).await?;
+        self.record_run_metrics(clock).await;
+        tracing::info!(
+            run = %run.id,
+            pushed = report.pushed,
+            unchanged = report.unchanged,
+            skipped = report.skipped,
+            failed = report.failed,
+            duration_ms = report.duration_ms,
+            "run finished: {message}"
+        );
+        Ok(report)
+    }
+
+    async fn run_inner(&self, run: &Run) -> Result<RunReport, PipelineError> {
+        let checkpoint = self.ledger.checkpoint().await?;
+        let listing = self
+            .source
+            .list(Some(&checkpoint.validators()))
+            .await
+            .map_err(PipelineError::Listing)?;
+        match listing {
+            Listing::Manifest {
+                entries,
+                rejected,
+                validators,
+            } => {
+                for (key, reason) in rejected {
+                    tracing::error!(entry = %key, reason = %reason, "manifest entry rejected");
+                    let reason = format!("manifest.json: entry {key:?}: {reason}");
+                    self.ledger
+                        .record_refused_entry(run.id, key, reason)
+                        .await?;
+                }
+                self.ledger.record_manifest(run.id, entries.clone()).await?;
+                self.sync_manifest(run, checkpoint, entries, Some(validators))
+                    .await
+            }
+            Listing::NotModified => {
+                tracing::info!("manifest not modified since the last run");
+                let entries = self.ledger.manifest_entries().await?;
+                self.sync_manifest(run, checkpoint, entries, None).await
+            }
+            Listing::Objects(objects) => self.sync_objects(run, checkpoint, objects).await,
+        }
+    }
+
+    /// The source's kind for metric labels (never a URL: it may carry credentials).
+    fn source_kind(&self) -> &'static str {
+        match self.settings.misp_feed.source_type {
+            crate::config::SourceType::S3 => "s3",
+            crate::config::SourceType::Url => "url",
+        }
+    }
+
+    async fn record_run_metrics(&self, clock: Instant) {
+        let metrics = crate::telemetry::metrics();
+        metrics.inc_runs();
+        let ended = Utc::now();
+        metrics.record_run(
+            clock.elapsed(),
+            ended.timestamp() as f64 + f64::from(ended.timestamp_subsec_millis()) / 1000.0,
+        );
+        if let Ok(counts) = self.ledger.status_counts().await {
+            metrics.set_events_by_status(counts.iter().map(|(s, n)| (s.as_str(), *n)));
+        }
+        metrics.set_state(crate::telemetry::ConnectorState::Idle);
+    }
+
+    fn progress_bar(&self, total: u64) -> Option<indicatif::ProgressBar> {
+        if !self.progress || total == 0 {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        Some(bar)
+    }
+}
