@@ -327,6 +327,9 @@ async fn run_forever(settings: Settings) -> Result<ExitCode, String> {
 async fn check(settings: Settings) -> Result<ExitCode, String> {
     let mut healthy = true;
     println!("configuration: ok");
+    for line in settings.redacted_summary().lines() {
+        println!("  {line}");
+    }
     match misp_feed::source::build_source(&settings).await {
         Ok(source) => match source.list(None).await {
             Ok(_) => println!("feed: ok ({})", source.describe()),

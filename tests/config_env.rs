@@ -787,6 +787,87 @@ fn rows() -> Vec<Row> {
             yaml_expected: "true",
             bad: Some("path"),
         },
+        Row {
+            env: "MQ_HOST",
+            yaml: "mq.host",
+            read: |s| opt(&s.mq.host),
+            default: Some("None"),
+            env_value: "mq.internal",
+            env_expected: "mq.internal",
+            yaml_value: "'mq.file.example'",
+            yaml_expected: "mq.file.example",
+            bad: None,
+        },
+        Row {
+            env: "MQ_PORT",
+            yaml: "mq.port",
+            read: |s| opt(&s.mq.port),
+            default: Some("None"),
+            env_value: "5671",
+            env_expected: "5671",
+            yaml_value: "5673",
+            yaml_expected: "5673",
+            bad: Some("99999"),
+        },
+        Row {
+            env: "MQ_VHOST",
+            yaml: "mq.vhost",
+            read: |s| opt(&s.mq.vhost),
+            default: Some("None"),
+            env_value: "/cti",
+            env_expected: "/cti",
+            yaml_value: "'/from-file'",
+            yaml_expected: "/from-file",
+            bad: None,
+        },
+        Row {
+            env: "MQ_USE_SSL",
+            yaml: "mq.use_ssl",
+            read: |s| opt(&s.mq.use_ssl),
+            default: Some("None"),
+            env_value: "yes",
+            env_expected: "true",
+            yaml_value: "false",
+            yaml_expected: "false",
+            bad: Some("sometimes"),
+        },
+        Row {
+            env: "MQ_USER",
+            yaml: "mq.user",
+            read: |s| opt(&s.mq.user),
+            default: Some("None"),
+            env_value: "cti-env",
+            env_expected: "cti-env",
+            yaml_value: "'cti-file'",
+            yaml_expected: "cti-file",
+            bad: None,
+        },
+        Row {
+            env: "MQ_PASS",
+            yaml: "mq.pass",
+            read: |s| {
+                s.mq.pass
+                    .as_ref()
+                    .map_or("None".into(), |p| p.expose().to_string())
+            },
+            default: Some("None"),
+            env_value: "env-pass-1",
+            env_expected: "env-pass-1",
+            yaml_value: "'file-pass-2'",
+            yaml_expected: "file-pass-2",
+            bad: None,
+        },
+        Row {
+            env: "MQ_USE_SSL_CA",
+            yaml: "mq.use_ssl_ca",
+            read: |s| opt(&s.mq.use_ssl_ca),
+            default: Some("None"),
+            env_value: "{PEM}",
+            env_expected: "{PEM}",
+            yaml_value: "'-----BEGIN CERTIFICATE----- AA== -----END CERTIFICATE-----'",
+            yaml_expected: "-----BEGIN CERTIFICATE----- AA== -----END CERTIFICATE-----",
+            bad: Some("/nonexistent/mq-ca.pem"),
+        },
     ]
 }
 
@@ -1240,8 +1321,10 @@ fn secrets_never_reach_errors_debug_output_or_the_summary() {
         "aws-SECRET-3",
         "SECRET-4",
         "pw-SECRET-5",
+        "mq-SECRET-6",
     ];
     let mut env = base_env();
+    env.insert("MQ_PASS".into(), secrets[5].into());
     env.insert("OPENCTI_TOKEN".into(), secrets[0].into());
     env.insert(
         "MISP_FEED_HTTP_AUTHORIZATION_HEADER".into(),
@@ -1268,6 +1351,7 @@ fn secrets_never_reach_errors_debug_output_or_the_summary() {
         assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
     }
     assert!(shown.contains("OPENCTI_TOKEN = <set>"), "{shown}");
+    assert!(shown.contains("MQ_PASS = <set>"), "{shown}");
     assert!(
         shown.contains("MISP_FEED_URL = https://***:***@feed.example/misp"),
         "{shown}"
