@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use misp_feed::app;
-use misp_feed::config::Settings;
+use misp_feed::config::{Scope, Settings};
 use misp_feed::connector::Connector;
 use misp_feed::ledger::EventFilter;
 use misp_feed::sink::opencti::OpenCti;
@@ -126,6 +126,25 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+impl Command {
+    /// The options a command reads: `convert` only the conversion's, the ledger commands only
+    /// the ledger's path, so neither needs a feed or a platform configured.
+    fn config_scope(&self) -> Scope {
+        match self {
+            Command::Convert { .. } => Scope::Convert,
+            Command::Status { .. }
+            | Command::Events { .. }
+            | Command::Show { .. }
+            | Command::Reset { .. }
+            | Command::Retry { .. }
+            | Command::Verify { .. } => Scope::Ledger,
+            Command::Run | Command::Once { .. } | Command::Check | Command::Completions { .. } => {
+                Scope::Sync
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = &cli.command {
@@ -137,7 +156,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    let loaded = match Settings::load_with_warnings(cli.config.as_deref()) {
+    let loaded = match Settings::load_for(cli.command.config_scope(), cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("misp-feed: configuration: {e}");
