@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use misp_feed::commands::{self, Answer, CommandError, Completion, ResetScope};
-use misp_feed::config::Settings;
+use misp_feed::config::{Scope, Settings};
 use misp_feed::ledger::{EventFilter, Ledger};
 
 /// jemalloc instead of glibc's malloc: the converter and splitter free many short-lived
@@ -123,6 +123,25 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+impl Command {
+    /// The options a command reads: `convert` only the conversion's, the ledger commands only
+    /// the ledger's path, so neither needs a feed or a platform configured.
+    fn config_scope(&self) -> Scope {
+        match self {
+            Command::Convert { .. } => Scope::Convert,
+            Command::Status { .. }
+            | Command::Events { .. }
+            | Command::Show { .. }
+            | Command::Reset { .. }
+            | Command::Retry { .. }
+            | Command::Verify { .. } => Scope::Ledger,
+            Command::Run | Command::Once { .. } | Command::Check | Command::Completions { .. } => {
+                Scope::Sync
+            }
+        }
+    }
+}
+
 /// Exit codes (README, "Exit codes"): 0 done, 1 an error or problems found, 2 a run whose
 /// events partly failed, 64 a command line that cannot be (sysexits' EX_USAGE).
 const EXIT_ERROR: u8 = 1;
@@ -144,7 +163,7 @@ fn main() -> ExitCode {
         clap_complete::generate(*shell, &mut Cli::command(), "misp-feed", &mut script);
         return print_stdout(&String::from_utf8_lossy(&script), ExitCode::SUCCESS);
     }
-    let loaded = match Settings::load_with_warnings(cli.config.as_deref()) {
+    let loaded = match Settings::load_for(cli.command.config_scope(), cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("misp-feed: configuration: {e}");

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
-use misp_feed::config::{ConfigError, OPTIONS, Settings};
+use misp_feed::config::{ConfigError, OPTIONS, Scope, Settings, option_spec};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 15, 12, 0, 0).unwrap()
@@ -787,6 +787,87 @@ fn rows() -> Vec<Row> {
             yaml_expected: "true",
             bad: Some("path"),
         },
+        Row {
+            env: "MQ_HOST",
+            yaml: "mq.host",
+            read: |s| opt(&s.mq.host),
+            default: Some("None"),
+            env_value: "mq.internal",
+            env_expected: "mq.internal",
+            yaml_value: "'mq.file.example'",
+            yaml_expected: "mq.file.example",
+            bad: None,
+        },
+        Row {
+            env: "MQ_PORT",
+            yaml: "mq.port",
+            read: |s| opt(&s.mq.port),
+            default: Some("None"),
+            env_value: "5671",
+            env_expected: "5671",
+            yaml_value: "5673",
+            yaml_expected: "5673",
+            bad: Some("99999"),
+        },
+        Row {
+            env: "MQ_VHOST",
+            yaml: "mq.vhost",
+            read: |s| opt(&s.mq.vhost),
+            default: Some("None"),
+            env_value: "/cti",
+            env_expected: "/cti",
+            yaml_value: "'/from-file'",
+            yaml_expected: "/from-file",
+            bad: None,
+        },
+        Row {
+            env: "MQ_USE_SSL",
+            yaml: "mq.use_ssl",
+            read: |s| opt(&s.mq.use_ssl),
+            default: Some("None"),
+            env_value: "yes",
+            env_expected: "true",
+            yaml_value: "false",
+            yaml_expected: "false",
+            bad: Some("sometimes"),
+        },
+        Row {
+            env: "MQ_USER",
+            yaml: "mq.user",
+            read: |s| opt(&s.mq.user),
+            default: Some("None"),
+            env_value: "cti-env",
+            env_expected: "cti-env",
+            yaml_value: "'cti-file'",
+            yaml_expected: "cti-file",
+            bad: None,
+        },
+        Row {
+            env: "MQ_PASS",
+            yaml: "mq.pass",
+            read: |s| {
+                s.mq.pass
+                    .as_ref()
+                    .map_or("None".into(), |p| p.expose().to_string())
+            },
+            default: Some("None"),
+            env_value: "env-pass-1",
+            env_expected: "env-pass-1",
+            yaml_value: "'file-pass-2'",
+            yaml_expected: "file-pass-2",
+            bad: None,
+        },
+        Row {
+            env: "MQ_USE_SSL_CA",
+            yaml: "mq.use_ssl_ca",
+            read: |s| opt(&s.mq.use_ssl_ca),
+            default: Some("None"),
+            env_value: "{PEM}",
+            env_expected: "{PEM}",
+            yaml_value: "'-----BEGIN CERTIFICATE----- AA== -----END CERTIFICATE-----'",
+            yaml_expected: "-----BEGIN CERTIFICATE----- AA== -----END CERTIFICATE-----",
+            bad: Some("/nonexistent/mq-ca.pem"),
+        },
     ]
 }
 
@@ -1240,8 +1321,10 @@ fn secrets_never_reach_errors_debug_output_or_the_summary() {
         "aws-SECRET-3",
         "SECRET-4",
         "pw-SECRET-5",
+        "mq-SECRET-6",
     ];
     let mut env = base_env();
+    env.insert("MQ_PASS".into(), secrets[5].into());
     env.insert("OPENCTI_TOKEN".into(), secrets[0].into());
     env.insert(
         "MISP_FEED_HTTP_AUTHORIZATION_HEADER".into(),
@@ -1268,6 +1351,7 @@ fn secrets_never_reach_errors_debug_output_or_the_summary() {
         assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
     }
     assert!(shown.contains("OPENCTI_TOKEN = <set>"), "{shown}");
+    assert!(shown.contains("MQ_PASS = <set>"), "{shown}");
     assert!(
         shown.contains("MISP_FEED_URL = https://***:***@feed.example/misp"),
         "{shown}"
@@ -1390,5 +1474,90 @@ fn variable_names_are_case_insensitive_like_pydantic_settings() {
     assert_eq!(
         settings.connector.name, "UPPER",
         "the exact upper-case name wins"
+    );
+}
+
+/// Each command reads only what it uses: a bad value stops a command exactly when the
+/// command's scope reads that option.
+#[test]
+fn a_bad_value_stops_only_the_commands_that_read_it() {
+    let scopes = [Scope::Convert, Scope::Ledger, Scope::Sync];
+    let mut stopped = BTreeSet::new();
+    for row in rows() {
+        let Some(bad) = row.bad else { continue };
+        let spec = option_spec(row.env).unwrap();
+        for scope in scopes {
+            let mut env = env_for(&row);
+            env.insert(row.env.to_string(), bad.to_string());
+            let result = Settings::resolve_for(scope, &env, None, now());
+            assert_eq!(
+                result.is_err(),
+                scope.reads(spec.need),
+                "{}={bad} under {scope:?}",
+                row.env
+            );
+            if result.is_err() {
+                stopped.insert(format!("{scope:?}"));
+            }
+        }
+    }
+    assert_eq!(stopped.len(), scopes.len(), "{stopped:?}");
+}
+
+#[test]
+fn convert_needs_no_configuration_and_reads_the_conversion_options() {
+    let empty = HashMap::new();
+    let loaded = Settings::resolve_for(Scope::Convert, &empty, None, now()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(
+        loaded.settings.misp_feed.convert,
+        Settings::default().misp_feed.convert
+    );
+
+    let env: HashMap<String, String> = [
+        ("MISP_FEED_CREATE_INDICATORS", "true"),
+        ("MISP_FEED_REFERENCE_COMPAT", "yes"),
+        ("OPENCTI_URL", "not a url"),
+        ("MISP_FEED_URL", "ftp://unused.example"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let yaml = "misp_feed:\n  create_observables: true\n  max_file_size: huge\n";
+    let settings = Settings::resolve_for(Scope::Convert, &env, Some(yaml), now())
+        .unwrap()
+        .settings;
+    let convert = &settings.misp_feed.convert;
+    assert!(convert.create_indicators && convert.reference_compat && convert.create_observables);
+    assert_eq!(settings.opencti.url, None, "the platform is not read");
+}
+
+#[test]
+fn ledger_commands_need_only_the_ledger_path() {
+    let env: HashMap<String, String> = [(
+        "MISP_FEED_LEDGER_PATH".to_string(),
+        "/data/a.sqlite".to_string(),
+    )]
+    .into();
+    let settings = Settings::resolve_for(Scope::Ledger, &env, None, now())
+        .unwrap()
+        .settings;
+    assert_eq!(
+        settings.misp_feed.ledger_path.display().to_string(),
+        "/data/a.sqlite"
+    );
+
+    let yaml = "misp_feed:\n  ledger_path: from-file.sqlite\n";
+    let settings = Settings::resolve_for(Scope::Ledger, &HashMap::new(), Some(yaml), now())
+        .unwrap()
+        .settings;
+    assert_eq!(
+        settings.misp_feed.ledger_path.display().to_string(),
+        "from-file.sqlite"
+    );
+    // The same file is not enough to sync: the rules between options apply there.
+    assert_eq!(
+        missing_variable(&HashMap::new(), Some(yaml)),
+        "MISP_FEED_URL"
     );
 }

@@ -1,5 +1,6 @@
-//! `__metadata__/`: the manifest and the JSON config schema OpenCTI's connector manager reads,
-//! kept in step with the options the connector really reads.
+//! `__metadata__/`: the manifest and the JSON config schema OpenCTI's connector manager reads.
+//! Both tables are generated from the option table (`tests/config_docs.rs` checks they are
+//! current); these tests check what the generated schema says against what the loader does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -61,7 +62,7 @@ fn schema_describes_exactly_the_options_read() {
     let in_schema: BTreeSet<&str> = properties.keys().map(String::as_str).collect();
     let read: BTreeSet<&str> = OPTIONS.iter().map(|spec| spec.env).collect();
     assert_eq!(in_schema, read);
-    for spec in OPTIONS {
+    for spec in OPTIONS.iter() {
         let property = &properties[spec.env];
         assert_eq!(property["description"], spec.description, "{}", spec.env);
         assert!(property["type"].is_string(), "{}", spec.env);
@@ -175,7 +176,7 @@ fn manifest_has_the_fields_the_manager_reads() {
 #[test]
 fn config_doc_lists_every_option() {
     let doc = metadata("CONNECTOR_CONFIG_DOC.md");
-    for spec in OPTIONS {
+    for spec in OPTIONS.iter() {
         let row = format!("| {} | {}.{} |", spec.env, spec.section, spec.key);
         assert!(doc.contains(&row), "CONNECTOR_CONFIG_DOC.md lacks {row}");
     }

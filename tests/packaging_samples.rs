@@ -155,16 +155,24 @@ fn config_sample_holds_every_option_with_its_default_and_a_comment() {
         "no extra keys"
     );
 
-    // It loads, and every value it shows is the default, placeholders for required values aside.
+    // It loads, and every value it shows is the default, the values to replace aside.
     let sample = Settings::load_from(&HashMap::new(), Some(&text), Utc::now()).unwrap();
     let defaults: BTreeMap<&str, String> =
         Settings::default().redacted_entries().into_iter().collect();
-    let placeholders = [
-        "OPENCTI_URL",
-        "OPENCTI_TOKEN",
-        "CONNECTOR_ID",
-        "MISP_FEED_URL",
-    ];
+    let placeholders: Vec<&str> = OPTIONS
+        .iter()
+        .filter(|spec| spec.example.is_some())
+        .map(|spec| spec.env)
+        .collect();
+    assert_eq!(
+        placeholders,
+        [
+            "OPENCTI_URL",
+            "OPENCTI_TOKEN",
+            "CONNECTOR_ID",
+            "MISP_FEED_URL"
+        ]
+    );
     for (name, value) in sample.redacted_entries() {
         if !placeholders.contains(&name) {
             assert_eq!(

@@ -9,6 +9,9 @@ use crate::sink::opencti::OpenCti;
 pub async fn check(settings: Settings) -> Result<Answer, CommandError> {
     let mut healthy = true;
     let mut out = String::from("configuration: ok\n");
+    for line in settings.redacted_summary().lines() {
+        out.push_str(&format!("  {line}\n"));
+    }
     match crate::source::build_source(&settings).await {
         Ok(source) => match source.list(None).await {
             Ok(_) => out.push_str(&format!("feed: ok ({})\n", source.describe())),

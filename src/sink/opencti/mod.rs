@@ -71,7 +71,7 @@ use self::graphql::{
 pub use self::state::{ConnectorInfo, ConnectorState};
 use self::state::{python_isoformat, state_for_ping};
 pub use self::threats::OpenCtiThreatResolver;
-use crate::config::{QueueProtocol, Settings};
+use crate::config::{MqSettings, QueueProtocol, Settings};
 use crate::secret::Secret;
 use crate::sink::{Delivery, Destination, Receipt, RunSummary, Sink, SinkError};
 
@@ -156,8 +156,8 @@ pub fn remote_state_changed(
 }
 
 /// pycti's local overrides of the broker connection data the platform advertises
-/// (`MQ_HOST`, `MQ_PORT`, `MQ_VHOST`, `MQ_USE_SSL`, `MQ_USER`, `MQ_PASS`; `mq.*` in pycti's
-/// config file), plus the CA it trusts for the broker (`MQ_USE_SSL_CA`: a PEM file path or
+/// (`MQ_HOST`, `MQ_PORT`, `MQ_VHOST`, `MQ_USE_SSL`, `MQ_USER`, `MQ_PASS`; `mq.*` in
+/// config.yml), plus the CA it trusts for the broker (`MQ_USE_SSL_CA`: a PEM file path or
 /// the PEM text itself). Unlike pycti, whose default skips the broker's certificate check
 /// (`MQ_USE_SSL_REJECT_UNAUTHORIZED=false`), the certificate is always verified.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -171,38 +171,21 @@ pub struct BrokerOverrides {
     pub ca: Option<String>,
 }
 
+impl From<&MqSettings> for BrokerOverrides {
+    fn from(mq: &MqSettings) -> Self {
+        BrokerOverrides {
+            host: mq.host.clone(),
+            port: mq.port,
+            vhost: mq.vhost.clone(),
+            use_ssl: mq.use_ssl,
+            user: mq.user.clone(),
+            pass: mq.pass.clone(),
+            ca: mq.use_ssl_ca.clone(),
+        }
+    }
+}
+
 impl BrokerOverrides {
-    /// Reads the `MQ_*` variables from the environment (empty values are ignored).
-    pub fn from_env() -> Result<Self, OpenCtiError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Same as [`BrokerOverrides::from_env`] over any variable source.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, OpenCtiError> {
-        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let port = match get("MQ_PORT") {
-            Some(text) => Some(text.trim().parse::<u16>().map_err(|_| {
-                OpenCtiError::Config(format!("MQ_PORT: {text:?} is not a port number"))
-            })?),
-            None => None,
-        };
-        let use_ssl = match get("MQ_USE_SSL") {
-            Some(text) => Some(parse_bool(&text).ok_or_else(|| {
-                OpenCtiError::Config(format!("MQ_USE_SSL: {text:?} is not a boolean"))
-            })?),
-            None => None,
-        };
-        Ok(BrokerOverrides {
-            host: get("MQ_HOST"),
-            port,
-            vhost: get("MQ_VHOST"),
-            use_ssl,
-            user: get("MQ_USER"),
-            pass: get("MQ_PASS").map(Secret::new),
-            ca: get("MQ_USE_SSL_CA"),
-        })
-    }
-
     fn apply(&self, broker: &mut BrokerEndpoint) -> Result<(), OpenCtiError> {
         if let Some(host) = &self.host {
             broker.host = host.clone();
@@ -232,15 +215,6 @@ impl BrokerOverrides {
             broker.ca_pem = Some(pem);
         }
         Ok(())
-    }
-}
-
-/// pycti's boolean spelling for config values.
-fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" | "on" => Some(true),
-        "false" | "no" | "0" | "off" => Some(false),
-        _ => None,
     }
 }
 
@@ -276,15 +250,14 @@ impl OpenCti {
     }
 
     /// Start-up as pycti's helper: two health checks (pycti builds two API clients), then
-    /// `registerConnector`, then the `MQ_*` environment overrides of the broker connection.
-    /// Fails when the API is unreachable or refuses the registration.
+    /// `registerConnector`, then the `MQ_*` overrides of the broker connection
+    /// (`settings.mq`). Fails when the API is unreachable or refuses the registration.
     pub async fn connect(settings: &Settings) -> Result<Self, OpenCtiError> {
-        let overrides = BrokerOverrides::from_env()?;
+        let overrides = BrokerOverrides::from(&settings.mq);
         Self::connect_with_broker_overrides(settings, &overrides).await
     }
 
-    /// [`OpenCti::connect`] with the broker overrides given instead of read from the
-    /// environment (e.g. from a configuration file).
+    /// [`OpenCti::connect`] with other broker overrides than the settings' own.
     pub async fn connect_with_broker_overrides(
         settings: &Settings,
         overrides: &BrokerOverrides,
@@ -824,24 +797,26 @@ mod tests {
 
     #[test]
     fn broker_overrides_replace_the_advertised_connection() {
-        let variables = [
+        let env: std::collections::HashMap<String, String> = [
+            ("OPENCTI_URL", "http://opencti:8080"),
+            ("OPENCTI_TOKEN", "t"),
+            ("CONNECTOR_ID", "8f1a7bd0-3a5b-4e9c-9d8e-2f4b6a1c0e11"),
+            ("MISP_FEED_URL", "https://feed.example"),
             ("MQ_HOST", "mq.internal"),
             ("MQ_PORT", "5671"),
-            ("MQ_USE_SSL", "true"),
+            ("MQ_USE_SSL", "yes"),
             ("MQ_PASS", "pw"),
             ("MQ_VHOST", ""),
             (
                 "MQ_USE_SSL_CA",
                 "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
             ),
-        ];
-        let lookup = |name: &str| {
-            variables
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.to_string())
-        };
-        let overrides = BrokerOverrides::from_lookup(lookup).unwrap();
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+        let settings = Settings::load_from(&env, None, Utc::now()).unwrap();
+        let overrides = BrokerOverrides::from(&settings.mq);
         let mut broker = BrokerEndpoint {
             host: "rabbitmq".into(),
             port: 5672,
@@ -866,9 +841,7 @@ mod tests {
                 .contains("BEGIN CERTIFICATE")
         );
 
-        let bad_port =
-            BrokerOverrides::from_lookup(|name| (name == "MQ_PORT").then(|| "99999".to_string()));
-        assert!(bad_port.unwrap_err().to_string().contains("MQ_PORT"));
+        // A CA file that went away between start and connection is named.
         let missing_ca = BrokerOverrides {
             ca: Some("/nonexistent/ca.pem".into()),
             ..BrokerOverrides::default()
