@@ -22,6 +22,7 @@ use crate::pipeline::{Pipeline, PipelineError, RunReport};
 use crate::sink::Sink;
 use crate::sink::fanout::FanOutSink;
 use crate::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink, remote_state_changed};
+use crate::telemetry::events::{InternalEvent, Ping, PingFailed, PingSent};
 
 pub struct Connector {
     settings: Arc<Settings>,
@@ -262,11 +263,13 @@ impl Connector {
         let report = self.pipeline.run_once().await;
         if let Some(platform) = &self.platform {
             let state = lock(&platform.local_state).clone();
-            let metrics = crate::telemetry::metrics();
-            metrics.inc_ping_api();
+            PingSent.emit();
             if let Err(e) = platform.opencti.force_ping(state.as_ref()).await {
-                metrics.inc_ping_api_errors();
-                tracing::error!(error = %e, "could not send the connector state to OpenCTI");
+                PingFailed {
+                    ping: Ping::FinalState,
+                    error: &e,
+                }
+                .emit();
             }
         }
         report
@@ -302,12 +305,8 @@ impl Connector {
             tokio::spawn(async move {
                 loop {
                     let local = lock(&local_state).clone();
-                    let metrics = crate::telemetry::metrics();
-                    metrics.inc_ping_api();
+                    PingSent.emit();
                     let answer = opencti.ping(local.as_ref()).await;
-                    if answer.is_err() {
-                        metrics.inc_ping_api_errors();
-                    }
                     match answer {
                         Ok(remote) if remote_state_changed(local.as_ref(), remote.as_ref()) => {
                             tracing::warn!("connector state has been remotely updated");
@@ -317,7 +316,11 @@ impl Connector {
                             wake.notify_one();
                         }
                         Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "ping to OpenCTI failed; retrying at the next beat"),
+                        Err(e) => PingFailed {
+                            ping: Ping::Heartbeat,
+                            error: &e,
+                        }
+                        .emit(),
                     }
                     tokio::time::sleep(beat).await;
                 }

@@ -21,6 +21,7 @@ use crate::ledger::{
 use crate::reconciler::{self, Decision, ProcessReason, SkipReason};
 use crate::sink::{Delivery, RunSummary, Sink};
 use crate::source::{FeedSource, Listing, ManifestEntry, ManifestValidators, ObjectEntry};
+use crate::telemetry::events::{self, InternalEvent, Skip};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -60,16 +61,6 @@ enum Outcome {
     Pushed,
     Unchanged,
     Failed,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pushed => "pushed",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Failed => "failed",
-        }
-    }
 }
 
 /// Told the new checkpoint (and the run's start) right after it is stored, before the sink
@@ -193,10 +184,12 @@ impl Pipeline {
     pub async fn run_once(&self) -> Result<RunReport, PipelineError> {
         let started = Instant::now();
         let now = Utc::now();
-        let metrics = crate::telemetry::metrics();
-        metrics.set_state(crate::telemetry::ConnectorState::Running);
         let run_id = lock(&self.ledger).begin_run(&self.source.describe())?;
-        tracing::info!(run = run_id, source = %self.source.describe(), "run started");
+        events::RunStarted {
+            run_id,
+            source: &self.source.describe(),
+        }
+        .emit();
         let result = self.run_inner(run_id, now).await;
         let mut report = match result {
             Ok(report) => report,
@@ -209,12 +202,16 @@ impl Pipeline {
                 if let Err(e) = lock(&self.ledger).finish_run(run_id, &outcome) {
                     tracing::error!(error = %e, "could not record the failed run");
                 }
-                tracing::error!(run = run_id, error = %error, "run failed");
-                metrics.inc_errors();
-                if let PipelineError::Listing(_) = error {
-                    metrics.inc_fetch_errors(self.source_kind());
+                self.record_ledger_counts();
+                let listing_source =
+                    matches!(error, PipelineError::Listing(_)).then(|| self.source_kind());
+                events::RunFailed {
+                    run_id,
+                    error: &error,
+                    listing_source,
+                    elapsed: started.elapsed(),
                 }
-                self.record_run_metrics(started);
+                .emit();
                 return Err(error);
             }
         };
@@ -250,16 +247,18 @@ impl Pipeline {
                 message: message.clone(),
             },
         )?;
-        self.record_run_metrics(started);
-        tracing::info!(
-            run = run_id,
-            pushed = report.pushed,
-            unchanged = report.unchanged,
-            skipped = report.skipped,
-            failed = report.failed,
-            duration_ms = report.duration_ms,
-            "run finished: {message}"
-        );
+        self.record_ledger_counts();
+        events::RunFinished {
+            run_id,
+            pushed: report.pushed,
+            unchanged: report.unchanged,
+            skipped: report.skipped,
+            failed: report.failed,
+            duration_ms: report.duration_ms,
+            elapsed: started.elapsed(),
+            message: &message,
+        }
+        .emit();
         Ok(report)
     }
 
@@ -372,15 +371,27 @@ impl Pipeline {
                 Decision::Process(reason) => due.push((entry.clone(), reason)),
                 Decision::Skip(SkipReason::Unchanged) => {
                     report.unchanged += 1;
-                    tracing::info!(event = %entry.uuid, decision = "skipped", reason = "unchanged", "event {} unchanged", entry.uuid);
+                    events::EventSkipped {
+                        uuid: &entry.uuid,
+                        why: Skip::Unchanged,
+                    }
+                    .emit();
                 }
                 Decision::Skip(SkipReason::OlderThanCheckpoint) => {
                     report.skipped += 1;
-                    tracing::debug!(event = %entry.uuid, decision = "skipped", reason = "older than the checkpoint");
+                    events::EventSkipped {
+                        uuid: &entry.uuid,
+                        why: Skip::OlderThanCheckpoint,
+                    }
+                    .emit();
                 }
                 Decision::Skip(reason) => {
                     report.skipped += 1;
-                    tracing::info!(event = %entry.uuid, decision = "skipped", reason = reason.as_str(), "event {} skipped: {}", entry.uuid, reason.as_str());
+                    events::EventSkipped {
+                        uuid: &entry.uuid,
+                        why: Skip::Other(reason.as_str()),
+                    }
+                    .emit();
                 }
             }
         }
@@ -414,7 +425,6 @@ impl Pipeline {
         .buffer_unordered(concurrency);
         while let Some(outcome) = outcomes.next().await {
             let outcome = outcome?;
-            crate::telemetry::metrics().inc_event_outcome(outcome.as_str());
             match outcome {
                 Outcome::Pushed => report.pushed += 1,
                 Outcome::Unchanged => report.unchanged += 1,
@@ -461,18 +471,11 @@ impl Pipeline {
         }
     }
 
-    fn record_run_metrics(&self, started: Instant) {
-        let metrics = crate::telemetry::metrics();
-        metrics.inc_runs();
-        let ended = Utc::now();
-        metrics.record_run(
-            started.elapsed(),
-            ended.timestamp() as f64 + f64::from(ended.timestamp_subsec_millis()) / 1000.0,
-        );
+    fn record_ledger_counts(&self) {
         if let Ok(counts) = lock(&self.ledger).status_counts() {
-            metrics.set_events_by_status(counts.iter().map(|(s, n)| (s.as_str(), *n)));
+            crate::telemetry::metrics()
+                .set_events_by_status(counts.iter().map(|(s, n)| (s.as_str(), *n)));
         }
-        metrics.set_state(crate::telemetry::ConnectorState::Idle);
     }
 
     fn progress_bar(&self, total: u64) -> Option<indicatif::ProgressBar> {
@@ -499,7 +502,6 @@ impl Pipeline {
         let file = match self.source.fetch(uuid).await {
             Ok(file) => file,
             Err(e) => {
-                crate::telemetry::metrics().inc_fetch_errors(self.source_kind());
                 return self
                     .fail(run_id, uuid, FailureStage::Fetch, &e.to_string())
                     .await;
@@ -569,10 +571,7 @@ impl Pipeline {
         let push_started = Instant::now();
         match self.sink.push(delivery).await {
             Ok(receipt) => {
-                let metrics = crate::telemetry::metrics();
-                metrics.observe_push_latency(push_started.elapsed());
-                metrics.inc_bundles_sent();
-                metrics.add_records_sent(object_count as u64);
+                let latency = push_started.elapsed();
                 {
                     let uuid = uuid.to_owned();
                     let (destination, messages) = (receipt.destination.clone(), receipt.messages);
@@ -581,14 +580,14 @@ impl Pipeline {
                     })
                     .await?;
                 }
-                tracing::info!(
-                    event = %uuid,
-                    decision = "pushed",
-                    reason = reason.as_str(),
-                    objects = object_count,
-                    destination = %receipt.destination,
-                    "event {uuid} pushed ({object_count} objects)"
-                );
+                events::EventPushed {
+                    uuid,
+                    reason: reason.as_str(),
+                    objects: object_count,
+                    destination: &receipt.destination,
+                    latency,
+                }
+                .emit();
                 Ok(Outcome::Pushed)
             }
             Err(e) => {
@@ -613,7 +612,14 @@ impl Pipeline {
             })
             .await?
         };
-        tracing::error!(event = %uuid, decision = "failed", stage = stage.as_str(), status = status.as_str(), reason = %error, "event {uuid} failed at {}: {error}", stage.as_str());
+        events::EventFailed {
+            uuid,
+            stage: stage.as_str(),
+            status: status.as_str(),
+            reason: error,
+            source: self.source_kind(),
+        }
+        .emit();
         Ok(Outcome::Failed)
     }
 
@@ -636,7 +642,7 @@ impl Pipeline {
                     Decision::Process(_) => due.push(object),
                     Decision::Skip(_) => {
                         report.unchanged += 1;
-                        tracing::info!(object = %object.key, decision = "skipped", reason = "unchanged ETag", "object {} unchanged", object.key);
+                        events::ObjectSkipped { key: &object.key }.emit();
                     }
                 }
             }
@@ -657,11 +663,6 @@ impl Pipeline {
         .buffer_unordered(concurrency);
         while let Some(result) = outcomes.next().await {
             let (key, counts) = result?;
-            for (outcome, n) in &counts {
-                for _ in 0..*n {
-                    crate::telemetry::metrics().inc_event_outcome(outcome.as_str());
-                }
-            }
             report.pushed += counts.get(&Outcome::Pushed).copied().unwrap_or(0);
             report.unchanged += counts.get(&Outcome::Unchanged).copied().unwrap_or(0);
             report.failed += counts.get(&Outcome::Failed).copied().unwrap_or(0);
@@ -695,8 +696,13 @@ impl Pipeline {
         let file = match self.source.fetch(&object.key).await {
             Ok(file) => file,
             Err(e) => {
-                tracing::error!(object = %object.key, decision = "failed", stage = "fetch", reason = %e, "object {} failed: {e}", object.key);
-                crate::telemetry::metrics().inc_fetch_errors(self.source_kind());
+                events::ObjectFailed {
+                    key: &object.key,
+                    stage: "fetch",
+                    reason: &e,
+                    source: self.source_kind(),
+                }
+                .emit();
                 lock(&self.ledger).record_s3_object(
                     run_id,
                     object,
@@ -731,7 +737,13 @@ impl Pipeline {
         let events = match parsed {
             Ok(events) => events,
             Err(e) => {
-                tracing::error!(object = %object.key, decision = "failed", stage = "parse", reason = %e, "object {} failed: {e}", object.key);
+                events::ObjectFailed {
+                    key: &object.key,
+                    stage: "parse",
+                    reason: &e,
+                    source: self.source_kind(),
+                }
+                .emit();
                 lock(&self.ledger).record_s3_object(
                     run_id,
                     object,
@@ -748,7 +760,13 @@ impl Pipeline {
             let record = lock(&self.ledger).event(&uuid)?;
             if reconciler::content_unchanged(record.as_ref(), &content_sha256) {
                 *counts.entry(Outcome::Unchanged).or_insert(0) += 1;
-                tracing::info!(event = %uuid, object = %object.key, decision = "skipped", reason = "content unchanged", "event {uuid} unchanged (same content)");
+                events::EventSkipped {
+                    uuid: &uuid,
+                    why: Skip::SameContent {
+                        object: &object.key,
+                    },
+                }
+                .emit();
                 continue;
             }
             {

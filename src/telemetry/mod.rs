@@ -3,9 +3,12 @@
 //! - `logs`: pycti-shaped JSON lines (or plain lines) on stderr, and the level filter.
 //! - `metrics`: pycti's Prometheus metrics and ours, in a `prometheus-client` registry.
 //! - `server`: the scrape endpoint (`CONNECTOR_EXPOSE_METRICS`), served with hyper.
+//! - `events`: one type per thing the connector reports (an event pushed, a run finished ...):
+//!   each writes its log line and moves its metrics, so the two never drift apart.
 
 #[cfg(any(test, feature = "testsuite"))]
 mod capture;
+pub(crate) mod events;
 mod logs;
 mod metrics;
 mod server;
