@@ -24,6 +24,7 @@ use crate::sink::opencti::{
 };
 use crate::sink::{Sink, SinkError};
 use crate::source::SourceError;
+use crate::telemetry::events::{InternalEvent, Ping, PingFailed, PingSent};
 
 /// Why the connector could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -248,11 +249,13 @@ impl Connector {
         let report = self.run_pipeline().await;
         if let Some(platform) = &self.platform {
             let state = lock(&platform.local_state).clone();
-            let metrics = crate::telemetry::metrics();
-            metrics.inc_ping_api();
+            PingSent.emit();
             if let Err(e) = platform.opencti.force_ping(state.as_ref()).await {
-                metrics.inc_ping_api_errors();
-                tracing::error!(error = %e, "could not send the connector state to OpenCTI");
+                PingFailed {
+                    ping: Ping::FinalState,
+                    error: &e,
+                }
+                .emit();
             }
         }
         Ok(report?)
@@ -284,12 +287,8 @@ impl Connector {
             tokio::spawn(async move {
                 loop {
                     let local = lock(&local_state).clone();
-                    let metrics = crate::telemetry::metrics();
-                    metrics.inc_ping_api();
+                    PingSent.emit();
                     let answer = opencti.ping(local.as_ref()).await;
-                    if answer.is_err() {
-                        metrics.inc_ping_api_errors();
-                    }
                     match answer {
                         Ok(remote) if remote_state_changed(local.as_ref(), remote.as_ref()) => {
                             tracing::warn!("connector state has been remotely updated");
@@ -299,7 +298,11 @@ impl Connector {
                             wake.notify_one();
                         }
                         Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "ping to OpenCTI failed; retrying at the next beat"),
+                        Err(e) => PingFailed {
+                            ping: Ping::Heartbeat,
+                            error: &e,
+                        }
+                        .emit(),
                     }
                     tokio::time::sleep(beat).await;
                 }

@@ -148,7 +148,12 @@ async fn a_run_that_pushes_nothing_creates_no_work_and_a_failed_run_is_in_error(
         .await
         .unwrap();
     }
-    sink.finish_run(&summary(2, 3, 1)).await.unwrap();
+    // A run that stored no checkpoint quotes no state.
+    let without_state = RunSummary {
+        checkpoint: None,
+        ..summary(2, 3, 1)
+    };
+    sink.finish_run(&without_state).await.unwrap();
     // Third run gets a new work.
     sink.push(Delivery {
         event_uuid: EVENT,

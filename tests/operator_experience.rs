@@ -127,8 +127,13 @@ fn run_mode_serves_metrics_that_move_after_a_run_and_stops_on_sigterm() {
     ] {
         assert!(metric(&text, name).is_some(), "{name} missing:\n{text}");
     }
-    assert!(
-        text.contains("pushed"),
-        "no events-by-status series:\n{text}"
-    );
+    // The run's decisions, one per event, and the ledger's counts after it.
+    for series in [
+        "misp_feed_event_outcomes_total{outcome=\"pushed\"} 9\n",
+        "misp_feed_event_outcomes_total{outcome=\"failed\"} 0\n",
+        "misp_feed_events{status=\"pushed\"} 9\n",
+        "misp_feed_events{status=\"failed\"} 0\n",
+    ] {
+        assert!(text.contains(series), "no {series} in:\n{text}");
+    }
 }

@@ -1,69 +1,60 @@
-//! Metrics: pycti's names and ours in Prometheus text, values that move, and the HTTP endpoint.
+//! Metrics: pycti's names, labels and types and ours in Prometheus text, values that move, the
+//! namespace prefix, and start-up from the settings. The HTTP side is in `telemetry_endpoint`.
 
-use std::collections::HashMap;
+mod telemetry_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use misp_feed::telemetry::{
-    ConnectorState, Metrics, PUSH_LATENCY_BUCKETS, serve_metrics, serve_metrics_on,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use misp_feed::telemetry::{ConnectorState, EVENT_OUTCOMES, Metrics, PUSH_LATENCY_BUCKETS};
+use telemetry_support::{bucket, parse};
 
-/// `name{labels}` -> value, and the `# TYPE` of each family; fails on any malformed line.
-fn parse(text: &str) -> (HashMap<String, f64>, HashMap<String, String>) {
-    let mut samples = HashMap::new();
-    let mut types = HashMap::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
-            types.insert(name.to_string(), kind.to_string());
-        } else if line.starts_with("# HELP ") {
-            assert!(line.split(' ').count() >= 4, "HELP without text: {line}");
-        } else {
-            let (series, value) = line.rsplit_once(' ').unwrap();
-            let value: f64 = value
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {line}"));
-            let family = series.split('{').next().unwrap();
-            assert!(
-                family
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-                "bad metric name in {line}"
-            );
-            assert!(
-                samples.insert(series.to_string(), value).is_none(),
-                "duplicate {series}"
-            );
-        }
-    }
-    (samples, types)
-}
+/// pycti's `OpenCTIMetricHandler` counters, as exposed (`_total` included).
+const PYCTI_COUNTERS: [&str; 7] = [
+    "bundles_sent_total",
+    "records_sent_total",
+    "runs_total",
+    "ping_api_total",
+    "ping_api_errors_total",
+    "errors_total",
+    "client_errors_total",
+];
 
 #[test]
 fn fresh_registry_exposes_every_pycti_metric_at_zero() {
     let (samples, types) = parse(&Metrics::new().render());
-    for name in [
-        "bundles_sent_total",
-        "records_sent_total",
-        "runs_total",
-        "ping_api_total",
-        "ping_api_errors_total",
-        "errors_total",
-    ] {
+    for name in PYCTI_COUNTERS {
         assert_eq!(samples[name], 0.0, "{name}");
         assert_eq!(types[name], "counter");
     }
+    // pycti's `state` is a Python Enum: a gauge per state, 1 for the current one.
     assert_eq!(types["state"], "gauge");
     assert_eq!(samples["state{state=\"idle\"}"], 1.0);
     assert_eq!(samples["state{state=\"running\"}"], 0.0);
     assert_eq!(samples["state{state=\"stopped\"}"], 0.0);
+
     assert_eq!(types["misp_feed_events"], "gauge");
+    for status in ["pending", "in_flight", "pushed", "failed", "gave_up"] {
+        assert_eq!(
+            samples[&format!("misp_feed_events{{status=\"{status}\"}}")],
+            0.0
+        );
+    }
+    assert_eq!(types["misp_feed_event_outcomes_total"], "counter");
+    for outcome in EVENT_OUTCOMES {
+        let series = format!("misp_feed_event_outcomes_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(samples[&series], 0.0);
+    }
     assert_eq!(types["misp_feed_fetch_errors_total"], "counter");
+    assert_eq!(samples["misp_feed_fetch_errors_total{source=\"url\"}"], 0.0);
+    assert_eq!(samples["misp_feed_fetch_errors_total{source=\"s3\"}"], 0.0);
     assert_eq!(types["misp_feed_last_run_duration_seconds"], "gauge");
+    assert_eq!(types["misp_feed_last_run_end_timestamp_seconds"], "gauge");
     assert_eq!(types["misp_feed_push_duration_seconds"], "histogram");
     assert_eq!(samples["misp_feed_push_duration_seconds_count"], 0.0);
+    assert_eq!(samples["misp_feed_push_duration_seconds_sum"], 0.0);
+    // Nothing else: a new family is a decision, not an accident.
+    assert_eq!(types.len(), PYCTI_COUNTERS.len() + 1 + 6, "{types:?}");
 }
 
 #[test]
@@ -102,12 +93,15 @@ fn every_metric_moves() {
     assert_eq!(s["client_errors_total"], 1.0);
     assert_eq!(s["state{state=\"running\"}"], 1.0);
     assert_eq!(s["state{state=\"idle\"}"], 0.0);
+    assert_eq!(metrics.state(), ConnectorState::Running);
     assert_eq!(s["misp_feed_events{status=\"pushed\"}"], 9.0);
     assert_eq!(s["misp_feed_events{status=\"failed\"}"], 2.0);
     assert_eq!(
         s["misp_feed_event_outcomes_total{outcome=\"unchanged\"}"],
         2.0
     );
+    assert_eq!(s["misp_feed_event_outcomes_total{outcome=\"pushed\"}"], 1.0);
+    assert_eq!(s["misp_feed_event_outcomes_total{outcome=\"failed\"}"], 0.0);
     assert_eq!(s["misp_feed_fetch_errors_total{source=\"s3\"}"], 2.0);
     assert_eq!(s["misp_feed_fetch_errors_total{source=\"url\"}"], 1.0);
     assert_eq!(s["misp_feed_last_run_duration_seconds"], 2.5);
@@ -115,25 +109,14 @@ fn every_metric_moves() {
         s["misp_feed_last_run_end_timestamp_seconds"],
         1_700_000_000.0
     );
-    // Cumulative buckets: 20 ms falls in le=0.025 and above, 700 ms in le=1.0 and above, 60 s only in +Inf.
-    assert_eq!(
-        s["misp_feed_push_duration_seconds_bucket{le=\"0.01\"}"],
-        0.0
-    );
-    assert_eq!(
-        s["misp_feed_push_duration_seconds_bucket{le=\"0.025\"}"],
-        1.0
-    );
-    assert_eq!(s["misp_feed_push_duration_seconds_bucket{le=\"0.5\"}"], 1.0);
-    assert_eq!(s["misp_feed_push_duration_seconds_bucket{le=\"1.0\"}"], 2.0);
-    assert_eq!(
-        s["misp_feed_push_duration_seconds_bucket{le=\"30.0\"}"],
-        2.0
-    );
-    assert_eq!(
-        s["misp_feed_push_duration_seconds_bucket{le=\"+Inf\"}"],
-        3.0
-    );
+    // Cumulative buckets: 20 ms falls in le=0.025 and above, 700 ms in le=1 and above, 60 s only in +Inf.
+    let latency = "misp_feed_push_duration_seconds";
+    assert_eq!(bucket(&s, latency, 0.01), 0.0);
+    assert_eq!(bucket(&s, latency, 0.025), 1.0);
+    assert_eq!(bucket(&s, latency, 0.5), 1.0);
+    assert_eq!(bucket(&s, latency, 1.0), 2.0);
+    assert_eq!(bucket(&s, latency, 30.0), 2.0);
+    assert_eq!(bucket(&s, latency, f64::INFINITY), 3.0);
     assert_eq!(s["misp_feed_push_duration_seconds_count"], 3.0);
     assert!((s["misp_feed_push_duration_seconds_sum"] - 60.72).abs() < 1e-9);
     let buckets = s
@@ -150,107 +133,48 @@ fn every_metric_moves() {
 }
 
 #[test]
-fn values_print_like_prometheus_client_and_labels_are_escaped() {
+fn labels_are_escaped_and_every_family_has_help_and_type() {
     let metrics = Metrics::new();
     metrics.inc_bundles_sent();
     metrics.inc_fetch_errors("a\"b\\c\nd");
     let text = metrics.render();
-    assert!(text.contains("\nbundles_sent_total 1.0\n"), "{text}");
-    assert!(
-        text.contains("misp_feed_fetch_errors_total{source=\"a\\\"b\\\\c\\nd\"} 1.0"),
+    let (samples, types) = parse(&text);
+    assert_eq!(samples["bundles_sent_total"], 1.0);
+    assert_eq!(
+        samples["misp_feed_fetch_errors_total{source=\"a\\\"b\\\\c\\nd\"}"], 1.0,
         "{text}"
     );
-    assert!(text.contains(
-        "# HELP bundles_sent_total Number of bundles sent\n# TYPE bundles_sent_total counter\n"
-    ));
+    assert!(
+        text.contains(
+            "# HELP bundles_sent_total Number of bundles sent.\n# TYPE bundles_sent_total counter\n"
+        ),
+        "{text}"
+    );
+    for family in types.keys() {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP"
+        );
+    }
 }
 
 #[test]
-fn namespace_and_subsystem_prefix_every_name() {
-    let (samples, _) = parse(&Metrics::with_namespace("opencti", "misp").render());
-    assert!(samples.contains_key("opencti_misp_bundles_sent_total"));
-    assert!(samples.contains_key("opencti_misp_state{state=\"idle\"}"));
-    assert!(samples.keys().all(|name| name.starts_with("opencti_misp_")));
-}
-
-async fn http(addr: std::net::SocketAddr, request: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
-
-#[tokio::test]
-async fn endpoint_serves_current_values() {
-    let metrics = Arc::new(Metrics::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = serve_metrics_on(listener, Arc::clone(&metrics)).unwrap();
-    let url = format!("http://{}/metrics", server.local_addr());
-
-    let client = reqwest::Client::new();
-    let first = client.get(&url).send().await.unwrap();
-    assert_eq!(first.status(), 200);
+fn namespace_and_subsystem_prefix_every_name_and_the_state_label_as_pycti() {
+    let (samples, types) = parse(&Metrics::with_namespace("opencti", "misp").render());
+    assert_eq!(samples["opencti_misp_bundles_sent_total"], 0.0);
+    assert_eq!(types["opencti_misp_bundles_sent_total"], "counter");
+    // Python's Enum names its label after the full metric name.
     assert_eq!(
-        first.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
+        samples["opencti_misp_state{opencti_misp_state=\"idle\"}"],
+        1.0
     );
-    let (samples, _) = parse(&first.text().await.unwrap());
-    assert_eq!(samples["runs_total"], 0.0);
+    assert!(samples.keys().all(|name| name.starts_with("opencti_misp_")));
+    assert!(types.keys().all(|name| name.starts_with("opencti_misp_")));
 
-    metrics.inc_runs();
-    metrics.set_state(ConnectorState::Stopped);
-    // Any path answers, as with pycti's prometheus_client server.
-    let body = client
-        .get(format!("http://{}/", server.local_addr()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let (samples, _) = parse(&body);
-    assert_eq!(samples["runs_total"], 1.0);
-    assert_eq!(samples["state{state=\"stopped\"}"], 1.0);
-
-    let head = http(
-        server.local_addr(),
-        "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-    )
-    .await;
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
-
-    let post = client.post(&url).body("x").send().await.unwrap();
-    assert_eq!(post.status(), 405);
-
-    // A client that closes early does not stop the server.
-    drop(
-        tokio::net::TcpStream::connect(server.local_addr())
-            .await
-            .unwrap(),
-    );
-    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
-
-    server.shutdown();
-}
-
-#[tokio::test]
-async fn serve_metrics_binds_the_configured_port_on_every_interface() {
-    // Port 0 lets the system choose; the server reports what it bound.
-    let server = serve_metrics(0, Arc::new(Metrics::new())).await.unwrap();
-    assert!(server.local_addr().ip().is_unspecified());
-    let port = server.local_addr().port();
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(body.contains("bundles_sent_total 0.0"), "{body}");
-    // A second server on the same port fails with an error, not a panic.
-    assert!(serve_metrics(port, Arc::new(Metrics::new())).await.is_err());
-    server.shutdown();
+    // One part alone is a prefix too, without a doubled `_`.
+    let (samples, _) = parse(&Metrics::with_namespace("", "misp").render());
+    assert!(samples.contains_key("misp_runs_total"));
+    assert!(samples.contains_key("misp_state{misp_state=\"idle\"}"));
 }
 
 #[tokio::test]
@@ -289,5 +213,23 @@ async fn start_metrics_follows_the_settings_and_serves_the_global_registry() {
         &misp_feed::telemetry::metrics(),
         &misp_feed::telemetry::init_metrics("x", "y")
     ));
-    server.shutdown();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_metrics_refuses_a_prefix_that_is_not_a_prometheus_name() {
+    let mut settings = misp_feed::config::Settings::default();
+    settings.connector.metrics_namespace = "open-cti".into();
+    settings.connector.metrics_port = 0;
+    settings.connector.expose_metrics = true;
+    let error = misp_feed::telemetry::start_metrics(&settings)
+        .await
+        .err()
+        .expect("an invalid prefix is refused");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    let message = error.to_string();
+    assert!(
+        message.contains("CONNECTOR_METRICS_NAMESPACE") && message.contains("open-cti"),
+        "{message}"
+    );
 }

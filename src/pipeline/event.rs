@@ -11,6 +11,7 @@ use crate::convert;
 use crate::ledger::{FailureStage, PushedContent};
 use crate::reconciler::ProcessReason;
 use crate::sink::Delivery;
+use crate::telemetry::events::{EventFailed, EventPushed, InternalEvent};
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -58,22 +59,19 @@ impl Pipeline {
         let push_started = Instant::now();
         match self.sink.push(delivery).await {
             Ok(receipt) => {
-                let metrics = crate::telemetry::metrics();
-                metrics.observe_push_latency(push_started.elapsed());
-                metrics.inc_bundles_sent();
-                metrics.add_records_sent(object_count as u64);
-                let destination = receipt.destination.clone();
+                let latency = push_started.elapsed();
+                let destination = receipt.destination.text();
                 self.ledger
                     .mark_pushed(run.id, uuid.to_string(), receipt)
                     .await?;
-                tracing::info!(
-                    event = %uuid,
-                    decision = "pushed",
-                    reason = reason.as_str(),
-                    objects = object_count,
-                    destination = %destination,
-                    "event {uuid} pushed ({object_count} objects)"
-                );
+                EventPushed {
+                    uuid,
+                    reason: reason.as_str(),
+                    objects: object_count,
+                    destination: &destination,
+                    latency,
+                }
+                .emit();
                 Ok(Outcome::Pushed)
             }
             Err(e) => {
@@ -100,7 +98,14 @@ impl Pipeline {
                 self.retry_policy.clone(),
             )
             .await?;
-        tracing::error!(event = %uuid, decision = "failed", stage = stage.as_str(), status = status.as_str(), reason = %error, "event {uuid} failed at {}: {error}", stage.as_str());
+        EventFailed {
+            uuid,
+            stage: stage.as_str(),
+            status: status.as_str(),
+            reason: &error,
+            source: self.source_kind(),
+        }
+        .emit();
         Ok(Outcome::Failed)
     }
 }

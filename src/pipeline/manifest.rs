@@ -10,6 +10,7 @@ use crate::convert;
 use crate::ledger::{Checkpoint, EventStatus, FailureStage, QueuedEvent, settled_watermark};
 use crate::reconciler::{self, Decision, ProcessReason, SkipReason};
 use crate::source::{ManifestEntry, ManifestValidators};
+use crate::telemetry::events::{EventSkipped, InternalEvent, Skip};
 
 fn epoch_text(timestamp: i64) -> String {
     Utc.timestamp_opt(timestamp, 0)
@@ -49,15 +50,27 @@ impl Pipeline {
                 Decision::Process(reason) => due.push((entry.clone(), reason)),
                 Decision::Skip(SkipReason::Unchanged) => {
                     report.unchanged += 1;
-                    tracing::info!(event = %entry.uuid, decision = "skipped", reason = "unchanged", "event {} unchanged", entry.uuid);
+                    EventSkipped {
+                        uuid: &entry.uuid,
+                        why: Skip::Unchanged,
+                    }
+                    .emit();
                 }
                 Decision::Skip(SkipReason::OlderThanCheckpoint) => {
                     report.skipped += 1;
-                    tracing::debug!(event = %entry.uuid, decision = "skipped", reason = "older than the checkpoint");
+                    EventSkipped {
+                        uuid: &entry.uuid,
+                        why: Skip::OlderThanCheckpoint,
+                    }
+                    .emit();
                 }
                 Decision::Skip(reason) => {
                     report.skipped += 1;
-                    tracing::info!(event = %entry.uuid, decision = "skipped", reason = reason.as_str(), "event {} skipped: {}", entry.uuid, reason.as_str());
+                    EventSkipped {
+                        uuid: &entry.uuid,
+                        why: Skip::Other(reason.as_str()),
+                    }
+                    .emit();
                 }
             }
         }
@@ -128,7 +141,6 @@ impl Pipeline {
         let file = match self.source.fetch(uuid).await {
             Ok(file) => file,
             Err(e) => {
-                crate::telemetry::metrics().inc_fetch_errors(self.source_kind());
                 return self
                     .fail(run, uuid, FailureStage::Fetch, e.to_string())
                     .await;

@@ -19,6 +19,7 @@ use crate::convert::ThreatResolver;
 use crate::ledger::{Checkpoint, Ledger, LedgerError, RetryPolicy, RunId, RunOutcome, RunStatus};
 use crate::sink::{RunSummary, Sink};
 use crate::source::{FeedSource, Listing, SourceError};
+use crate::telemetry::events::{self, InternalEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -66,8 +67,8 @@ impl RunReport {
         )
     }
 
+    /// Counts an event's outcome (its metric moved when the outcome was emitted).
     fn add(&mut self, outcome: Outcome) {
-        crate::telemetry::metrics().inc_event_outcome(outcome.as_str());
         match outcome {
             Outcome::Pushed => self.pushed += 1,
             Outcome::Unchanged => self.unchanged += 1,
@@ -82,16 +83,6 @@ enum Outcome {
     Pushed,
     Unchanged,
     Failed,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pushed => "pushed",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Failed => "failed",
-        }
-    }
 }
 
 pub struct Pipeline {
@@ -142,14 +133,16 @@ impl Pipeline {
     /// run goes on.
     pub async fn run_once(&self) -> Result<RunReport, PipelineError> {
         let clock = Instant::now();
-        let metrics = crate::telemetry::metrics();
-        metrics.set_state(crate::telemetry::ConnectorState::Running);
         self.resolver.start_run();
         let run = Run {
             id: self.ledger.begin_run(self.source.describe()).await?,
             started: Utc::now(),
         };
-        tracing::info!(run = %run.id, source = %self.source.describe(), "run started");
+        events::RunStarted {
+            run_id: run.id,
+            source: &self.source.describe(),
+        }
+        .emit();
         let mut report = match self.run_inner(&run).await {
             Ok(report) => report,
             Err(error) => {
@@ -163,12 +156,16 @@ impl Pipeline {
                 if let Err(e) = self.ledger.finish_run(run.id, outcome).await {
                     tracing::error!(error = %e, "could not record the failed run");
                 }
-                tracing::error!(run = %run.id, error = %error, "run failed");
-                metrics.inc_errors();
-                if let PipelineError::Listing(_) = error {
-                    metrics.inc_fetch_errors(self.source_kind());
+                self.record_ledger_counts().await;
+                let listing_source =
+                    matches!(error, PipelineError::Listing(_)).then(|| self.source_kind());
+                events::RunFailed {
+                    run_id: run.id,
+                    error: &error,
+                    listing_source,
+                    elapsed: clock.elapsed(),
                 }
-                self.record_run_metrics(clock).await;
+                .emit();
                 return Err(error);
             }
         };
@@ -202,16 +199,18 @@ impl Pipeline {
             message: message.clone(),
         };
         self.ledger.finish_run(run.id, outcome).await?;
-        self.record_run_metrics(clock).await;
-        tracing::info!(
-            run = %run.id,
-            pushed = report.pushed,
-            unchanged = report.unchanged,
-            skipped = report.skipped,
-            failed = report.failed,
-            duration_ms = report.duration_ms,
-            "run finished: {message}"
-        );
+        self.record_ledger_counts().await;
+        events::RunFinished {
+            run_id: run.id,
+            pushed: report.pushed,
+            unchanged: report.unchanged,
+            skipped: report.skipped,
+            failed: report.failed,
+            duration_ms: report.duration_ms,
+            elapsed: clock.elapsed(),
+            message: &message,
+        }
+        .emit();
         Ok(report)
     }
 
@@ -256,18 +255,11 @@ impl Pipeline {
         }
     }
 
-    async fn record_run_metrics(&self, clock: Instant) {
-        let metrics = crate::telemetry::metrics();
-        metrics.inc_runs();
-        let ended = Utc::now();
-        metrics.record_run(
-            clock.elapsed(),
-            ended.timestamp() as f64 + f64::from(ended.timestamp_subsec_millis()) / 1000.0,
-        );
+    async fn record_ledger_counts(&self) {
         if let Ok(counts) = self.ledger.status_counts().await {
-            metrics.set_events_by_status(counts.iter().map(|(s, n)| (s.as_str(), *n)));
+            crate::telemetry::metrics()
+                .set_events_by_status(counts.iter().map(|(s, n)| (s.as_str(), *n)));
         }
-        metrics.set_state(crate::telemetry::ConnectorState::Idle);
     }
 
     fn progress_bar(&self, total: u64) -> Option<indicatif::ProgressBar> {

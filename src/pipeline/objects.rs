@@ -13,6 +13,7 @@ use crate::convert;
 use crate::ledger::{Checkpoint, ObjectStatus, QueuedEvent};
 use crate::reconciler::{self, Decision, ProcessReason};
 use crate::source::ObjectEntry;
+use crate::telemetry::events::{EventSkipped, InternalEvent, ObjectFailed, ObjectSkipped, Skip};
 
 impl Pipeline {
     pub(super) async fn sync_objects(
@@ -29,7 +30,7 @@ impl Pipeline {
                 Decision::Process(_) => due.push(object),
                 Decision::Skip(_) => {
                     report.unchanged += 1;
-                    tracing::info!(object = %object.key, decision = "skipped", reason = "unchanged ETag", "object {} unchanged", object.key);
+                    ObjectSkipped { key: &object.key }.emit();
                 }
             }
         }
@@ -95,8 +96,13 @@ impl Pipeline {
         let file = match self.source.fetch(&object.key).await {
             Ok(file) => file,
             Err(e) => {
-                tracing::error!(object = %object.key, decision = "failed", stage = "fetch", reason = %e, "object {} failed: {e}", object.key);
-                crate::telemetry::metrics().inc_fetch_errors(self.source_kind());
+                ObjectFailed {
+                    key: &object.key,
+                    stage: "fetch",
+                    reason: &e,
+                    source: self.source_kind(),
+                }
+                .emit();
                 self.record_object(run, object, ObjectStatus::Failed, 0, Some(e.to_string()))
                     .await?;
                 counts.insert(Outcome::Failed, 1);
@@ -129,7 +135,13 @@ impl Pipeline {
         let events = match parsed {
             Ok(events) => events,
             Err(e) => {
-                tracing::error!(object = %object.key, decision = "failed", stage = "parse", reason = %e, "object {} failed: {e}", object.key);
+                ObjectFailed {
+                    key: &object.key,
+                    stage: "parse",
+                    reason: &e,
+                    source: self.source_kind(),
+                }
+                .emit();
                 self.record_object(run, object, ObjectStatus::Failed, 0, Some(e.to_string()))
                     .await?;
                 counts.insert(Outcome::Failed, 1);
@@ -141,7 +153,13 @@ impl Pipeline {
             let record = self.ledger.event(uuid.clone()).await?;
             if reconciler::content_unchanged(record.as_ref(), &content_sha256) {
                 *counts.entry(Outcome::Unchanged).or_insert(0) += 1;
-                tracing::info!(event = %uuid, object = %object.key, decision = "skipped", reason = "content unchanged", "event {uuid} unchanged (same content)");
+                EventSkipped {
+                    uuid: &uuid,
+                    why: Skip::SameContent {
+                        object: &object.key,
+                    },
+                }
+                .emit();
                 continue;
             }
             let queued = QueuedEvent {

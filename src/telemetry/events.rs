@@ -1,0 +1,272 @@
+//! What the connector reports, one type per occurrence: `emit` writes the log line (the message
+//! and structured keys operators and tests read) and moves the matching metrics, so a log line
+//! and its counter cannot drift apart.
+//!
+//! Event decisions carry `decision` (`pushed`, `skipped`, `failed`) and count in
+//! `misp_feed_event_outcomes_total` under the run report's categories (`pushed`, `unchanged`,
+//! `skipped`, `failed`).
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use super::metrics::{ConnectorState, Metrics, metrics};
+use crate::ledger::RunId;
+
+pub(crate) trait InternalEvent: Sized {
+    /// Logs, and updates the process-wide metrics.
+    fn emit(self) {
+        self.emit_to(&metrics());
+    }
+
+    /// Logs, and updates `metrics`.
+    fn emit_to(self, metrics: &Metrics);
+}
+
+/// A run began.
+pub(crate) struct RunStarted<'a> {
+    pub run_id: RunId,
+    pub source: &'a str,
+}
+
+impl InternalEvent for RunStarted<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        metrics.set_state(ConnectorState::Running);
+        tracing::info!(run = self.run_id.0, source = %self.source, "run started");
+    }
+}
+
+/// A run went through (some events may have failed: they are in `failed`).
+pub(crate) struct RunFinished<'a> {
+    pub run_id: RunId,
+    pub pushed: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// The run report's duration (up to the last event).
+    pub duration_ms: u64,
+    /// Until the run was closed on the sink and in the ledger.
+    pub elapsed: Duration,
+    pub message: &'a str,
+}
+
+impl InternalEvent for RunFinished<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        run_ended(metrics, self.elapsed);
+        tracing::info!(
+            run = self.run_id.0,
+            pushed = self.pushed,
+            unchanged = self.unchanged,
+            skipped = self.skipped,
+            failed = self.failed,
+            duration_ms = self.duration_ms,
+            "run finished: {}",
+            self.message
+        );
+    }
+}
+
+/// A run could not happen (the feed could not be listed, the ledger failed).
+pub(crate) struct RunFailed<'a> {
+    pub run_id: RunId,
+    pub error: &'a dyn Display,
+    /// The source kind when listing the feed failed: a fetch error of that source too.
+    pub listing_source: Option<&'a str>,
+    pub elapsed: Duration,
+}
+
+impl InternalEvent for RunFailed<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        tracing::error!(run = self.run_id.0, error = %self.error, "run failed");
+        metrics.inc_errors();
+        if let Some(source) = self.listing_source {
+            metrics.inc_fetch_errors(source);
+        }
+        run_ended(metrics, self.elapsed);
+    }
+}
+
+fn run_ended(metrics: &Metrics, elapsed: Duration) {
+    metrics.inc_runs();
+    let ended = chrono::Utc::now();
+    metrics.record_run(
+        elapsed,
+        ended.timestamp() as f64 + f64::from(ended.timestamp_subsec_millis()) / 1000.0,
+    );
+    metrics.set_state(ConnectorState::Idle);
+}
+
+/// An event's bundle was confirmed by the sink and recorded.
+pub(crate) struct EventPushed<'a> {
+    pub uuid: &'a str,
+    /// Why it was due (`new`, `timestamp changed` ...).
+    pub reason: &'a str,
+    pub objects: usize,
+    pub destination: &'a str,
+    /// From handing the bundle to the sink to its confirmation.
+    pub latency: Duration,
+}
+
+impl InternalEvent for EventPushed<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        metrics.observe_push_latency(self.latency);
+        metrics.inc_bundles_sent();
+        metrics.add_records_sent(self.objects as u64);
+        metrics.inc_event_outcome("pushed");
+        let (uuid, objects) = (self.uuid, self.objects);
+        tracing::info!(
+            event = %uuid,
+            decision = "pushed",
+            reason = self.reason,
+            objects,
+            destination = %self.destination,
+            "event {uuid} pushed ({objects} objects)"
+        );
+    }
+}
+
+/// An event failed at `stage`; the ledger now holds it as `status` (`failed`, or `gave_up`
+/// after its last attempt).
+pub(crate) struct EventFailed<'a> {
+    pub uuid: &'a str,
+    pub stage: &'a str,
+    pub status: &'a str,
+    pub reason: &'a str,
+    /// The source kind, counted as a fetch error when `stage` is `fetch`.
+    pub source: &'a str,
+}
+
+impl InternalEvent for EventFailed<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        metrics.inc_event_outcome("failed");
+        if self.stage == "fetch" {
+            metrics.inc_fetch_errors(self.source);
+        }
+        let (uuid, stage, reason) = (self.uuid, self.stage, self.reason);
+        tracing::error!(
+            event = %uuid,
+            decision = "failed",
+            stage,
+            status = self.status,
+            reason = %reason,
+            "event {uuid} failed at {stage}: {reason}"
+        );
+    }
+}
+
+/// Why an event was not processed this run.
+pub(crate) enum Skip<'a> {
+    /// Same manifest timestamp as the one pushed.
+    Unchanged,
+    /// Older than the checkpoint: logged at debug level only, there are many.
+    OlderThanCheckpoint,
+    /// An S3 object's event whose content hash matches the one pushed.
+    SameContent { object: &'a str },
+    /// Any other reason (backing off, given up ...), in the reconciler's words.
+    Other(&'a str),
+}
+
+/// An event the run decided not to process.
+pub(crate) struct EventSkipped<'a> {
+    pub uuid: &'a str,
+    pub why: Skip<'a>,
+}
+
+impl InternalEvent for EventSkipped<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        let uuid = self.uuid;
+        match self.why {
+            Skip::Unchanged => {
+                metrics.inc_event_outcome("unchanged");
+                tracing::info!(event = %uuid, decision = "skipped", reason = "unchanged", "event {uuid} unchanged");
+            }
+            Skip::OlderThanCheckpoint => {
+                metrics.inc_event_outcome("skipped");
+                tracing::debug!(event = %uuid, decision = "skipped", reason = "older than the checkpoint");
+            }
+            Skip::SameContent { object } => {
+                metrics.inc_event_outcome("unchanged");
+                tracing::info!(event = %uuid, object = %object, decision = "skipped", reason = "content unchanged", "event {uuid} unchanged (same content)");
+            }
+            Skip::Other(reason) => {
+                metrics.inc_event_outcome("skipped");
+                tracing::info!(event = %uuid, decision = "skipped", reason, "event {uuid} skipped: {reason}");
+            }
+        }
+    }
+}
+
+/// An S3 object unchanged (same ETag) since all its events were pushed: not downloaded.
+pub(crate) struct ObjectSkipped<'a> {
+    pub key: &'a str,
+}
+
+impl InternalEvent for ObjectSkipped<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        metrics.inc_event_outcome("unchanged");
+        let key = self.key;
+        tracing::info!(object = %key, decision = "skipped", reason = "unchanged ETag", "object {key} unchanged");
+    }
+}
+
+/// An S3 object that could not be fetched or parsed: none of its events are known.
+pub(crate) struct ObjectFailed<'a> {
+    pub key: &'a str,
+    /// `fetch` or `parse`.
+    pub stage: &'a str,
+    pub reason: &'a dyn Display,
+    /// The source kind, counted as a fetch error when `stage` is `fetch`.
+    pub source: &'a str,
+}
+
+impl InternalEvent for ObjectFailed<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        metrics.inc_event_outcome("failed");
+        if self.stage == "fetch" {
+            metrics.inc_fetch_errors(self.source);
+        }
+        let (key, reason) = (self.key, self.reason);
+        tracing::error!(object = %key, decision = "failed", stage = self.stage, reason = %reason, "object {key} failed: {reason}");
+    }
+}
+
+/// A ping to OpenCTI was sent (pycti counts each one).
+pub(crate) struct PingSent;
+
+impl InternalEvent for PingSent {
+    fn emit_to(self, metrics: &Metrics) {
+        metrics.inc_ping_api();
+    }
+}
+
+/// Which ping failed.
+pub(crate) enum Ping {
+    /// The heartbeat; the next beat tries again.
+    Heartbeat,
+    /// The forced ping carrying the new state at the end of `once`.
+    FinalState,
+}
+
+/// A ping to OpenCTI failed.
+pub(crate) struct PingFailed<'a> {
+    pub ping: Ping,
+    pub error: &'a dyn Display,
+}
+
+impl InternalEvent for PingFailed<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        metrics.inc_ping_api_errors();
+        let error = self.error;
+        match self.ping {
+            Ping::Heartbeat => {
+                tracing::error!(error = %error, "ping to OpenCTI failed; retrying at the next beat");
+            }
+            Ping::FinalState => {
+                tracing::error!(error = %error, "could not send the connector state to OpenCTI");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;
