@@ -28,9 +28,9 @@
 //! Every run uses a fresh connector id, so its push queue is its own; the queue is deleted at
 //! the end.
 
-#[path = "../tests/engine_support/mod.rs"]
-mod engine_support;
+// The integration tests' harness; the benchmark uses a part of it.
 #[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
 use std::collections::VecDeque;
@@ -41,7 +41,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine_support::{FIXTURE_FEED, FeedServer, Workspace};
 use futures::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::{
@@ -51,6 +50,7 @@ use lapin::options::{
 use lapin::publisher_confirm::PublisherConfirm;
 use lapin::types::FieldTable;
 use serde_json::{Map, Value, json};
+use support::workspace::{FIXTURE_FEED, FeedServer, Workspace};
 
 /// How often each fixture event appears in the synthetic feed, per 40 events: the small
 /// events dominate, as in public feeds, and the big ones still come back regularly.

@@ -3,14 +3,11 @@
 //! messages; the api protocol likewise; the platform's state is adopted and a reset from the
 //! UI resets the ledger.
 
-mod engine_support;
-mod support;
-
 use std::path::Path;
 
-use engine_support::{FIXTURE_FEED, FeedServer, Workspace};
+use crate::support::workspace::{FIXTURE_FEED, FeedServer, Workspace};
+use crate::support::*;
 use serde_json::{Map, Value, json};
-use support::*;
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
 const SMALL: [&str; 3] = [

@@ -2,12 +2,10 @@
 //! restarted until a run completes. In the end every qualifying event is delivered, the
 //! ledger passes `PRAGMA integrity_check`, and no event is marked pushed without its file.
 
-mod engine_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use engine_support::{FIXTURE_FEED, FeedServer, Lcg, Workspace};
+use crate::support::workspace::{FIXTURE_FEED, FeedServer, Lcg, Workspace};
 use serde_json::{Map, Value, json};
 
 /// Builds a feed of `count` events cloned from the fixtures under fresh uuids.

@@ -2,9 +2,7 @@
 //! ledger, the directory sink. First sync, idempotent re-sync, a bumped event, and each
 //! feed fault recorded with its reason and healed by a later run.
 
-mod engine_support;
-
-use engine_support::{FIXTURE_FEED, Fault, FeedServer, Workspace};
+use crate::support::workspace::{FIXTURE_FEED, Fault, FeedServer, Workspace};
 use serde_json::Value;
 
 const EVENT: &str = "5b646415-7b48-40d5-86b4-c0070acd0835";

@@ -1,11 +1,9 @@
 //! Hostile feeds: each bad file gets a clear error and a ledger record, the run goes on with
 //! the other events, and nothing makes the process use unbounded memory.
 
-mod engine_support;
-
 use std::io::Write;
 
-use engine_support::{FIXTURE_FEED, Fault, FeedServer, Workspace};
+use crate::support::workspace::{FIXTURE_FEED, Fault, FeedServer, Workspace};
 
 const EVENT: &str = "5b646415-7b48-40d5-86b4-c0070acd0835";
 

@@ -1,17 +1,15 @@
 //! One MISP Feed run over AMQP against the fake platform and a real RabbitMQ: the GraphQL
 //! operations of `transcript.jsonl` and the 1747 messages of `amqp-messages.json`.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::*;
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
 use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink};
 use misp_feed::sink::{Delivery, RunSummary, Sink};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::*;
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
 

@@ -5,13 +5,12 @@
 //! One test function on purpose: test functions of a binary run in parallel, and this one
 //! stops the shared broker.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use misp_feed::config::QueueProtocol;
 use misp_feed::secret::Secret;
 use misp_feed::sink::opencti::amqp::{
@@ -20,7 +19,6 @@ use misp_feed::sink::opencti::amqp::{
 use misp_feed::sink::opencti::{OpenCti, OpenCtiSink};
 use misp_feed::sink::{Delivery, Sink, SinkError};
 use serde_json::Value;
-use support::*;
 
 fn endpoint() -> BrokerEndpoint {
     BrokerEndpoint {

@@ -1,11 +1,10 @@
 //! The OpenCTI sink against a fake platform that validates every request with the real
 //! schema subset, compared with the transcripts of a real pycti run.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
 use misp_feed::convert::ThreatResolver;
@@ -13,7 +12,6 @@ use misp_feed::sink::opencti::graphql::ApiError;
 use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink, remote_state_changed};
 use misp_feed::sink::{Delivery, RunSummary, Sink};
 use serde_json::json;
-use support::*;
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
 

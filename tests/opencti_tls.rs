@@ -3,15 +3,13 @@
 //! the endpoint is a few lines of Python's standard library (both skipped with a notice when
 //! missing).
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use crate::support::*;
 use misp_feed::config::QueueProtocol;
 use misp_feed::sink::opencti::OpenCti;
-use support::*;
 
 const SERVER: &str = r#"
 import http.server, json, ssl, sys

@@ -1,12 +1,10 @@
 //! What an operator sees, through the binary: pycti-shaped JSON log lines with exactly one
 //! decision line per event and a run summary, and Prometheus metrics that move after a run.
 
-mod engine_support;
-
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use engine_support::{FIXTURE_FEED, FeedServer, Workspace, stderr_lines};
+use crate::support::workspace::{FIXTURE_FEED, FeedServer, Workspace, stderr_lines};
 use serde_json::Value;
 
 fn decision_lines(lines: &[Value]) -> Vec<&Value> {

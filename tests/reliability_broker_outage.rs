@@ -5,17 +5,14 @@
 //! 8 s of outage by default, 30 s with `MISP_FEED_SOAK=1`. Alone in its binary on purpose:
 //! it stops the shared broker. A guard starts the broker again whatever happens.
 
-mod engine_support;
-mod support;
-
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use engine_support::{
+use crate::support::workspace::{
     FeedServer, Workspace, small_synthetic_feed, synthetic_event_title, terminate,
 };
-use support::{
+use crate::support::{
     FakeOpenCti, RestartGuard, TOKEN, broker_available, declare_push_queue, drain_push_queue_fast,
     rabbitmqctl, report_names, unique_connector_id,
 };

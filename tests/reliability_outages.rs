@@ -9,18 +9,13 @@
 //! `MISP_FEED_SOAK=1`. The RabbitMQ outage is in `reliability_broker_outage.rs` (it stops
 //! the shared broker, so it runs alone in its binary).
 
-mod engine_support;
-mod support;
-
-#[path = "support/s3_server.rs"]
-mod s3_server;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine_support::{Fault, FeedServer, Workspace, small_synthetic_feed, terminate};
-use support::{ApiOutage, FakeOpenCti, TOKEN, unique_connector_id};
+use crate::support::s3_server;
+use crate::support::workspace::{Fault, FeedServer, Workspace, small_synthetic_feed, terminate};
+use crate::support::{ApiOutage, FakeOpenCti, TOKEN, unique_connector_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn soak_enabled() -> bool {

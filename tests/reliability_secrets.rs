@@ -5,19 +5,14 @@
 //! error, `status --json`, `events --json`, `show --json`, `verify --json`, the ledger's
 //! bytes (with its WAL) or the bundle files. The ledger and the bundle files are owner-only.
 
-mod engine_support;
-mod support;
-
-#[path = "support/s3_server.rs"]
-mod s3_server;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::support::s3_server;
+use crate::support::workspace::{Fault, FeedServer, Workspace, small_synthetic_feed};
+use crate::support::{FakeOpenCti, TOKEN, unique_connector_id};
 use base64::Engine;
-use engine_support::{Fault, FeedServer, Workspace, small_synthetic_feed};
-use support::{FakeOpenCti, TOKEN, unique_connector_id};
 
 const FEED_AUTHORIZATION: &str = "Bearer feed-auth-MARKER-5d2e91";
 const URL_PASSWORD: &str = "url-pass-MARKER-c41d07";
@@ -166,7 +161,7 @@ fn secrets_stay_out_of_outputs_ledger_and_bundles_over_http_and_opencti() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(report["pushed"], uuids.len(), "{report}");
-    let levels: std::collections::BTreeSet<String> = engine_support::stderr_lines(&out)
+    let levels: std::collections::BTreeSet<String> = crate::support::workspace::stderr_lines(&out)
         .iter()
         .filter_map(|l| l["level"].as_str().map(str::to_string))
         .collect();

@@ -8,18 +8,17 @@
 //! Size: 100 events and 6 kills by default; `MISP_FEED_SOAK=1` (set by `.ci/run`) makes it
 //! 500 events and 20 kills. `SOAK_SEED` replays a run's kill times.
 
-mod engine_support;
-mod support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use engine_support::{FeedServer, Lcg, Workspace, small_synthetic_feed, synthetic_event_title};
-use serde_json::{Value, json};
-use support::{
+use crate::support::workspace::{
+    FeedServer, Lcg, Workspace, small_synthetic_feed, synthetic_event_title,
+};
+use crate::support::{
     FakeOpenCti, TOKEN, broker_available, declare_push_queue, drain_push_queue_fast, report_names,
     unique_connector_id,
 };
+use serde_json::{Value, json};
 
 fn soak_enabled() -> bool {
     std::env::var("MISP_FEED_SOAK").is_ok_and(|v| v == "1")

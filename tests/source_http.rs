@@ -1,13 +1,10 @@
 //! The HTTP feed source against a real HTTP server on 127.0.0.1 serving the fixture feed,
 //! with one test per fault.
 
-#[path = "support/feed_server.rs"]
-mod feed_server;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use feed_server::{Fault, FeedServer};
+use crate::support::feed_server::{self, Fault, FeedServer};
 use misp_feed::secret::Secret;
 use misp_feed::source::http::{HttpOptions, HttpSource};
 use misp_feed::source::retry::RetryPolicy;

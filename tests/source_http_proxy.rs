@@ -1,12 +1,9 @@
 //! The HTTP feed source honours the standard proxy environment variables. This test has its
 //! own binary because it changes the process environment.
 
-#[path = "support/feed_server.rs"]
-mod feed_server;
-
 use std::path::Path;
 
-use feed_server::FeedServer;
+use crate::support::feed_server::FeedServer;
 use misp_feed::config::{Settings, SourceType};
 use misp_feed::secret::Secret;
 use misp_feed::source::{Listing, build_source};

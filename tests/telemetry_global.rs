@@ -24,7 +24,7 @@ fn installs_the_json_logger_on_stderr() {
         .args([
             "--ignored",
             "--exact",
-            "child_installs_and_logs",
+            "telemetry_global::child_installs_and_logs",
             "--test-threads=1",
             "--nocapture",
         ])

@@ -4,10 +4,6 @@
 //! It serves the files of a folder under `/feed/`, gives `manifest.json` an ETag and a
 //! Last-Modified date and answers a matching conditional GET with 304. Every request is
 //! recorded (path and headers) so tests can check what the client sent.
-//!
-//! Include it with `#[path = "support/feed_server.rs"] mod feed_server;`.
-
-#![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;

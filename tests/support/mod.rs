@@ -1,8 +1,10 @@
 //! Test harness for the OpenCTI sink: a fake OpenCTI GraphQL endpoint that validates every
 //! request against the real schema subset, and RabbitMQ helpers that set up the topology as
 //! the platform does and read the push queue back.
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
+
+pub mod feed_server;
+pub mod s3_server;
+pub mod workspace;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

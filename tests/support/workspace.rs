@@ -1,6 +1,5 @@
 //! Shared by the engine tests: a real HTTP server on 127.0.0.1 serving a feed folder, with
 //! faults injected per path, and a runner for the `misp-feed` binary.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -376,20 +375,6 @@ impl Workspace {
     }
 }
 
-/// The event uuid carried by a bundle file the directory sink wrote.
-pub fn bundle_report_uuid(path: &Path) -> Option<String> {
-    let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    v["bundle"]["objects"]
-        .as_array()?
-        .iter()
-        .find(|o| o["type"] == "report")
-        .and_then(|o| o["external_references"].as_array().cloned())
-        .and_then(|refs| {
-            refs.iter()
-                .find_map(|r| r["external_id"].as_str().map(str::to_string))
-        })
-}
-
 pub fn stderr_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -519,15 +504,6 @@ pub fn terminate(child: &mut std::process::Child, grace: Duration) -> std::proce
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Log lines (JSON) of a captured standard error whose message or error contains `needle`.
-pub fn log_lines_with(stderr: &str, needle: &str) -> Vec<Value> {
-    stderr
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l.to_string().contains(needle))
-        .collect()
 }
 
 /// A small deterministic generator, seeded per run and printed, so a failure can be replayed.
