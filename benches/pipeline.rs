@@ -50,7 +50,8 @@ use lapin::options::{
 use lapin::publisher_confirm::PublisherConfirm;
 use lapin::types::FieldTable;
 use serde_json::{Map, Value, json};
-use support::workspace::{FIXTURE_FEED, FeedServer, Workspace};
+use support::feed_server::FeedServer;
+use support::workspace::{FIXTURE_FEED, Workspace};
 
 /// How often each fixture event appears in the synthetic feed, per 40 events: the small
 /// events dominate, as in public feeds, and the big ones still come back regularly.
@@ -332,7 +333,7 @@ async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Me
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let consumer = tokio::spawn(consume(queue.clone(), consumed.clone(), sizes.clone()));
 
-    let mut ws = Workspace::new(&server.url);
+    let mut ws = Workspace::new(&server.url());
     for (key, value) in FULL_PROFILE {
         ws.set(key, value);
     }

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use crate::support::workspace::{FIXTURE_FEED, FeedServer, Workspace};
+use crate::support::feed_server::FeedServer;
+use crate::support::workspace::{FIXTURE_FEED, Workspace};
 use crate::support::*;
 use serde_json::{Map, Value, json};
 
@@ -84,7 +85,7 @@ fn once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages() {
     rt.block_on(declare_push_queue(&connector_id));
     let feed = feed_of(&[EVENT]);
     let server = FeedServer::start(feed.path());
-    let ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let ws = platform_workspace(&server.url(), &fake.url, &connector_id);
 
     let (report, out) = ws.once();
     assert!(
@@ -134,7 +135,7 @@ fn api_protocol_once_matches_the_api_transcript() {
     let connector_id = unique_connector_id();
     let feed = feed_of(&[EVENT]);
     let server = FeedServer::start(feed.path());
-    let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let mut ws = platform_workspace(&server.url(), &fake.url, &connector_id);
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
     // Both destinations on, as pycti allows: the platform and the bundle folder.
     ws.set("CONNECTOR_SEND_TO_DIRECTORY", "true");
@@ -175,7 +176,7 @@ fn a_reset_on_the_platform_resets_the_ledger_and_everything_goes_again() {
     let connector_id = unique_connector_id();
     let feed = feed_of(&SMALL);
     let server = FeedServer::start(feed.path());
-    let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let mut ws = platform_workspace(&server.url(), &fake.url, &connector_id);
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
 
     let (first, _) = ws.once();
@@ -229,7 +230,7 @@ fn an_empty_ledger_adopts_the_python_connectors_state() {
     let fake = rt.block_on(FakeOpenCti::start(Some(&python_state)));
     let connector_id = unique_connector_id();
     let server = FeedServer::start(feed.path());
-    let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let mut ws = platform_workspace(&server.url(), &fake.url, &connector_id);
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
     let (report, _) = ws.once();
     // Entries after the Python checkpoint, and the one at its exact second (the ledger
@@ -248,7 +249,7 @@ fn run_mode_notices_a_ui_reset_at_the_next_heartbeat_and_pushes_again_at_once() 
     let connector_id = unique_connector_id();
     let feed = feed_of(&SMALL);
     let server = FeedServer::start(feed.path());
-    let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let mut ws = platform_workspace(&server.url(), &fake.url, &connector_id);
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
     ws.set("CONNECTOR_DURATION_PERIOD", "PT1H");
     ws.set("MISP_FEED_HEARTBEAT_PERIOD", "0.3");

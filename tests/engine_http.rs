@@ -2,7 +2,8 @@
 //! ledger, the directory sink. First sync, idempotent re-sync, a bumped event, and each
 //! feed fault recorded with its reason and healed by a later run.
 
-use crate::support::workspace::{FIXTURE_FEED, Fault, FeedServer, Workspace};
+use crate::support::feed_server::{Fault, FeedServer};
+use crate::support::workspace::{FIXTURE_FEED, Workspace};
 use serde_json::Value;
 
 const EVENT: &str = "5b646415-7b48-40d5-86b4-c0070acd0835";
@@ -15,8 +16,8 @@ fn count(report: &Value, key: &str) -> u64 {
 
 #[test]
 fn first_sync_writes_every_event_then_resync_is_idempotent_and_a_bump_goes_again() {
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let ws = Workspace::new(&server.url);
+    let server = FeedServer::start(FIXTURE_FEED);
+    let ws = Workspace::new(&server.url());
     let events = server.event_uuids();
     assert_eq!(events.len(), 9);
 
@@ -43,17 +44,16 @@ fn first_sync_writes_every_event_then_resync_is_idempotent_and_a_bump_goes_again
         assert!(events.contains(&record["uuid"].as_str().unwrap().to_string()));
     }
 
-    let fetched_before = server.hits.lock().unwrap().len();
+    let fetched_before = server.requests().len();
     let (second, out) = ws.once();
     assert_eq!(count(&second, "pushed"), 0);
     assert_eq!(count(&second, "unchanged"), 9);
     assert_eq!(ws.bundle_files().len(), 9, "second run wrote files");
-    let hits: Vec<String> = server.hits.lock().unwrap()[fetched_before..].to_vec();
-    assert_eq!(
-        hits,
-        vec!["/manifest.json"],
-        "unchanged events were fetched"
-    );
+    let hits: Vec<String> = server.requests()[fetched_before..]
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(hits, vec!["manifest.json"], "unchanged events were fetched");
     let log = String::from_utf8_lossy(&out.stderr);
     for uuid in &events {
         assert!(
@@ -64,11 +64,11 @@ fn first_sync_writes_every_event_then_resync_is_idempotent_and_a_bump_goes_again
     }
 
     server.bump_timestamp(EVENT, 60);
-    let before = server.hits_for(&format!("/{EVENT}.json"));
+    let before = server.requests_for(&format!("{EVENT}.json"));
     let (third, _) = ws.once();
     assert_eq!(count(&third, "pushed"), 1);
     assert_eq!(count(&third, "unchanged"), 8);
-    assert_eq!(server.hits_for(&format!("/{EVENT}.json")), before + 1);
+    assert_eq!(server.requests_for(&format!("{EVENT}.json")), before + 1);
     assert_eq!(ws.bundle_files().len(), 10);
 }
 
@@ -80,10 +80,10 @@ fn fault_is_recorded_and_healed(
     configure: impl Fn(&mut Workspace),
     heal: impl Fn(&FeedServer, &mut Workspace),
 ) {
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let mut ws = Workspace::new(&server.url);
+    let server = FeedServer::start(FIXTURE_FEED);
+    let mut ws = Workspace::new(&server.url());
     configure(&mut ws);
-    server.set_fault(&format!("/{EVENT}.json"), fault);
+    server.fail_always(&format!("{EVENT}.json"), fault);
     let (first, out) = ws.once();
     assert_eq!(out.status.code(), Some(2), "failed events give exit code 2");
     assert_eq!(count(&first, "failed"), 1, "{first}");
@@ -133,13 +133,13 @@ fn persistent_500_is_recorded_then_healed() {
 
 #[test]
 fn a_500_then_recovery_is_retried_within_the_run() {
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let ws = Workspace::new(&server.url);
-    server.set_fault(&format!("/{EVENT}.json"), Fault::StatusTimes(503, 1));
+    let server = FeedServer::start(FIXTURE_FEED);
+    let ws = Workspace::new(&server.url());
+    server.fail_next(&format!("{EVENT}.json"), Fault::Status(503));
     let (report, _) = ws.once();
     assert_eq!(count(&report, "pushed"), 9);
     assert_eq!(count(&report, "failed"), 0);
-    assert_eq!(server.hits_for(&format!("/{EVENT}.json")), 2);
+    assert_eq!(server.requests_for(&format!("{EVENT}.json")), 2);
 }
 
 #[test]
@@ -191,8 +191,8 @@ fn oversized_file_is_recorded_then_healed() {
 
 #[test]
 fn manifest_keys_that_are_not_uuids_are_rejected_recorded_and_never_fetched() {
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let ws = Workspace::new(&server.url);
+    let server = FeedServer::start(FIXTURE_FEED);
+    let ws = Workspace::new(&server.url());
     let mut manifest = server.manifest();
     let template = manifest.values().next().unwrap().clone();
     for key in ["../../etc/passwd", "not-a-uuid", "https://evil.example/x"] {
@@ -201,7 +201,7 @@ fn manifest_keys_that_are_not_uuids_are_rejected_recorded_and_never_fetched() {
     server.write_manifest(&manifest);
     let (report, _) = ws.once();
     assert_eq!(count(&report, "pushed"), 9);
-    let hits = server.hits.lock().unwrap().clone();
+    let hits: Vec<String> = server.requests().into_iter().map(|r| r.target).collect();
     assert!(
         hits.iter()
             .all(|h| !h.contains("passwd") && !h.contains("not-a-uuid") && !h.contains("evil")),
@@ -223,9 +223,9 @@ fn manifest_keys_that_are_not_uuids_are_rejected_recorded_and_never_fetched() {
 
 #[test]
 fn operator_commands_status_events_show_reset_retry() {
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let ws = Workspace::new(&server.url);
-    server.set_fault(&format!("/{EVENT}.json"), Fault::Status(500));
+    let server = FeedServer::start(FIXTURE_FEED);
+    let ws = Workspace::new(&server.url());
+    server.fail_always(&format!("{EVENT}.json"), Fault::Status(500));
     let mut ws_max1 = ws;
     ws_max1.set("MISP_FEED_MAX_ATTEMPTS", "1");
     let ws = ws_max1;
@@ -316,8 +316,8 @@ fn operator_commands_status_events_show_reset_retry() {
 
 #[test]
 fn a_second_process_on_the_same_ledger_exits_with_a_clear_error() {
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let ws = Workspace::new(&server.url);
+    let server = FeedServer::start(FIXTURE_FEED);
+    let ws = Workspace::new(&server.url());
     let _held = misp_feed::ledger::Ledger::open(&ws.ledger_path()).unwrap();
     let out = ws.run(&["once"]);
     assert_eq!(out.status.code(), Some(1));

@@ -3,19 +3,20 @@
 
 use std::io::Write;
 
-use crate::support::workspace::{FIXTURE_FEED, Fault, FeedServer, Workspace};
+use crate::support::feed_server::{Fault, FeedServer};
+use crate::support::workspace::{FIXTURE_FEED, Workspace};
 
 const EVENT: &str = "5b646415-7b48-40d5-86b4-c0070acd0835";
 
 /// Runs once with `fault` on one event; that event must be recorded failed with a reason
 /// mentioning one of `expect`, and the 8 others pushed.
 fn hostile(fault: Fault, expect: &[&str], max_file_size: Option<&str>) -> String {
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let mut ws = Workspace::new(&server.url);
+    let server = FeedServer::start(FIXTURE_FEED);
+    let mut ws = Workspace::new(&server.url());
     if let Some(limit) = max_file_size {
         ws.set("MISP_FEED_MAX_FILE_SIZE", limit);
     }
-    server.set_fault(&format!("/{EVENT}.json"), fault);
+    server.fail_always(&format!("{EVENT}.json"), fault);
     let (report, out) = ws.once();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -122,9 +123,9 @@ fn wrong_types_are_errors_naming_the_field() {
 fn duplicate_keys_do_not_crash_and_are_recorded() {
     let original = std::fs::read_to_string(format!("{FIXTURE_FEED}/{EVENT}.json")).unwrap();
     let doubled = original.replacen("{\"Event\": {", "{\"Event\": {\"info\": \"first\", ", 1);
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let ws = Workspace::new(&server.url);
-    server.set_fault(&format!("/{EVENT}.json"), Fault::Body(doubled.into_bytes()));
+    let server = FeedServer::start(FIXTURE_FEED);
+    let ws = Workspace::new(&server.url());
+    server.fail_always(&format!("{EVENT}.json"), Fault::Body(doubled.into_bytes()));
     let (report, out) = ws.once();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     assert_eq!(

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::feed_server::FeedServer;
 use crate::support::workspace::{
-    FeedServer, Workspace, small_synthetic_feed, synthetic_event_title, terminate,
+    Workspace, small_synthetic_feed, synthetic_event_title, terminate,
 };
 use crate::support::{
     FakeOpenCti, RestartGuard, TOKEN, broker_available, declare_push_queue, drain_push_queue_fast,
@@ -78,8 +79,8 @@ fn rabbitmq_stopped_mid_run_then_started_loses_nothing() {
     let feed_root = tempfile::tempdir().unwrap();
     let uuids = small_synthetic_feed(feed_root.path(), events, 0x0a91_0a4b);
     let server = FeedServer::start(feed_root.path());
-    *server.event_delay.lock().unwrap() = Some(Duration::from_millis(100));
-    let mut ws = Workspace::new(&server.url);
+    server.delay_events(Duration::from_millis(100));
+    let mut ws = Workspace::new(&server.url());
     for (key, value) in [
         ("OPENCTI_URL", fake.url.as_str()),
         ("OPENCTI_TOKEN", TOKEN),

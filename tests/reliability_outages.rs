@@ -13,8 +13,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::feed_server::{Fault, FeedServer};
 use crate::support::s3_server;
-use crate::support::workspace::{Fault, FeedServer, Workspace, small_synthetic_feed, terminate};
+use crate::support::workspace::{Workspace, small_synthetic_feed, terminate};
 use crate::support::{ApiOutage, FakeOpenCti, TOKEN, unique_connector_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -155,8 +156,8 @@ fn opencti_api_502_and_gateway_timeouts_mid_run_then_recovery() {
     // The first run lasts about the outage plus four seconds, so the outage starts and ends
     // inside it and its work is closed with the failures counted.
     let per_event = (outage + Duration::from_secs(4)) * 4 / events as u32;
-    *server.event_delay.lock().unwrap() = Some(per_event);
-    let mut ws = Workspace::new(&server.url);
+    server.delay_events(per_event);
+    let mut ws = Workspace::new(&server.url());
     run_mode(&mut ws);
     for (key, value) in [
         ("OPENCTI_URL", fake.url.as_str()),
@@ -393,8 +394,8 @@ fn feed_server_dropping_connections_mid_run_then_back() {
     let feed_root = tempfile::tempdir().unwrap();
     let uuids = small_synthetic_feed(feed_root.path(), events, 0x0a91_0d50);
     let server = FeedServer::start(feed_root.path());
-    *server.event_delay.lock().unwrap() = Some(Duration::from_millis(100));
-    let mut ws = Workspace::new(&server.url);
+    server.delay_events(Duration::from_millis(100));
+    let mut ws = Workspace::new(&server.url());
     run_mode(&mut ws);
     let mut child = ws.spawn_logged("run", &["run"]);
     wait_for_pushed(&ws, 8, Duration::from_secs(60));
@@ -409,9 +410,9 @@ fn feed_server_dropping_connections_mid_run_then_back() {
         } else {
             Fault::Truncate
         };
-        server.set_fault(&format!("/{uuid}.json"), fault);
+        server.fail_always(&format!("{uuid}.json"), fault);
     }
-    server.set_fault("/manifest.json", Fault::Raw(Vec::new()));
+    server.fail_always("manifest.json", Fault::Raw(Vec::new()));
     let pushed_at_outage = pushed(&ws);
     std::thread::sleep(outage);
     server.clear_faults();

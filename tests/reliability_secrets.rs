@@ -9,8 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::support::feed_server::{Fault, FeedServer};
 use crate::support::s3_server;
-use crate::support::workspace::{Fault, FeedServer, Workspace, small_synthetic_feed};
+use crate::support::workspace::{Workspace, small_synthetic_feed};
 use crate::support::{FakeOpenCti, TOKEN, unique_connector_id};
 use base64::Engine;
 
@@ -145,7 +146,7 @@ fn secrets_stay_out_of_outputs_ledger_and_bundles_over_http_and_opencti() {
     let uuids = small_synthetic_feed(feed_root.path(), 6, 0x5ec4_e700);
     let server = FeedServer::start(feed_root.path());
     let feed_url = server
-        .url
+        .url()
         .replace("http://", &format!("http://reader:{URL_PASSWORD}@"));
     let mut evidence = Evidence::new();
 
@@ -203,9 +204,9 @@ fn secrets_stay_out_of_outputs_ledger_and_bundles_over_http_and_opencti() {
     server.bump_timestamp(&uuids[0], 5);
     server.bump_timestamp(&uuids[1], 5);
     server.bump_timestamp(&uuids[2], 5);
-    server.set_fault(&format!("/{}.json", uuids[0]), Fault::Status(401));
-    server.set_fault(&format!("/{}.json", uuids[1]), Fault::Status(401));
-    server.set_fault(&format!("/{}.json", uuids[2]), Fault::Status(500));
+    server.fail_always(&format!("{}.json", uuids[0]), Fault::Status(401));
+    server.fail_always(&format!("{}.json", uuids[1]), Fault::Status(401));
+    server.fail_always(&format!("{}.json", uuids[2]), Fault::Status(500));
     let (report, out) = offline.once();
     assert_eq!(report["failed"], 3, "{report}");
     assert!(offline.event_error(&uuids[0]).is_some());

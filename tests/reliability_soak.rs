@@ -11,9 +11,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::support::workspace::{
-    FeedServer, Lcg, Workspace, small_synthetic_feed, synthetic_event_title,
-};
+use crate::support::feed_server::FeedServer;
+use crate::support::workspace::{Lcg, Workspace, small_synthetic_feed, synthetic_event_title};
 use crate::support::{
     FakeOpenCti, TOKEN, broker_available, declare_push_queue, drain_push_queue_fast, report_names,
     unique_connector_id,
@@ -58,8 +57,8 @@ fn sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes() {
     let feed_root = tempfile::tempdir().unwrap();
     let uuids = small_synthetic_feed(feed_root.path(), events, 0x50a4_0001);
     let server = FeedServer::start(feed_root.path());
-    *server.event_delay.lock().unwrap() = Some(Duration::from_millis(event_delay_ms));
-    let mut ws = Workspace::new(&server.url);
+    server.delay_events(Duration::from_millis(event_delay_ms));
+    let mut ws = Workspace::new(&server.url());
     for (key, value) in [
         ("OPENCTI_URL", fake.url.as_str()),
         ("OPENCTI_TOKEN", TOKEN),

@@ -93,7 +93,7 @@ fn large_event() -> (String, Vec<u8>) {
 
 #[tokio::test]
 async fn lists_and_fetches_the_fixture_feed() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let source = source(&server, options());
 
     let (entries, rejected, validators) = manifest_entries(source.list(None).await.unwrap());
@@ -122,7 +122,7 @@ async fn lists_and_fetches_the_fixture_feed() {
 
 #[tokio::test]
 async fn manifest_timestamps_match_the_fixture() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let (entries, _, _) = manifest_entries(source(&server, options()).list(None).await.unwrap());
     let text = std::fs::read_to_string(fixture_feed().join("manifest.json")).unwrap();
     let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -142,7 +142,7 @@ async fn manifest_timestamps_match_the_fixture() {
 
 #[tokio::test]
 async fn authorization_header_is_sent_on_every_request_and_never_shown() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let (uuid, _) = small_event();
     let missing = "00000000-0000-4000-8000-000000000000";
     let failing = large_event().0;
@@ -181,7 +181,7 @@ async fn authorization_header_is_sent_on_every_request_and_never_shown() {
 
 #[tokio::test]
 async fn server_error_then_recovery_is_retried_within_one_call() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     server.fail_next("manifest.json", Fault::Status(500));
     server.fail_next("manifest.json", Fault::Status(503));
     let source = source(&server, options());
@@ -193,7 +193,7 @@ async fn server_error_then_recovery_is_retried_within_one_call() {
 
 #[tokio::test]
 async fn persistent_server_error_fails_after_bounded_retries() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let (uuid, _) = small_event();
     let name = format!("{uuid}.json");
     server.fail_always(&name, Fault::Status(500));
@@ -218,7 +218,7 @@ async fn persistent_server_error_fails_after_bounded_retries() {
 
 #[tokio::test]
 async fn too_many_requests_waits_a_bounded_retry_after_then_recovers() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let (uuid, bytes) = small_event();
     let name = format!("{uuid}.json");
     // An hour asked for: the bound (20 ms here) must apply or this test would hang.
@@ -232,7 +232,7 @@ async fn too_many_requests_waits_a_bounded_retry_after_then_recovers() {
 
 #[tokio::test]
 async fn read_timeout_is_retried_then_reported() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let (uuid, bytes) = small_event();
     let name = format!("{uuid}.json");
     let quick = HttpOptions {
@@ -259,16 +259,16 @@ async fn read_timeout_is_retried_then_reported() {
 
 #[tokio::test]
 async fn truncated_body_is_retried_then_reported_as_transport_error() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let (uuid, bytes) = large_event();
     let name = format!("{uuid}.json");
     let source = source(&server, options());
 
-    server.fail_next(&name, Fault::Truncate { send: 1000 });
+    server.fail_next(&name, Fault::Truncate);
     assert_eq!(source.fetch(&uuid).await.unwrap().bytes, bytes);
     assert_eq!(server.requests_for(&name), 2);
 
-    server.fail_always(&name, Fault::Truncate { send: 1000 });
+    server.fail_always(&name, Fault::Truncate);
     let err = source.fetch(&uuid).await.unwrap_err();
     assert!(matches!(err, SourceError::Transport { .. }), "{err:?}");
     let text = err.to_string();
@@ -282,7 +282,7 @@ async fn truncated_body_is_retried_then_reported_as_transport_error() {
 
 #[tokio::test]
 async fn invalid_json_manifest_is_reported_naming_the_manifest() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     server.fail_always("manifest.json", Fault::Body(b"{\"5b646415-".to_vec()));
     let source = source(&server, options());
 
@@ -296,7 +296,7 @@ async fn invalid_json_manifest_is_reported_naming_the_manifest() {
 
 #[tokio::test]
 async fn missing_event_is_not_found_without_retry() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let source = source(&server, options());
     let missing = "0a1b2c3d-0000-4000-8000-000000000001";
 
@@ -311,7 +311,7 @@ async fn missing_event_is_not_found_without_retry() {
 
 #[tokio::test]
 async fn client_error_other_than_not_found_is_not_retried() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     server.fail_always("manifest.json", Fault::Status(403));
     let err = source(&server, options()).list(None).await.unwrap_err();
     assert!(err.to_string().contains("HTTP 403"), "{err}");
@@ -331,7 +331,7 @@ async fn manifest_keys_that_are_not_uuids_are_rejected_and_never_fetched() {
         "5c7cdc3b-2f40-4dca-8200-276c0a00020f": {"timestamp": "yesterday"},
     });
     std::fs::write(folder.path().join("manifest.json"), manifest.to_string()).unwrap();
-    let server = FeedServer::start(folder.path()).await;
+    let server = FeedServer::start(folder.path());
     let source = source(&server, options());
 
     let (entries, rejected, _) = manifest_entries(source.list(None).await.unwrap());
@@ -369,7 +369,7 @@ async fn manifest_keys_that_are_not_uuids_are_rejected_and_never_fetched() {
 
 #[tokio::test]
 async fn oversized_file_is_refused_from_content_length_without_retry() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let (uuid, bytes) = large_event();
     let limit = (bytes.len() / 2) as u64;
     let source = source(
@@ -394,7 +394,7 @@ async fn oversized_file_is_refused_from_content_length_without_retry() {
 
 #[tokio::test]
 async fn oversized_body_without_length_is_stopped_while_streaming() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let (uuid, bytes) = large_event();
     let name = format!("{uuid}.json");
     server.fail_always(&name, Fault::Chunked);
@@ -421,7 +421,7 @@ async fn oversized_body_without_length_is_stopped_while_streaming() {
 
 #[tokio::test]
 async fn unchanged_manifest_answers_not_modified_to_a_conditional_get() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let source = source(&server, options());
 
     let (_, _, validators) = manifest_entries(source.list(None).await.unwrap());
@@ -464,7 +464,7 @@ async fn unchanged_manifest_answers_not_modified_to_a_conditional_get() {
 
 #[tokio::test]
 async fn gzip_encoded_response_is_decoded() {
-    let server = FeedServer::start(fixture_feed()).await;
+    let server = FeedServer::start(fixture_feed());
     let (uuid, bytes) = large_event();
     let name = format!("{uuid}.json");
     server.fail_always(&name, Fault::Gzip);
@@ -486,7 +486,7 @@ async fn oversized_gzip_body_is_stopped_after_decompression() {
     bomb.extend(std::iter::repeat_n(b' ', 4 * 1024 * 1024));
     bomb.extend_from_slice(b"\"}}");
     std::fs::write(folder.path().join(format!("{uuid}.json")), &bomb).unwrap();
-    let server = FeedServer::start(folder.path()).await;
+    let server = FeedServer::start(folder.path());
     server.fail_always(&format!("{uuid}.json"), Fault::Gzip);
     let source = source(
         &server,
@@ -520,7 +520,7 @@ async fn refused_connection_is_retried_then_reported() {
 
 #[tokio::test]
 async fn tls_server_is_trusted_through_the_ca_bundle() {
-    let server = FeedServer::start_tls(fixture_feed()).await;
+    let server = FeedServer::start_tls(fixture_feed());
     assert!(server.url().starts_with("https://"));
     let source = source(
         &server,
@@ -537,7 +537,7 @@ async fn tls_server_is_trusted_through_the_ca_bundle() {
 
 #[tokio::test]
 async fn tls_server_with_an_unknown_ca_is_refused_unless_verification_is_off() {
-    let server = FeedServer::start_tls(fixture_feed()).await;
+    let server = FeedServer::start_tls(fixture_feed());
     let no_retry = RetryPolicy {
         retries: 0,
         ..options().retry

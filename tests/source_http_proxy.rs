@@ -12,7 +12,7 @@ use misp_feed::source::{Listing, build_source};
 async fn requests_go_through_the_proxy_named_in_the_environment() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/misp/feed");
     // The "proxy" is the feed server itself: it serves absolute-form requests by their path.
-    let proxy = FeedServer::start(fixture).await;
+    let proxy = FeedServer::start(fixture);
     let proxy_url = format!("http://{}", proxy.addr);
     // SAFETY: this binary holds this one test, and the variables are set before any client
     // (or other thread that reads the environment) exists.
