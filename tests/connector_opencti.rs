@@ -6,8 +6,11 @@
 use std::path::Path;
 
 use crate::support::feed_server::FeedServer;
-use crate::support::workspace::{FIXTURE_FEED, Workspace};
-use crate::support::*;
+use crate::support::opencti::*;
+use crate::support::pycti::*;
+use crate::support::rabbitmq::Broker;
+use crate::support::workspace::Workspace;
+use crate::support::{FIXTURE_FEED, fixture};
 use serde_json::{Map, Value, json};
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
@@ -76,13 +79,15 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages() {
-    if !broker_available("once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages") {
+    let Some(broker) =
+        Broker::shared("once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages")
+    else {
         return;
-    }
+    };
     let rt = runtime();
     let fake = rt.block_on(FakeOpenCti::start(None));
     let connector_id = unique_connector_id();
-    rt.block_on(declare_push_queue(&connector_id));
+    rt.block_on(broker.declare_push_queue(&connector_id));
     let feed = feed_of(&[EVENT]);
     let server = FeedServer::start(feed.path());
     let ws = platform_workspace(&server.url(), &fake.url, &connector_id);
@@ -111,7 +116,7 @@ fn once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages() {
     assert_eq!(state["last_event_timestamp"], json!(event_ts));
     assert!(state["last_run"].is_string() && state["last_event"].is_string());
 
-    let messages = rt.block_on(drain_push_queue(&connector_id));
+    let messages = rt.block_on(broker.drain_push_queue(&connector_id));
     let recorded: Value = serde_json::from_str(
         &std::fs::read_to_string(fixture("opencti/amqp-messages.json")).unwrap(),
     )

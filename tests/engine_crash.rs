@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::FIXTURE_FEED;
 use crate::support::feed_server::FeedServer;
-use crate::support::workspace::{FIXTURE_FEED, Lcg, Workspace};
+use crate::support::workspace::{Lcg, Workspace};
 use serde_json::{Map, Value, json};
 
 /// Builds a feed of `count` events cloned from the fixtures under fresh uuids.

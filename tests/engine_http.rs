@@ -2,8 +2,9 @@
 //! ledger, the directory sink. First sync, idempotent re-sync, a bumped event, and each
 //! feed fault recorded with its reason and healed by a later run.
 
+use crate::support::FIXTURE_FEED;
 use crate::support::feed_server::{Fault, FeedServer};
-use crate::support::workspace::{FIXTURE_FEED, Workspace};
+use crate::support::workspace::Workspace;
 use serde_json::Value;
 
 const EVENT: &str = "5b646415-7b48-40d5-86b4-c0070acd0835";

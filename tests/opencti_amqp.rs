@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::support::*;
+use crate::support::fixture;
+use crate::support::opencti::*;
+use crate::support::pycti::*;
+use crate::support::rabbitmq::Broker;
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
 use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink};
@@ -27,9 +30,9 @@ fn recorded_messages() -> Value {
 
 #[tokio::test]
 async fn amqp_run_matches_transcript_and_recorded_messages() {
-    if !broker_available("amqp_run_matches_transcript_and_recorded_messages") {
+    let Some(broker) = Broker::shared("amqp_run_matches_transcript_and_recorded_messages") else {
         return;
-    }
+    };
     let expected = transcript("transcript.jsonl");
     let recorded = recorded_messages();
     let recorded = recorded["messages"].as_array().unwrap();
@@ -37,7 +40,7 @@ async fn amqp_run_matches_transcript_and_recorded_messages() {
 
     let fake = FakeOpenCti::start(None).await;
     let connector_id = unique_connector_id();
-    declare_push_queue(&connector_id).await;
+    broker.declare_push_queue(&connector_id).await;
     let settings = settings(&fake.url, &connector_id, QueueProtocol::Amqp);
 
     let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
@@ -80,7 +83,7 @@ async fn amqp_run_matches_transcript_and_recorded_messages() {
     );
 
     // AMQP: read the push queue back.
-    let messages = drain_push_queue(&connector_id).await;
+    let messages = broker.drain_push_queue(&connector_id).await;
     assert_eq!(messages.len(), 1747);
     let recorded_work_id = recorded[0]["envelope"]["work_id"].as_str().unwrap();
     for (index, (ours, theirs)) in messages.iter().zip(recorded).enumerate() {
@@ -112,13 +115,14 @@ async fn amqp_run_matches_transcript_and_recorded_messages() {
 
 #[tokio::test]
 async fn lost_work_on_add_expectations_still_publishes_as_pycti() {
-    if !broker_available("lost_work_on_add_expectations_still_publishes_as_pycti") {
+    let Some(broker) = Broker::shared("lost_work_on_add_expectations_still_publishes_as_pycti")
+    else {
         return;
-    }
+    };
     let fake = FakeOpenCti::start(None).await;
     fake.platform.lock().unwrap().expectations_error = Some("WORK_NOT_ALIVE".into());
     let connector_id = unique_connector_id();
-    declare_push_queue(&connector_id).await;
+    broker.declare_push_queue(&connector_id).await;
     let settings = settings(&fake.url, &connector_id, QueueProtocol::Amqp);
     let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
     let sink = OpenCtiSink::new(opencti);
@@ -134,7 +138,7 @@ async fn lost_work_on_add_expectations_still_publishes_as_pycti() {
         .unwrap();
     assert_eq!(receipt.messages, 2);
     sink.close().await;
-    let messages = drain_push_queue(&connector_id).await;
+    let messages = broker.drain_push_queue(&connector_id).await;
     assert_eq!(messages.len(), 2);
     let second: Value = serde_json::from_slice(&messages[1].body).unwrap();
     assert_eq!(second["action_sequence"], json!(2));
@@ -144,9 +148,10 @@ async fn lost_work_on_add_expectations_still_publishes_as_pycti() {
 
 #[tokio::test]
 async fn check_reaches_the_api_and_the_broker_of_the_registration() {
-    if !broker_available("check_reaches_the_api_and_the_broker_of_the_registration") {
+    let Some(_broker) = Broker::shared("check_reaches_the_api_and_the_broker_of_the_registration")
+    else {
         return;
-    }
+    };
     let fake = FakeOpenCti::start(None).await;
     let settings = settings(&fake.url, &unique_connector_id(), QueueProtocol::Amqp);
     assert_eq!(

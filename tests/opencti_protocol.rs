@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::*;
+use crate::support::fixture;
+use crate::support::opencti::*;
+use crate::support::pycti::*;
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
 use misp_feed::convert::ThreatResolver;

@@ -4,8 +4,9 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use crate::support::FIXTURE_FEED;
 use crate::support::feed_server::FeedServer;
-use crate::support::workspace::{FIXTURE_FEED, Workspace, stderr_lines};
+use crate::support::workspace::{Workspace, stderr_lines};
 use serde_json::Value;
 
 fn decision_lines(lines: &[Value]) -> Vec<&Value> {

@@ -14,14 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::feed_server::{Fault, FeedServer};
+use crate::support::opencti::{ApiOutage, FakeOpenCti, TOKEN, unique_connector_id};
 use crate::support::s3_server;
+use crate::support::soak_enabled;
 use crate::support::workspace::{Workspace, small_synthetic_feed, terminate};
-use crate::support::{ApiOutage, FakeOpenCti, TOKEN, unique_connector_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn soak_enabled() -> bool {
-    std::env::var("MISP_FEED_SOAK").is_ok_and(|v| v == "1")
-}
 
 /// The outage length: a few seconds by default, 20 s in the soak.
 fn outage_length(default_secs: u64) -> Duration {

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::support::feed_server::{Fault, FeedServer};
+use crate::support::opencti::{FakeOpenCti, TOKEN, unique_connector_id};
+use crate::support::rabbitmq;
 use crate::support::s3_server;
 use crate::support::workspace::{Workspace, small_synthetic_feed};
-use crate::support::{FakeOpenCti, TOKEN, unique_connector_id};
 use base64::Engine;
 
 const FEED_AUTHORIZATION: &str = "Bearer feed-auth-MARKER-5d2e91";
@@ -226,6 +227,7 @@ fn secrets_stay_out_of_outputs_ledger_and_bundles_over_http_and_opencti() {
     // the publisher logs every refused attempt and retries for about two minutes before the
     // event is failed; 6 s of those attempts are collected, then the run is stopped.
     server.clear_faults();
+    let _broker_up = rabbitmq::keep_up();
     let mut amqp = opencti_workspace(&feed_url, &fake.url, &unique_connector_id());
     amqp.set("CONNECTOR_QUEUE_PROTOCOL", "amqp");
     let mut child = amqp.spawn_logged("amqp", &["once"]);

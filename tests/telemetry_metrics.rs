@@ -9,6 +9,8 @@ use misp_feed::telemetry::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::support::child;
+
 /// `name{labels}` -> value, and the `# TYPE` of each family; fails on any malformed line.
 fn parse(text: &str) -> (HashMap<String, f64>, HashMap<String, String>) {
     let mut samples = HashMap::new();
@@ -253,8 +255,19 @@ async fn serve_metrics_binds_the_configured_port_on_every_interface() {
     server.shutdown();
 }
 
+/// The global registry belongs to the process (its first user names it), so the test runs
+/// in a child process of its own.
+#[test]
+fn start_metrics_follows_the_settings_and_serves_the_global_registry() {
+    child::run(module_path!(), "global_registry_in_a_child", |_| {});
+}
+
 #[tokio::test]
-async fn start_metrics_follows_the_settings_and_serves_the_global_registry() {
+#[ignore = "run in a child process by start_metrics_follows_the_settings_and_serves_the_global_registry"]
+async fn global_registry_in_a_child() {
+    if !child::is_child("global_registry_in_a_child") {
+        return;
+    }
     let mut settings = misp_feed::config::Settings::default();
     settings.connector.metrics_namespace = "opencti".into();
     settings.connector.metrics_subsystem = "misp".into();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub const FIXTURE_FEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/misp/feed");
+use super::FIXTURE_FEED;
 
 /// A workspace for one connector: its ledger and bundle folder, and the environment that
 /// points the binary at them and at a feed URL.
