@@ -198,7 +198,10 @@ fn a_reset_on_the_platform_resets_the_ledger_and_everything_goes_again() {
         String::from_utf8_lossy(&out.stderr)
     );
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("reset"), "the reset is not logged");
+    assert!(
+        log.contains("ledger reset to match"),
+        "the reset is not logged"
+    );
     assert_eq!(fake.platform.lock().unwrap().pushed_bundles.len(), 6);
     // The history shows the reset between the two pushes.
     let show: Value =
@@ -273,11 +276,15 @@ fn run_mode_notices_a_ui_reset_at_the_next_heartbeat_and_pushes_again_at_once() 
     };
     assert_eq!(wait_for(3), 3, "first run did not push the feed");
     // Let a heartbeat carry the new state, then press "reset state".
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    assert!(
+    let carried = || {
         fake.stored_state()
             .is_some_and(|s| s.contains("last_event_timestamp"))
-    );
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !carried() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(carried(), "no heartbeat carried the state of the first run");
     fake.reset_state();
     assert_eq!(wait_for(6), 6, "the reset did not make the feed go again");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

@@ -127,8 +127,9 @@ fn run_mode_serves_metrics_that_move_after_a_run_and_stops_on_sigterm() {
     ] {
         assert!(metric(&text, name).is_some(), "{name} missing:\n{text}");
     }
-    assert!(
-        text.contains("pushed"),
+    assert_eq!(
+        metric(&text, r#"misp_feed_events{status="pushed"}"#),
+        Some(9.0),
         "no events-by-status series:\n{text}"
     );
 }
