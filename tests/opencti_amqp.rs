@@ -16,13 +16,6 @@ use sha2::{Digest, Sha256};
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
 
-fn reference_bundle() -> String {
-    std::fs::read_to_string(fixture(&format!(
-        "reference/feed-bundles/{EVENT}.full.json"
-    )))
-    .unwrap()
-}
-
 fn recorded_messages() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("opencti/amqp-messages.json")).unwrap())
         .unwrap()

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::fixture;
 use crate::support::opencti::*;
 use crate::support::pycti::*;
 use chrono::{DateTime, Utc};
@@ -18,13 +17,6 @@ use serde_json::json;
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
 
 const IDENTITY_BUNDLE: &str = r#"{"type": "bundle", "id": "bundle--5d0e8d39-4b69-4d4c-9a0c-1f5b7c0e3d11", "objects": [{"type": "identity", "spec_version": "2.1", "id": "identity--4f347cc9-4658-59ee-9707-134f434f9d1c", "name": "CIRCL", "identity_class": "organization"}]}"#;
-
-fn reference_bundle() -> String {
-    std::fs::read_to_string(fixture(&format!(
-        "reference/feed-bundles/{EVENT}.full.json"
-    )))
-    .unwrap()
-}
 
 fn run_state() -> ConnectorState {
     let started: DateTime<Utc> = "2026-11-28T04:06:10.831138Z".parse().unwrap();

@@ -1,29 +1,16 @@
 //! The HTTP feed source against a real HTTP server on 127.0.0.1 serving the fixture feed,
 //! with one test per fault.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::feed_server::{self, Fault, FeedServer};
+use crate::support::{fixture_feed, fixture_uuids};
 use misp_feed::secret::Secret;
 use misp_feed::source::http::{HttpOptions, HttpSource};
 use misp_feed::source::retry::RetryPolicy;
 use misp_feed::source::{FeedSource, Listing, ManifestEntry, ManifestValidators, SourceError};
 
 const TOKEN: &str = "Bearer s3cr3t-feed-token";
-
-fn fixture_feed() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/misp/feed")
-}
-
-/// The fixture manifest's keys, read straight from the file.
-fn fixture_uuids() -> Vec<String> {
-    let text = std::fs::read_to_string(fixture_feed().join("manifest.json")).unwrap();
-    let manifest: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
-    let mut keys: Vec<String> = manifest.keys().cloned().collect();
-    keys.sort();
-    keys
-}
 
 fn fixture_bytes(name: &str) -> Vec<u8> {
     std::fs::read(fixture_feed().join(name)).unwrap()

@@ -2,8 +2,8 @@
 //! signature checking), built through `build_source` exactly as the connector builds it.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
+use crate::support::fixture_feed;
 use crate::support::s3_server::{self, S3Server};
 use aws_sdk_s3::primitives::ByteStream;
 use md5::{Digest, Md5};
@@ -12,10 +12,6 @@ use misp_feed::secret::Secret;
 use misp_feed::source::{Listing, ObjectEntry, SourceError, build_source};
 
 const BUCKET: &str = "misp-events";
-
-fn fixture_feed() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/misp/feed")
-}
 
 /// The fixture event files, (uuid, bytes), smallest first.
 fn fixture_events() -> Vec<(String, Vec<u8>)> {

@@ -16,6 +16,20 @@ use std::path::{Path, PathBuf};
 /// The fixture feed: a manifest and nine MISP events.
 pub const FIXTURE_FEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/misp/feed");
 
+/// The fixture feed's folder.
+pub fn fixture_feed() -> PathBuf {
+    PathBuf::from(FIXTURE_FEED)
+}
+
+/// The fixture manifest's keys, read straight from the file, sorted.
+pub fn fixture_uuids() -> Vec<String> {
+    let text = std::fs::read_to_string(fixture_feed().join("manifest.json")).unwrap();
+    let manifest: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let mut keys: Vec<String> = manifest.keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
 /// `MISP_FEED_SOAK=1` (set by `.ci/run`): the long versions of the reliability tests.
 pub fn soak_enabled() -> bool {
     std::env::var("MISP_FEED_SOAK").is_ok_and(|v| v == "1")

@@ -7,6 +7,17 @@ use super::fixture;
 use super::opencti::{Recorded, TOKEN};
 use super::rabbitmq::QueuedMessage;
 
+/// The event of the recorded run, whose feed bundle the recorded messages were split from.
+pub const RECORDED_EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
+
+/// The feed bundle (`full` profile) of [`RECORDED_EVENT`], as the Python connector made it.
+pub fn reference_bundle() -> String {
+    std::fs::read_to_string(fixture(&format!(
+        "reference/feed-bundles/{RECORDED_EVENT}.full.json"
+    )))
+    .unwrap()
+}
+
 /// pycti's query texts differ from ours only in indentation.
 pub fn normalize_query(query: &str) -> String {
     query.split_whitespace().collect::<Vec<_>>().join(" ")
