@@ -4,8 +4,12 @@
 //! Every test of the binary runs in one process, and some tests stop the broker. So a test
 //! reaches the broker only through a [`Broker`], which holds a claim on it for the test's
 //! duration: shared by the tests that use the broker, held alone ([`BrokerAlone`]) by the
-//! tests that stop it, so that none of those runs while another test uses the broker.
+//! tests that stop it, so that none of those runs while another test uses the broker. The
+//! claim is also taken on the machine (a `flock` on a file of the temporary folder), so that
+//! the test runs of two checkouts on one machine do not stop the broker under each other.
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -19,11 +23,51 @@ static CLAIM: RwLock<()> = RwLock::new(());
 
 enum Claim {
     Shared {
-        _guard: RwLockReadGuard<'static, ()>,
+        _process: RwLockReadGuard<'static, ()>,
+        _machine: File,
     },
     Alone {
-        _guard: RwLockWriteGuard<'static, ()>,
+        _process: RwLockWriteGuard<'static, ()>,
+        _machine: File,
     },
+}
+
+impl Claim {
+    fn shared() -> Claim {
+        Claim::Shared {
+            // A test that panicked holding the claim has already started the broker again.
+            _process: CLAIM.read().unwrap_or_else(PoisonError::into_inner),
+            _machine: machine_lock(libc::LOCK_SH),
+        }
+    }
+
+    fn alone() -> Claim {
+        Claim::Alone {
+            _process: CLAIM.write().unwrap_or_else(PoisonError::into_inner),
+            _machine: machine_lock(libc::LOCK_EX),
+        }
+    }
+}
+
+/// The machine-wide lock, held until the file is closed.
+fn machine_lock(operation: libc::c_int) -> File {
+    let path = std::env::temp_dir().join("misp-feed-tests-rabbitmq.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // SAFETY: flock(2) on a descriptor this function owns and returns open.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), operation) };
+    assert_eq!(
+        locked,
+        0,
+        "flock {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    file
 }
 
 /// The broker, claimed for one test.
@@ -35,10 +79,7 @@ impl Broker {
     /// The broker, shared with the other tests that use it (waits while a test holds it
     /// alone); `None` when there is none, as [`services::require`] decides.
     pub fn shared(test: &str) -> Option<Broker> {
-        // A test that panicked holding the claim has already started the broker again.
-        let claim = Claim::Shared {
-            _guard: CLAIM.read().unwrap_or_else(PoisonError::into_inner),
-        };
+        let claim = Claim::shared();
         services::require(test, reachable())?;
         Some(Broker { _claim: claim })
     }
@@ -206,12 +247,12 @@ impl Broker {
 /// Keeps the broker up (no test stops it) for a test that copes with its absence but, when
 /// it is there, relies on its answers; gives no access to it.
 pub struct KeepUp {
-    _guard: RwLockReadGuard<'static, ()>,
+    _claim: Claim,
 }
 
 pub fn keep_up() -> KeepUp {
     KeepUp {
-        _guard: CLAIM.read().unwrap_or_else(PoisonError::into_inner),
+        _claim: Claim::shared(),
     }
 }
 
@@ -226,9 +267,7 @@ impl BrokerAlone {
     /// `None` when there is no broker or no `rabbitmqctl` that reaches it, as
     /// [`services::require`] decides.
     pub fn claim(test: &str) -> Option<BrokerAlone> {
-        let claim = Claim::Alone {
-            _guard: CLAIM.write().unwrap_or_else(PoisonError::into_inner),
-        };
+        let claim = Claim::alone();
         services::require(test, reachable())?;
         services::require(test, controllable())?;
         Some(BrokerAlone {
