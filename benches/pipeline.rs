@@ -28,9 +28,9 @@
 //! Every run uses a fresh connector id, so its push queue is its own; the queue is deleted at
 //! the end.
 
-#[path = "../tests/engine_support/mod.rs"]
-mod engine_support;
+// The integration tests' harness; the benchmark uses a part of it.
 #[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
 use std::collections::VecDeque;
@@ -41,7 +41,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine_support::{FIXTURE_FEED, FeedServer, Workspace};
 use futures::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::{
@@ -51,6 +50,11 @@ use lapin::options::{
 use lapin::publisher_confirm::PublisherConfirm;
 use lapin::types::FieldTable;
 use serde_json::{Map, Value, json};
+use support::FIXTURE_FEED;
+use support::feed_server::FeedServer;
+use support::opencti::{FakeOpenCti, TOKEN, unique_connector_id};
+use support::rabbitmq::{BROKER, Broker};
+use support::workspace::Workspace;
 
 /// How often each fixture event appears in the synthetic feed, per 40 events: the small
 /// events dominate, as in public feeds, and the big ones still come back regularly.
@@ -161,8 +165,12 @@ struct Measured {
 
 /// Counts (and acks) what arrives on `queue`, as a worker would, and keeps each message's
 /// size for the broker-ceiling run.
-async fn consume(queue: String, count: Arc<AtomicU64>, sizes: Arc<Mutex<Vec<u32>>>) {
-    let connection = support::broker_connection().await;
+async fn consume(
+    connection: lapin::Connection,
+    queue: String,
+    count: Arc<AtomicU64>,
+    sizes: Arc<Mutex<Vec<u32>>>,
+) {
     let channel = connection.create_channel().await.unwrap();
     channel
         .basic_qos(1000, BasicQosOptions::default())
@@ -223,18 +231,24 @@ fn broker_cpu() -> Option<Duration> {
 /// confirms, the connector's window of 1,024 unconfirmed messages, persistent, into a push
 /// queue declared as OpenCTI declares it, with the same consumer draining it). No connector
 /// can confirm faster than this on the same broker and machine.
-async fn broker_ceiling(sizes: &[u32]) -> (Duration, u64) {
-    broker_ceiling_with(sizes, 1, 2).await
+async fn broker_ceiling(broker: &Broker, sizes: &[u32]) -> (Duration, u64) {
+    broker_ceiling_with(broker, sizes, 1, 2).await
 }
 
 /// [`broker_ceiling`] with `channels` publishers (each on its own connection, sharing the
 /// messages) and the given AMQP `delivery_mode` (2 persistent, as pycti; 1 transient).
-async fn broker_ceiling_with(sizes: &[u32], channels: usize, delivery_mode: u8) -> (Duration, u64) {
-    let connector_id = support::unique_connector_id();
-    support::declare_push_queue(&connector_id).await;
+async fn broker_ceiling_with(
+    broker: &Broker,
+    sizes: &[u32],
+    channels: usize,
+    delivery_mode: u8,
+) -> (Duration, u64) {
+    let connector_id = unique_connector_id();
+    broker.declare_push_queue(&connector_id).await;
     let queue = format!("push_{connector_id}");
     let consumed = Arc::new(AtomicU64::new(0));
     let consumer = tokio::spawn(consume(
+        broker.connection().await,
         queue.clone(),
         consumed.clone(),
         Arc::new(Mutex::new(Vec::new())),
@@ -250,13 +264,17 @@ async fn broker_ceiling_with(sizes: &[u32], channels: usize, delivery_mode: u8) 
                 .collect()
         })
         .collect();
+    let mut connections = Vec::new();
+    for _ in &shares {
+        connections.push(broker.connection().await);
+    }
     let started = Instant::now();
     let publishers: Vec<_> = shares
         .into_iter()
-        .map(|share| {
+        .zip(connections)
+        .map(|(share, connection)| {
             let routing_key = routing_key.clone();
             tokio::spawn(async move {
-                let connection = support::broker_connection().await;
                 let channel = connection.create_channel().await.unwrap();
                 channel
                     .confirm_select(ConfirmSelectOptions::default())
@@ -300,7 +318,7 @@ async fn broker_ceiling_with(sizes: &[u32], channels: usize, delivery_mode: u8) 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     consumer.abort();
-    delete_queue(&queue).await;
+    delete_queue(broker, &queue).await;
     (elapsed, sizes.len() as u64)
 }
 
@@ -319,26 +337,36 @@ fn wait_with_usage(pid: i32) -> (i32, libc::rusage) {
 }
 
 /// One `misp-feed once` over a feed of `count` events following `mix`.
-async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Measured {
+async fn run_connector(
+    broker: &Broker,
+    count: usize,
+    mix: &[(&str, u32)],
+    log_level: &str,
+) -> Measured {
     // A platform of its own: the fake keeps the connector state a previous run sent.
-    let fake = support::FakeOpenCti::start(None).await;
+    let fake = FakeOpenCti::start(None).await;
     let empty = tempfile::tempdir().unwrap();
     let server = FeedServer::start(empty.path());
     let feed_bytes = write_feed(&server.dir, count, mix);
-    let connector_id = support::unique_connector_id();
-    support::declare_push_queue(&connector_id).await;
+    let connector_id = unique_connector_id();
+    broker.declare_push_queue(&connector_id).await;
     let queue = format!("push_{connector_id}");
     let consumed = Arc::new(AtomicU64::new(0));
     let sizes = Arc::new(Mutex::new(Vec::new()));
-    let consumer = tokio::spawn(consume(queue.clone(), consumed.clone(), sizes.clone()));
+    let consumer = tokio::spawn(consume(
+        broker.connection().await,
+        queue.clone(),
+        consumed.clone(),
+        sizes.clone(),
+    ));
 
-    let mut ws = Workspace::new(&server.url);
+    let mut ws = Workspace::new(&server.url());
     for (key, value) in FULL_PROFILE {
         ws.set(key, value);
     }
     for (key, value) in [
         ("OPENCTI_URL", fake.url.as_str()),
-        ("OPENCTI_TOKEN", support::TOKEN),
+        ("OPENCTI_TOKEN", TOKEN),
         ("CONNECTOR_ID", connector_id.as_str()),
         ("CONNECTOR_QUEUE_PROTOCOL", "amqp"),
         ("CONNECTOR_SEND_TO_QUEUE", "true"),
@@ -412,7 +440,7 @@ async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Me
         consumed >= messages as u64,
         "the consumer saw {consumed} of {messages} confirmed messages"
     );
-    delete_queue(&queue).await;
+    delete_queue(broker, &queue).await;
 
     Measured {
         events: count as u64,
@@ -427,8 +455,8 @@ async fn run_connector(count: usize, mix: &[(&str, u32)], log_level: &str) -> Me
     }
 }
 
-async fn delete_queue(queue: &str) {
-    let connection = support::broker_connection().await;
+async fn delete_queue(broker: &Broker, queue: &str) {
+    let connection = broker.connection().await;
     let channel = connection.create_channel().await.unwrap();
     channel
         .queue_delete(queue, QueueDeleteOptions::default())
@@ -443,9 +471,9 @@ fn mib(kib: i64) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; this harness takes no arguments.
-    if !support::broker_available("pipeline benchmark") {
+    let Some(broker) = Broker::shared("pipeline benchmark") else {
         return;
-    }
+    };
     let sizes: Vec<usize> = std::env::var("MISP_FEED_BENCH_EVENTS")
         .unwrap_or_else(|_| "2000,4000".into())
         .split(',')
@@ -465,10 +493,10 @@ fn main() {
         println!(
             "pipeline benchmark: misp-feed once, full conversion profile, AMQP with confirms into \
              RabbitMQ {}, consumer draining concurrently; {} cores",
-            support::BROKER,
+            BROKER,
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        let single = run_connector(1, &[(LARGEST_EVENT, 1)], &log_level).await;
+        let single = run_connector(&broker, 1, &[(LARGEST_EVENT, 1)], &log_level).await;
         println!(
             "largest event alone ({LARGEST_EVENT}, {} messages): wall {:.2} s, peak RSS {:.1} MiB",
             single.messages,
@@ -483,8 +511,8 @@ fn main() {
         let mut peaks = Vec::new();
         let mut last_sizes: Option<Vec<u32>> = None;
         for &count in &sizes {
-            let m = run_connector(count, &WEIGHTS, &log_level).await;
-            let (ceiling_wall, ceiling_messages) = broker_ceiling(&m.sizes).await;
+            let m = run_connector(&broker, count, &WEIGHTS, &log_level).await;
+            let (ceiling_wall, ceiling_messages) = broker_ceiling(&broker, &m.sizes).await;
             let ceiling_rate = ceiling_messages as f64 / ceiling_wall.as_secs_f64();
             let wall = m.wall.as_secs_f64();
             let rate = m.messages as f64 / wall;
@@ -525,7 +553,7 @@ fn main() {
                 ("1 channel, transient (not pycti's wire)", 1, 1),
             ] {
                 let before = broker_cpu();
-                let (elapsed, count) = broker_ceiling_with(sizes, channels, mode).await;
+                let (elapsed, count) = broker_ceiling_with(&broker, sizes, channels, mode).await;
                 let cpu = broker_cpu()
                     .zip(before)
                     .map(|(after, before)| after.saturating_sub(before));

@@ -1294,11 +1294,16 @@ fn broken_yaml_is_one_line_naming_the_file() {
     let error = Settings::load_from(&base_env(), Some("opencti: [unclosed"), now()).unwrap_err();
     let line = error.to_string();
     assert!(
-        line.contains("config.yml") && !line.contains('\n'),
+        line.contains("config.yml: invalid YAML") && !line.contains('\n'),
         "{line}"
     );
     let error = Settings::load_from(&base_env(), Some("- a\n- b\n"), now()).unwrap_err();
-    assert!(error.to_string().contains("mapping"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("config.yml: the top level must be a mapping"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -3,12 +3,11 @@
 //! `show`, `verify`) with nothing but the ledger's path, from the environment or from a
 //! `config.yml` holding only `misp_feed.ledger_path`.
 
-mod engine_support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use engine_support::{FIXTURE_FEED, Workspace};
+use crate::support::FIXTURE_FEED;
+use crate::support::workspace::Workspace;
 use serde_json::Value;
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";

@@ -3,14 +3,15 @@
 //! messages; the api protocol likewise; the platform's state is adopted and a reset from the
 //! UI resets the ledger.
 
-mod engine_support;
-mod support;
-
 use std::path::Path;
 
-use engine_support::{FIXTURE_FEED, FeedServer, Workspace};
+use crate::support::feed_server::FeedServer;
+use crate::support::opencti::*;
+use crate::support::pycti::*;
+use crate::support::rabbitmq::Broker;
+use crate::support::workspace::Workspace;
+use crate::support::{FIXTURE_FEED, fixture};
 use serde_json::{Map, Value, json};
-use support::*;
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
 const SMALL: [&str; 3] = [
@@ -78,16 +79,18 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages() {
-    if !broker_available("once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages") {
+    let Some(broker) =
+        Broker::shared("once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages")
+    else {
         return;
-    }
+    };
     let rt = runtime();
     let fake = rt.block_on(FakeOpenCti::start(None));
     let connector_id = unique_connector_id();
-    rt.block_on(declare_push_queue(&connector_id));
+    rt.block_on(broker.declare_push_queue(&connector_id));
     let feed = feed_of(&[EVENT]);
     let server = FeedServer::start(feed.path());
-    let ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let ws = platform_workspace(&server.url(), &fake.url, &connector_id);
 
     let (report, out) = ws.once();
     assert!(
@@ -113,7 +116,7 @@ fn once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages() {
     assert_eq!(state["last_event_timestamp"], json!(event_ts));
     assert!(state["last_run"].is_string() && state["last_event"].is_string());
 
-    let messages = rt.block_on(drain_push_queue(&connector_id));
+    let messages = rt.block_on(broker.drain_push_queue(&connector_id));
     let recorded: Value = serde_json::from_str(
         &std::fs::read_to_string(fixture("opencti/amqp-messages.json")).unwrap(),
     )
@@ -137,7 +140,7 @@ fn api_protocol_once_matches_the_api_transcript() {
     let connector_id = unique_connector_id();
     let feed = feed_of(&[EVENT]);
     let server = FeedServer::start(feed.path());
-    let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let mut ws = platform_workspace(&server.url(), &fake.url, &connector_id);
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
     // Both destinations on, as pycti allows: the platform and the bundle folder.
     ws.set("CONNECTOR_SEND_TO_DIRECTORY", "true");
@@ -178,7 +181,7 @@ fn a_reset_on_the_platform_resets_the_ledger_and_everything_goes_again() {
     let connector_id = unique_connector_id();
     let feed = feed_of(&SMALL);
     let server = FeedServer::start(feed.path());
-    let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let mut ws = platform_workspace(&server.url(), &fake.url, &connector_id);
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
 
     let (first, _) = ws.once();
@@ -195,7 +198,10 @@ fn a_reset_on_the_platform_resets_the_ledger_and_everything_goes_again() {
         String::from_utf8_lossy(&out.stderr)
     );
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("reset"), "the reset is not logged");
+    assert!(
+        log.contains("ledger reset to match"),
+        "the reset is not logged"
+    );
     assert_eq!(fake.platform.lock().unwrap().pushed_bundles.len(), 6);
     // The history shows the reset between the two pushes.
     let show: Value =
@@ -232,7 +238,7 @@ fn an_empty_ledger_adopts_the_python_connectors_state() {
     let fake = rt.block_on(FakeOpenCti::start(Some(&python_state)));
     let connector_id = unique_connector_id();
     let server = FeedServer::start(feed.path());
-    let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let mut ws = platform_workspace(&server.url(), &fake.url, &connector_id);
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
     let (report, _) = ws.once();
     // Entries after the Python checkpoint, and the one at its exact second (the ledger
@@ -251,7 +257,7 @@ fn run_mode_notices_a_ui_reset_at_the_next_heartbeat_and_pushes_again_at_once() 
     let connector_id = unique_connector_id();
     let feed = feed_of(&SMALL);
     let server = FeedServer::start(feed.path());
-    let mut ws = platform_workspace(&server.url, &fake.url, &connector_id);
+    let mut ws = platform_workspace(&server.url(), &fake.url, &connector_id);
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
     ws.set("CONNECTOR_DURATION_PERIOD", "PT1H");
     ws.set("MISP_FEED_HEARTBEAT_PERIOD", "0.3");
@@ -270,11 +276,15 @@ fn run_mode_notices_a_ui_reset_at_the_next_heartbeat_and_pushes_again_at_once() 
     };
     assert_eq!(wait_for(3), 3, "first run did not push the feed");
     // Let a heartbeat carry the new state, then press "reset state".
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    assert!(
+    let carried = || {
         fake.stored_state()
             .is_some_and(|s| s.contains("last_event_timestamp"))
-    );
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !carried() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(carried(), "no heartbeat carried the state of the first run");
     fake.reset_state();
     assert_eq!(wait_for(6), 6, "the reset did not make the feed go again");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

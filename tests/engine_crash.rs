@@ -2,12 +2,12 @@
 //! restarted until a run completes. In the end every qualifying event is delivered, the
 //! ledger passes `PRAGMA integrity_check`, and no event is marked pushed without its file.
 
-mod engine_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use engine_support::{FIXTURE_FEED, FeedServer, Lcg, Workspace};
+use crate::support::FIXTURE_FEED;
+use crate::support::feed_server::FeedServer;
+use crate::support::workspace::{Lcg, Workspace};
 use serde_json::{Map, Value, json};
 
 /// Builds a feed of `count` events cloned from the fixtures under fresh uuids.
@@ -50,8 +50,8 @@ fn sigkill_mid_run_then_restart_delivers_everything_and_keeps_the_ledger_sound()
     let feed_root = tempfile::tempdir().unwrap();
     let uuids = synthetic_feed(feed_root.path(), 60);
     let server = FeedServer::start(feed_root.path());
-    *server.event_delay.lock().unwrap() = Some(Duration::from_millis(25));
-    let ws = Workspace::new(&server.url);
+    server.delay_events(Duration::from_millis(25));
+    let ws = Workspace::new(&server.url());
 
     let seed = std::env::var("CRASH_SEED")
         .ok()

@@ -3,13 +3,11 @@
 //! MISP_FEED_S3_DELETE_AFTER_IMPORT an object is deleted only once all its events are
 //! confirmed by the sink.
 
-#[path = "support/s3_server.rs"]
-mod s3_server;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::support::s3_server::S3Server;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use misp_feed::config::{Settings, SourceType};
@@ -18,7 +16,6 @@ use misp_feed::ledger::{EventStatus, Ledger};
 use misp_feed::pipeline::Pipeline;
 use misp_feed::sink::directory::DirectorySink;
 use misp_feed::sink::{Delivery, Receipt, RunSummary, Sink, SinkError};
-use s3_server::S3Server;
 
 const BUCKET: &str = "misp";
 const FEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/misp/feed");

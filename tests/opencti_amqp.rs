@@ -1,10 +1,12 @@
 //! One MISP Feed run over AMQP against the fake platform and a real RabbitMQ: the GraphQL
 //! operations of `transcript.jsonl` and the 1747 messages of `amqp-messages.json`.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::fixture;
+use crate::support::opencti::*;
+use crate::support::pycti::*;
+use crate::support::rabbitmq::Broker;
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
 use misp_feed::ledger::Checkpoint;
@@ -12,16 +14,8 @@ use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink};
 use misp_feed::sink::{Delivery, Destination, RunSummary, Sink};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::*;
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
-
-fn reference_bundle() -> String {
-    std::fs::read_to_string(fixture(&format!(
-        "reference/feed-bundles/{EVENT}.full.json"
-    )))
-    .unwrap()
-}
 
 fn recorded_messages() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("opencti/amqp-messages.json")).unwrap())
@@ -30,9 +24,9 @@ fn recorded_messages() -> Value {
 
 #[tokio::test]
 async fn amqp_run_matches_transcript_and_recorded_messages() {
-    if !broker_available("amqp_run_matches_transcript_and_recorded_messages") {
+    let Some(broker) = Broker::shared("amqp_run_matches_transcript_and_recorded_messages") else {
         return;
-    }
+    };
     let expected = transcript("transcript.jsonl");
     let recorded = recorded_messages();
     let recorded = recorded["messages"].as_array().unwrap();
@@ -40,7 +34,7 @@ async fn amqp_run_matches_transcript_and_recorded_messages() {
 
     let fake = FakeOpenCti::start(None).await;
     let connector_id = unique_connector_id();
-    declare_push_queue(&connector_id).await;
+    broker.declare_push_queue(&connector_id).await;
     let settings = settings(&fake.url, &connector_id, QueueProtocol::Amqp);
 
     let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
@@ -87,7 +81,7 @@ async fn amqp_run_matches_transcript_and_recorded_messages() {
     );
 
     // AMQP: read the push queue back.
-    let messages = drain_push_queue(&connector_id).await;
+    let messages = broker.drain_push_queue(&connector_id).await;
     assert_eq!(messages.len(), 1747);
     let recorded_work_id = recorded[0]["envelope"]["work_id"].as_str().unwrap();
     for (index, (ours, theirs)) in messages.iter().zip(recorded).enumerate() {
@@ -119,13 +113,14 @@ async fn amqp_run_matches_transcript_and_recorded_messages() {
 
 #[tokio::test]
 async fn lost_work_on_add_expectations_still_publishes_as_pycti() {
-    if !broker_available("lost_work_on_add_expectations_still_publishes_as_pycti") {
+    let Some(broker) = Broker::shared("lost_work_on_add_expectations_still_publishes_as_pycti")
+    else {
         return;
-    }
+    };
     let fake = FakeOpenCti::start(None).await;
     fake.platform.lock().unwrap().expectations_error = Some("WORK_NOT_ALIVE".into());
     let connector_id = unique_connector_id();
-    declare_push_queue(&connector_id).await;
+    broker.declare_push_queue(&connector_id).await;
     let settings = settings(&fake.url, &connector_id, QueueProtocol::Amqp);
     let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
     let sink = OpenCtiSink::new(opencti);
@@ -141,7 +136,7 @@ async fn lost_work_on_add_expectations_still_publishes_as_pycti() {
         .unwrap();
     assert_eq!(receipt.messages, 2);
     sink.close().await;
-    let messages = drain_push_queue(&connector_id).await;
+    let messages = broker.drain_push_queue(&connector_id).await;
     assert_eq!(messages.len(), 2);
     let second: Value = serde_json::from_slice(&messages[1].body).unwrap();
     assert_eq!(second["action_sequence"], json!(2));
@@ -151,9 +146,10 @@ async fn lost_work_on_add_expectations_still_publishes_as_pycti() {
 
 #[tokio::test]
 async fn check_reaches_the_api_and_the_broker_of_the_registration() {
-    if !broker_available("check_reaches_the_api_and_the_broker_of_the_registration") {
+    let Some(_broker) = Broker::shared("check_reaches_the_api_and_the_broker_of_the_registration")
+    else {
         return;
-    }
+    };
     let fake = FakeOpenCti::start(None).await;
     let settings = settings(&fake.url, &unique_connector_id(), QueueProtocol::Amqp);
     assert_eq!(

@@ -2,16 +2,15 @@
 //! push either completes with every message confirmed and in the queue, or fails; it never
 //! reports success for messages the broker did not confirm.
 //!
-//! One test function on purpose: test functions of a binary run in parallel, and this one
-//! stops the shared broker.
-
-mod support;
+//! One test function on purpose: it stops the shared broker, so it holds the broker alone
+//! (no other test uses it meanwhile) for its whole length.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::opencti::{FakeOpenCti, settings, unique_connector_id};
+use crate::support::rabbitmq::BrokerAlone;
 use misp_feed::config::QueueProtocol;
 use misp_feed::secret::Secret;
 use misp_feed::sink::opencti::amqp::{
@@ -20,7 +19,6 @@ use misp_feed::sink::opencti::amqp::{
 use misp_feed::sink::opencti::{OpenCti, OpenCtiSink};
 use misp_feed::sink::{Delivery, Sink, SinkError};
 use serde_json::Value;
-use support::*;
 
 fn endpoint() -> BrokerEndpoint {
     BrokerEndpoint {
@@ -44,49 +42,17 @@ fn patient_policy() -> RetryPolicy {
     }
 }
 
-async fn queue_depth(connector_id: &str) -> Option<u32> {
-    use lapin::options::QueueDeclareOptions;
-    use lapin::types::FieldTable;
-    let connection = lapin::Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        lapin::ConnectionProperties::default()
-            .with_executor(tokio_executor_trait::Tokio::current())
-            .with_reactor(tokio_reactor_trait::Tokio),
-    )
-    .await
-    .ok()?;
-    let channel = connection.create_channel().await.ok()?;
-    let queue = channel
-        .queue_declare(
-            &format!("push_{connector_id}"),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .ok()?;
-    let _ = connection.close(200, "ok").await;
-    Some(queue.message_count())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed() {
-    if !broker_available("broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed") {
+    let Some(broker) =
+        BrokerAlone::claim("broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed")
+    else {
         return;
-    }
-    if Command::new("rabbitmqctl").arg("help").output().is_err() {
-        eprintln!(
-            "SKIPPED broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed: rabbitmqctl is not installed"
-        );
-        return;
-    }
-    let _guard = RestartGuard;
+    };
 
     // Phase 1: the app stops while messages are in flight and comes back 2 s later.
     let connector_id = unique_connector_id();
-    declare_push_queue(&connector_id).await;
+    broker.declare_push_queue(&connector_id).await;
     let publisher = Arc::new(AmqpPublisher::new(
         endpoint(),
         PublishTarget {
@@ -107,7 +73,7 @@ async fn broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed() 
     // Wait until the push is well under way, then pull the broker from under it.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let depth = queue_depth(&connector_id).await.unwrap_or(0);
+        let depth = broker.queue_depth(&connector_id).await.unwrap_or(0);
         if depth as usize >= total / 20 {
             break;
         }
@@ -119,15 +85,17 @@ async fn broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stopped_mid_push = !pushing.is_finished();
-    tokio::task::spawn_blocking(|| rabbitmqctl("stop_app"))
-        .await
-        .unwrap();
+    assert!(
+        tokio::task::block_in_place(|| broker.stop()),
+        "cannot stop RabbitMQ"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tokio::task::spawn_blocking(|| rabbitmqctl("start_app") && rabbitmqctl("await_startup"))
-        .await
-        .unwrap();
+    assert!(
+        tokio::task::block_in_place(|| broker.start()),
+        "cannot start RabbitMQ again"
+    );
     let outcome = pushing.await.unwrap();
-    let in_queue = drain_push_queue(&connector_id).await;
+    let in_queue = broker.drain_push_queue(&connector_id).await;
     let indexes: BTreeSet<u64> = in_queue
         .iter()
         .map(|m| {
@@ -164,7 +132,7 @@ async fn broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed() 
     // the event for the next run); once the broker is back the same push succeeds.
     let fake = FakeOpenCti::start(None).await;
     let connector_id = unique_connector_id();
-    declare_push_queue(&connector_id).await;
+    broker.declare_push_queue(&connector_id).await;
     let settings = settings(&fake.url, &connector_id, QueueProtocol::Amqp);
     let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
     let sink = OpenCtiSink::with_retry_policy(
@@ -182,13 +150,15 @@ async fn broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed() 
     };
     // A first push opens the connection the outage will break.
     sink.push(delivery).await.unwrap();
-    tokio::task::spawn_blocking(|| rabbitmqctl("stop_app"))
-        .await
-        .unwrap();
+    assert!(
+        tokio::task::block_in_place(|| broker.stop()),
+        "cannot stop RabbitMQ"
+    );
     let failed = sink.push(delivery).await;
-    tokio::task::spawn_blocking(|| rabbitmqctl("start_app") && rabbitmqctl("await_startup"))
-        .await
-        .unwrap();
+    assert!(
+        tokio::task::block_in_place(|| broker.start()),
+        "cannot start RabbitMQ again"
+    );
     match failed {
         Err(SinkError::Broker(message)) => {
             assert!(message.contains("0 of 1 messages confirmed"), "{message}");
@@ -199,7 +169,7 @@ async fn broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed() 
     let receipt = sink.push(delivery).await.unwrap();
     assert_eq!(receipt.messages, 1);
     sink.close().await;
-    let in_queue = drain_push_queue(&connector_id).await;
+    let in_queue = broker.drain_push_queue(&connector_id).await;
     assert_eq!(
         in_queue.len(),
         2,

@@ -1,12 +1,12 @@
 //! What an operator sees, through the binary: pycti-shaped JSON log lines with exactly one
 //! decision line per event and a run summary, and Prometheus metrics that move after a run.
 
-mod engine_support;
-
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use engine_support::{FIXTURE_FEED, FeedServer, Workspace, stderr_lines};
+use crate::support::FIXTURE_FEED;
+use crate::support::feed_server::FeedServer;
+use crate::support::workspace::{Workspace, stderr_lines};
 use serde_json::Value;
 
 fn decision_lines(lines: &[Value]) -> Vec<&Value> {
@@ -18,8 +18,8 @@ fn decision_lines(lines: &[Value]) -> Vec<&Value> {
 
 #[test]
 fn json_logs_have_pycti_keys_and_one_decision_line_per_event() {
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let ws = Workspace::new(&server.url);
+    let server = FeedServer::start(FIXTURE_FEED);
+    let ws = Workspace::new(&server.url());
     let events = server.event_uuids();
     for (run, expected) in [("first", "pushed"), ("second", "skipped")] {
         let (_, out) = ws.once();
@@ -80,8 +80,8 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn run_mode_serves_metrics_that_move_after_a_run_and_stops_on_sigterm() {
-    let server = FeedServer::start(FIXTURE_FEED.as_ref());
-    let mut ws = Workspace::new(&server.url);
+    let server = FeedServer::start(FIXTURE_FEED);
+    let mut ws = Workspace::new(&server.url());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -177,8 +177,8 @@ fn a_volume_the_image_user_cannot_write_stops_with_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("ledger.sqlite"),
-        "the error names the ledger file: {stderr}"
+        stderr.contains("ledger.sqlite: cannot open: Permission denied"),
+        "the error names the ledger and the refusal: {stderr}"
     );
     assert_eq!(bundle_count(&volume), 0);
 }

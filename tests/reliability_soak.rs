@@ -8,39 +8,24 @@
 //! Size: 100 events and 6 kills by default; `MISP_FEED_SOAK=1` (set by `.ci/run`) makes it
 //! 500 events and 20 kills. `SOAK_SEED` replays a run's kill times.
 
-mod engine_support;
-mod support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use engine_support::{FeedServer, Lcg, Workspace, small_synthetic_feed, synthetic_event_title};
+use crate::support::feed_server::FeedServer;
+use crate::support::opencti::{FakeOpenCti, TOKEN, unique_connector_id};
+use crate::support::rabbitmq::{Broker, report_names};
+use crate::support::soak_enabled;
+use crate::support::workspace::{Lcg, Workspace, small_synthetic_feed, synthetic_event_title};
 use serde_json::{Value, json};
-use support::{
-    FakeOpenCti, TOKEN, broker_available, declare_push_queue, drain_push_queue_fast, report_names,
-    unique_connector_id,
-};
-
-fn soak_enabled() -> bool {
-    std::env::var("MISP_FEED_SOAK").is_ok_and(|v| v == "1")
-}
-
-fn broker_required() -> bool {
-    std::env::var("MISP_FEED_REQUIRE_BROKER").is_ok_and(|v| v == "1")
-}
 
 const FETCH_CONCURRENCY: usize = 4;
 
 #[test]
 fn sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes() {
     let name = "sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes";
-    if !broker_available(name) {
-        assert!(
-            !broker_required(),
-            "MISP_FEED_REQUIRE_BROKER=1 but no RabbitMQ"
-        );
+    let Some(broker) = Broker::shared(name) else {
         return;
-    }
+    };
     let (events, kills_wanted) = if soak_enabled() { (500, 20) } else { (100, 6) };
     // Kill moments are drawn in [KILL_FROM, KILL_TO) after each start; the feed is slowed so
     // that the whole sync needs about 1.5 times the expected time spent before the kills,
@@ -54,13 +39,13 @@ fn sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = runtime.block_on(FakeOpenCti::start(None));
     let connector_id = unique_connector_id();
-    runtime.block_on(declare_push_queue(&connector_id));
+    runtime.block_on(broker.declare_push_queue(&connector_id));
 
     let feed_root = tempfile::tempdir().unwrap();
     let uuids = small_synthetic_feed(feed_root.path(), events, 0x50a4_0001);
     let server = FeedServer::start(feed_root.path());
-    *server.event_delay.lock().unwrap() = Some(Duration::from_millis(event_delay_ms));
-    let mut ws = Workspace::new(&server.url);
+    server.delay_events(Duration::from_millis(event_delay_ms));
+    let mut ws = Workspace::new(&server.url());
     for (key, value) in [
         ("OPENCTI_URL", fake.url.as_str()),
         ("OPENCTI_TOKEN", TOKEN),
@@ -148,7 +133,7 @@ fn sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes() {
     assert_eq!(verify["problems"], json!([]));
 
     // The queue: every event's report arrived at least once; count the extra sends.
-    let bodies = runtime.block_on(drain_push_queue_fast(&connector_id));
+    let bodies = runtime.block_on(broker.drain_push_queue_fast(&connector_id));
     let mut sends: HashMap<String, usize> = HashMap::new();
     let title_to_uuid: HashMap<String, &String> = uuids
         .iter()

@@ -1,23 +1,11 @@
 //! The local folder feed source against real folders: the fixture feed, and temporary
 //! folders with symlinks, traversal keys and oversized files.
 
-use std::path::{Path, PathBuf};
-
 use misp_feed::config::{Settings, SourceType};
 use misp_feed::source::local::LocalSource;
 use misp_feed::source::{FeedLocation, FeedSource, Listing, SourceError, build_source};
 
-fn fixture_feed() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/misp/feed")
-}
-
-fn fixture_uuids() -> Vec<String> {
-    let text = std::fs::read_to_string(fixture_feed().join("manifest.json")).unwrap();
-    let manifest: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
-    let mut keys: Vec<String> = manifest.keys().cloned().collect();
-    keys.sort();
-    keys
-}
+use crate::support::{fixture_feed, fixture_uuids};
 
 fn listed(listing: Listing) -> (Vec<String>, Vec<(String, String)>) {
     match listing {

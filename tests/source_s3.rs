@@ -1,24 +1,17 @@
 //! The S3 feed source against an in-process S3 server (s3s-fs over HTTP on 127.0.0.1, with
 //! signature checking), built through `build_source` exactly as the connector builds it.
 
-#[path = "support/s3_server.rs"]
-mod s3_server;
-
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
+use crate::support::fixture_feed;
+use crate::support::s3_server::{self, S3Server};
 use aws_sdk_s3::primitives::ByteStream;
 use md5::{Digest, Md5};
 use misp_feed::config::{Settings, SourceType};
 use misp_feed::secret::Secret;
 use misp_feed::source::{Listing, ObjectEntry, SourceError, build_source};
-use s3_server::S3Server;
 
 const BUCKET: &str = "misp-events";
-
-fn fixture_feed() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/misp/feed")
-}
 
 /// The fixture event files, (uuid, bytes), smallest first.
 fn fixture_events() -> Vec<(String, Vec<u8>)> {

@@ -1,16 +1,14 @@
 //! The metrics endpoint over real HTTP on a loopback socket: GET and HEAD, any path (as pycti's
 //! `prometheus_client` server), bad requests, keep-alive, concurrent scrapes, shutdown.
 
-mod telemetry_support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::telemetry_support::parse;
 use misp_feed::telemetry::{
     CONTENT_TYPE, ConnectorState, Metrics, MetricsServer, serve_metrics, serve_metrics_on,
 };
-use telemetry_support::parse;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -1,14 +1,17 @@
 //! The process-wide logger, checked in a child process (it can be installed once per process):
 //! JSON lines on stderr, nothing on stdout, and a second installation refused.
 
-use std::process::Command;
-
 use misp_feed::telemetry::{TelemetryError, init_logging_named};
+
+use crate::support::child;
 
 /// Runs only inside the child started by `installs_the_json_logger_on_stderr`.
 #[test]
 #[ignore = "run by installs_the_json_logger_on_stderr in a child process"]
 fn child_installs_and_logs() {
+    if !child::is_child("child_installs_and_logs") {
+        return;
+    }
     init_logging_named(true, "info", "Child connector").unwrap();
     tracing::debug!("hidden at info");
     tracing::info!(event = "5f1e", decision = "pushed", "event pushed");
@@ -20,20 +23,11 @@ fn child_installs_and_logs() {
 
 #[test]
 fn installs_the_json_logger_on_stderr() {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_installs_and_logs",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+    let output = child::run(module_path!(), "child_installs_and_logs", |command| {
+        command.env_remove("RUST_LOG");
+    });
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
     let lines: Vec<serde_json::Value> = stderr
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

@@ -1,24 +1,23 @@
-//! A small HTTP/1.1 feed server on 127.0.0.1 for tests, written on raw tokio sockets so that
-//! it can misbehave at the byte level: cut a body short, hang, answer with any status.
+//! The feed server of the tests: HTTP/1.1 (or HTTPS) on 127.0.0.1, written on raw tokio
+//! sockets so that it can misbehave at the byte level: cut a body short, hang, answer with
+//! any status, write any bytes.
 //!
-//! It serves the files of a folder under `/feed/`, gives `manifest.json` an ETag and a
-//! Last-Modified date and answers a matching conditional GET with 304. Every request is
-//! recorded (path and headers) so tests can check what the client sent.
-//!
-//! Include it with `#[path = "support/feed_server.rs"] mod feed_server;`.
-
-#![allow(dead_code)]
+//! It serves a copy of a feed folder (so tests can change it) under `/feed/`, gives every
+//! file an ETag and a Last-Modified date and answers a matching conditional GET with 304.
+//! Every request is recorded (target and headers) so tests can check what the client sent.
+//! It runs on a runtime of its own: tests that drive the `misp-feed` binary from a plain
+//! thread and async tests that call the library use it alike. Dropping it stops it.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// The Last-Modified date the server gives every file.
 pub const LAST_MODIFIED: &str = "Wed, 01 Jan 2025 00:00:00 GMT";
@@ -32,14 +31,22 @@ pub enum Fault {
     StatusRetryAfter(u16, String),
     /// Never answers (until the client gives up).
     Hang,
-    /// Announces the whole file's length, sends only `send` bytes of it, then closes.
-    Truncate { send: usize },
+    /// Answers normally, after this long.
+    Delay(Duration),
+    /// Announces the whole file's length, sends the first half of it, then closes.
+    Truncate,
     /// Serves these bytes instead of the file (status 200).
     Body(Vec<u8>),
+    /// Writes these bytes verbatim (status line, headers and body), then closes; nothing at
+    /// all for an empty vector.
+    Raw(Vec<u8>),
     /// Serves the file gzip-compressed with `Content-Encoding: gzip`.
     Gzip,
     /// Serves the file without a Content-Length (chunked transfer encoding).
     Chunked,
+    /// A 200 body with no length that goes on for up to this many bytes, or until the
+    /// client hangs up.
+    Endless(u64),
 }
 
 /// One request as received.
@@ -67,36 +74,44 @@ struct Behaviour {
     /// Faults used once each, in order, before falling back to `always` or the file.
     next: HashMap<String, VecDeque<Fault>>,
     always: HashMap<String, Fault>,
+    /// Waited before answering for any file but the manifest, to make runs last.
+    event_delay: Option<Duration>,
 }
 
 struct State {
-    root: PathBuf,
+    dir: PathBuf,
     behaviour: Mutex<Behaviour>,
     log: Mutex<Vec<Request>>,
 }
 
 pub struct FeedServer {
     pub addr: SocketAddr,
+    /// The folder served: a copy of the one given to `start`, which tests may change.
+    pub dir: PathBuf,
+    _root: tempfile::TempDir,
     state: Arc<State>,
-    task: tokio::task::JoinHandle<()>,
+    runtime: Option<tokio::runtime::Runtime>,
     scheme: &'static str,
 }
 
 impl Drop for FeedServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(runtime) = self.runtime.take() {
+            // Not `drop`: that would block, which an async test's thread may not do.
+            runtime.shutdown_background();
+        }
     }
 }
 
 impl FeedServer {
-    /// Serves the files of `root` at `http://127.0.0.1:<port>/feed/`.
-    pub async fn start(root: impl Into<PathBuf>) -> FeedServer {
-        FeedServer::start_with(root, None).await
+    /// Serves a copy of the files of `feed` at `http://127.0.0.1:<port>/feed/`.
+    pub fn start(feed: impl AsRef<Path>) -> FeedServer {
+        FeedServer::start_with(feed.as_ref(), None)
     }
 
-    /// Serves the files of `root` at `https://127.0.0.1:<port>/feed/`, with the test
-    /// certificate of `tests/support/tls/` (signed by the test CA in `ca.pem`).
-    pub async fn start_tls(root: impl Into<PathBuf>) -> FeedServer {
+    /// Serves a copy of the files of `feed` at `https://127.0.0.1:<port>/feed/`, with the
+    /// test certificate of `tests/support/tls/` (signed by the test CA in `ca.pem`).
+    pub fn start_tls(feed: impl AsRef<Path>) -> FeedServer {
         use tokio_rustls::rustls;
         use tokio_rustls::rustls::pki_types::pem::PemObject;
         use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -116,7 +131,7 @@ impl FeedServer {
             .with_single_cert(chain, key)
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        FeedServer::start_with(root, Some(acceptor)).await
+        FeedServer::start_with(feed.as_ref(), Some(acceptor))
     }
 
     /// The test CA that signed the TLS server's certificate (a PEM file).
@@ -124,20 +139,32 @@ impl FeedServer {
         tls_dir().join("ca.pem")
     }
 
-    async fn start_with(
-        root: impl Into<PathBuf>,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> FeedServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    fn start_with(feed: &Path, tls: Option<tokio_rustls::TlsAcceptor>) -> FeedServer {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("feed");
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(feed).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("feed-server")
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
-            root: root.into(),
+            dir: dir.clone(),
             behaviour: Mutex::default(),
             log: Mutex::default(),
         });
         let serving = state.clone();
         let secure = tls.is_some();
-        let task = tokio::spawn(async move {
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             while let Ok((stream, _)) = listener.accept().await {
                 let state = serving.clone();
                 let tls = tls.clone();
@@ -155,8 +182,10 @@ impl FeedServer {
         });
         FeedServer {
             addr,
+            dir,
+            _root: root,
             state,
-            task,
+            runtime: Some(runtime),
             scheme: if secure { "https" } else { "http" },
         }
     }
@@ -189,6 +218,18 @@ impl FeedServer {
         behaviour.next.remove(name);
     }
 
+    /// Serves every file normally again (the event delay stays).
+    pub fn clear_faults(&self) {
+        let mut behaviour = self.state.behaviour.lock().unwrap();
+        behaviour.always.clear();
+        behaviour.next.clear();
+    }
+
+    /// Waits `delay` before answering any request but the manifest's.
+    pub fn delay_events(&self, delay: Duration) {
+        self.state.behaviour.lock().unwrap().event_delay = Some(delay);
+    }
+
     pub fn requests(&self) -> Vec<Request> {
         self.state.log.lock().unwrap().clone()
     }
@@ -202,10 +243,42 @@ impl FeedServer {
         let digest = Sha256::digest(bytes);
         format!("\"{}\"", hex::encode(&digest[..8]))
     }
+
+    pub fn manifest(&self) -> serde_json::Map<String, Value> {
+        let text = std::fs::read_to_string(self.dir.join("manifest.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn write_manifest(&self, manifest: &serde_json::Map<String, Value>) {
+        std::fs::write(
+            self.dir.join("manifest.json"),
+            serde_json::to_vec(manifest).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// Moves one event's manifest timestamp forward.
+    pub fn bump_timestamp(&self, uuid: &str, by: i64) {
+        let mut manifest = self.manifest();
+        let entry = manifest.get_mut(uuid).unwrap();
+        let ts = match &entry["timestamp"] {
+            Value::String(s) => s.parse::<i64>().unwrap(),
+            Value::Number(n) => n.as_i64().unwrap(),
+            other => panic!("timestamp {other}"),
+        };
+        entry["timestamp"] = Value::String((ts + by).to_string());
+        self.write_manifest(&manifest);
+    }
+
+    pub fn event_uuids(&self) -> Vec<String> {
+        let mut uuids: Vec<String> = self.manifest().keys().cloned().collect();
+        uuids.sort();
+        uuids
+    }
 }
 
 fn tls_dir() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls")
 }
 
 async fn serve<S>(mut stream: S, state: Arc<State>) -> std::io::Result<()>
@@ -217,19 +290,25 @@ where
     };
     state.log.lock().unwrap().push(request.clone());
 
-    let fault = {
+    let (fault, event_delay) = {
         let mut behaviour = state.behaviour.lock().unwrap();
         let queued = behaviour
             .next
             .get_mut(&request.name)
             .and_then(VecDeque::pop_front);
-        queued.or_else(|| behaviour.always.get(&request.name).cloned())
+        let fault = queued.or_else(|| behaviour.always.get(&request.name).cloned());
+        (fault, behaviour.event_delay)
     };
+    if request.name != "manifest.json"
+        && let Some(delay) = event_delay
+    {
+        tokio::time::sleep(delay).await;
+    }
 
     let file = if request.name.contains('/') || request.name.contains("..") {
         None
     } else {
-        std::fs::read(state.root.join(&request.name)).ok()
+        std::fs::read(state.dir.join(&request.name)).ok()
     };
 
     match fault {
@@ -237,19 +316,25 @@ where
         Some(Fault::StatusRetryAfter(code, after)) => {
             respond(&mut stream, code, &[("Retry-After", after)], b"").await
         }
-        Some(Fault::Hang) => {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok(())
+        Some(Fault::Hang) => std::future::pending::<std::io::Result<()>>().await,
+        Some(Fault::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            serve_file(&mut stream, &request, file).await
         }
         Some(Fault::Body(body)) => respond(&mut stream, 200, &[], &body).await,
-        Some(Fault::Truncate { send }) => {
+        Some(Fault::Raw(bytes)) => {
+            stream.write_all(&bytes).await?;
+            stream.flush().await?;
+            stream.shutdown().await
+        }
+        Some(Fault::Truncate) => {
             let body = file.unwrap_or_default();
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             stream.write_all(head.as_bytes()).await?;
-            stream.write_all(&body[..send.min(body.len())]).await?;
+            stream.write_all(&body[..body.len() / 2]).await?;
             stream.flush().await?;
             stream.shutdown().await
         }
@@ -280,22 +365,41 @@ where
             }
             None => respond(&mut stream, 404, &[], b"").await,
         },
-        None => match file {
-            Some(body) => {
-                let etag = FeedServer::etag_of(&body);
-                let unchanged = match request.header("if-none-match") {
-                    Some(sent) => sent == etag,
-                    None => request.header("if-modified-since") == Some(LAST_MODIFIED),
-                };
-                let headers = [("ETag", etag), ("Last-Modified", LAST_MODIFIED.to_string())];
-                if unchanged {
-                    respond(&mut stream, 304, &headers, b"").await
-                } else {
-                    respond(&mut stream, 200, &headers, &body).await
-                }
+        Some(Fault::Endless(limit)) => {
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n[")
+                .await?;
+            let chunk = vec![b' '; 64 * 1024];
+            let mut sent = 0u64;
+            while sent < limit {
+                stream.write_all(&chunk).await?;
+                sent += chunk.len() as u64;
             }
-            None => respond(&mut stream, 404, &[], b"").await,
-        },
+            stream.shutdown().await
+        }
+        None => serve_file(&mut stream, &request, file).await,
+    }
+}
+
+/// The file with its validators, 304 to a conditional GET that matches them, or 404.
+async fn serve_file<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &Request,
+    file: Option<Vec<u8>>,
+) -> std::io::Result<()> {
+    let Some(body) = file else {
+        return respond(stream, 404, &[], b"").await;
+    };
+    let etag = FeedServer::etag_of(&body);
+    let unchanged = match request.header("if-none-match") {
+        Some(sent) => sent == etag,
+        None => request.header("if-modified-since") == Some(LAST_MODIFIED),
+    };
+    let headers = [("ETag", etag), ("Last-Modified", LAST_MODIFIED.to_string())];
+    if unchanged {
+        respond(stream, 304, &headers, b"").await
+    } else {
+        respond(stream, 200, &headers, &body).await
     }
 }
 
@@ -366,6 +470,7 @@ fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
         304 => "Not Modified",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         429 => "Too Many Requests",

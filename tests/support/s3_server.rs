@@ -4,10 +4,6 @@
 //! s3s-fs leaves ETags out of ListObjectsV2 answers, which AWS and MinIO always include; the
 //! thin layer here adds them (the MD5 of the content, as AWS gives for single-part uploads)
 //! and counts list calls so tests can see pagination happen.
-//!
-//! Include it with `#[path = "support/s3_server.rs"] mod s3_server;`.
-
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
