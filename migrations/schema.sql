@@ -28,7 +28,15 @@ CREATE TABLE checkpoint (
     manifest_etag          TEXT,
     manifest_last_modified TEXT,
     last_file              TEXT,
-    updated_at             TEXT NOT NULL
+    updated_at             TEXT NOT NULL,
+    -- entries older than this (epoch seconds) are not imported, and recorded as too_old
+    import_floor           INTEGER,
+    -- first_run | import_from_date | platform | reset: what set the floor
+    floor_origin           TEXT,
+    -- the connector state last delivered to the platform by a ping, as sent
+    sent_state             TEXT,
+    -- 1 from an operator's reset until the platform has been told the ledger's state
+    reset_pending          INTEGER NOT NULL DEFAULT 0
 );
 
 -- Every manifest entry seen, as the feed last listed it.
@@ -39,7 +47,9 @@ CREATE TABLE manifest_entries (
     date          TEXT,
     first_seen_at TEXT NOT NULL,
     last_seen_at  TEXT NOT NULL,
-    last_seen_run INTEGER
+    last_seen_run INTEGER,
+    -- the key as the feed lists it (any case); the file is requested by this name
+    key           TEXT
 );
 
 -- Every S3 object seen.
@@ -65,7 +75,7 @@ CREATE TABLE events (
     info               TEXT,
     content_sha256     TEXT,
     bundle_sha256      TEXT,
-    -- pending | in_flight | pushed | failed | gave_up
+    -- pending | in_flight | pushed | failed | gave_up | too_old
     status             TEXT NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
     last_error         TEXT,

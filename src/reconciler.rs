@@ -2,15 +2,13 @@
 //! event, whether to fetch it, skip it, or retry it. It does no I/O; the pipeline carries
 //! its decisions out.
 //!
-//! Which manifest entries qualify follows the Python connector: an entry newer than the
-//! checkpoint (the first checkpoint is `import_from_date`, else "now"). On top of that the
-//! ledger is consulted, so that an event is never skipped by mistake:
-//! - an entry the ledger has never seen qualifies when its timestamp is at or after the
-//!   checkpoint (at, not only after: an event sharing the checkpoint's second is not lost);
-//! - an event the ledger owes (pending, in flight at a crash, failed and due) goes again
-//!   whatever the checkpoint says;
-//! - a pushed event goes again only when its manifest timestamp changed, and even then its
-//!   bundle is pushed only if its content changed.
+//! The ledger knows every manifest entry, so the checkpoint decides nothing (it only keeps
+//! the Python connector's meaning for the platform's copy of the state):
+//! - an entry never pushed is due, whatever its timestamp, unless it is older than the import
+//!   floor (`import_from_date`, or the first run's start); it is then recorded `too_old`, and
+//!   becomes due if the floor is lowered;
+//! - an event the ledger owes (pending, in flight at a crash, failed and due) goes again;
+//! - a pushed event goes again only when its manifest timestamp changed.
 
 use chrono::{DateTime, Utc};
 
@@ -54,7 +52,8 @@ impl ProcessReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     Unchanged,
-    OlderThanCheckpoint,
+    /// Older than the import floor: recorded `too_old`, not imported.
+    TooOld,
     BackingOff,
     GaveUp,
 }
@@ -63,28 +62,28 @@ impl SkipReason {
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::Unchanged => "unchanged",
-            SkipReason::OlderThanCheckpoint => "older than the checkpoint",
+            SkipReason::TooOld => "older than the import floor",
             SkipReason::BackingOff => "failed, waiting for its retry time",
             SkipReason::GaveUp => "gave up after too many failures (use `misp-feed retry`)",
         }
     }
 }
 
-/// Decides one manifest entry.
+/// Decides one manifest entry against its record and the import floor.
 pub fn decide_entry(
     entry: &ManifestEntry,
     record: Option<&EventRecord>,
-    checkpoint: i64,
+    floor: i64,
     now: DateTime<Utc>,
 ) -> Decision {
-    let Some(record) = record else {
-        return if entry.timestamp >= checkpoint {
-            Decision::Process(ProcessReason::New)
-        } else {
-            Decision::Skip(SkipReason::OlderThanCheckpoint)
-        };
+    let record = match record {
+        Some(record) if record.status != EventStatus::TooOld => record,
+        // Never imported: due unless older than the floor (at the floor's second is in).
+        _ if entry.timestamp >= floor => return Decision::Process(ProcessReason::New),
+        _ => return Decision::Skip(SkipReason::TooOld),
     };
     match record.status {
+        EventStatus::TooOld => Decision::Skip(SkipReason::TooOld),
         EventStatus::Pending => Decision::Process(ProcessReason::Pending),
         EventStatus::InFlight => Decision::Process(ProcessReason::InterruptedInFlight),
         EventStatus::Failed if record.manifest_timestamp != Some(entry.timestamp) => {
@@ -104,17 +103,41 @@ pub fn decide_entry(
     }
 }
 
-/// Decides one S3 object: an unchanged ETag whose events were all pushed is skipped without
-/// a download.
-pub fn decide_object(object: &ObjectEntry, record: Option<&S3ObjectRecord>) -> Decision {
-    match record {
-        Some(r) if r.status == ObjectStatus::Done && r.etag.is_some() && r.etag == object.etag => {
-            Decision::Skip(SkipReason::Unchanged)
+/// Decides one S3 object against its record and the records of its events (and of itself,
+/// when it failed whole). An unchanged ETag whose events were all pushed is skipped without a
+/// download. A failed object with the same ETag waits for its retry time like any failed
+/// event, and stays put once everything in it gave up (until `misp-feed retry`).
+pub fn decide_object(
+    object: &ObjectEntry,
+    record: Option<&S3ObjectRecord>,
+    owed: &[EventRecord],
+    now: DateTime<Utc>,
+) -> Decision {
+    let Some(record) = record else {
+        return Decision::Process(ProcessReason::ObjectChanged);
+    };
+    if record.etag != object.etag {
+        return Decision::Process(ProcessReason::ObjectChanged);
+    }
+    match record.status {
+        ObjectStatus::Done | ObjectStatus::Deleted => Decision::Skip(SkipReason::Unchanged),
+        ObjectStatus::Failed => {
+            let due = owed.iter().any(|e| match e.status {
+                EventStatus::Pending | EventStatus::InFlight => true,
+                EventStatus::Failed => e.retry_due(now),
+                _ => false,
+            });
+            if due {
+                Decision::Process(ProcessReason::Retry)
+            } else if owed.iter().any(|e| e.status == EventStatus::Failed) {
+                Decision::Skip(SkipReason::BackingOff)
+            } else if owed.iter().any(|e| e.status == EventStatus::GaveUp) {
+                Decision::Skip(SkipReason::GaveUp)
+            } else {
+                // Failed, with nothing recorded of why (a ledger from before object records).
+                Decision::Process(ProcessReason::Retry)
+            }
         }
-        Some(r) if r.status == ObjectStatus::Done && r.etag.is_none() && object.etag.is_none() => {
-            Decision::Skip(SkipReason::Unchanged)
-        }
-        _ => Decision::Process(ProcessReason::ObjectChanged),
     }
 }
 
@@ -133,6 +156,7 @@ mod tests {
     fn entry(uuid: &str, timestamp: i64) -> ManifestEntry {
         ManifestEntry {
             uuid: uuid.into(),
+            key: uuid.into(),
             timestamp,
             info: None,
             date: None,
@@ -160,19 +184,24 @@ mod tests {
     }
 
     #[test]
-    fn new_entries_qualify_at_or_after_the_checkpoint() {
+    fn new_entries_are_due_from_the_floor_on_and_too_old_ones_once_the_floor_drops() {
         let now = Utc::now();
         assert_eq!(
             decide_entry(&entry("a", 100), None, 100, now),
             Decision::Process(ProcessReason::New)
         );
         assert_eq!(
-            decide_entry(&entry("a", 101), None, 100, now),
-            Decision::Process(ProcessReason::New)
+            decide_entry(&entry("a", 99), None, 100, now),
+            Decision::Skip(SkipReason::TooOld)
+        );
+        let too_old = record(EventStatus::TooOld, 99);
+        assert_eq!(
+            decide_entry(&entry("a", 99), Some(&too_old), 100, now),
+            Decision::Skip(SkipReason::TooOld)
         );
         assert_eq!(
-            decide_entry(&entry("a", 99), None, 100, now),
-            Decision::Skip(SkipReason::OlderThanCheckpoint)
+            decide_entry(&entry("a", 99), Some(&too_old), 50, now),
+            Decision::Process(ProcessReason::New)
         );
     }
 
@@ -244,20 +273,52 @@ mod tests {
             events: 1,
             last_error: None,
         };
+        let now = Utc::now();
         assert_eq!(
-            decide_object(&object, Some(&rec)),
+            decide_object(&object, Some(&rec), &[], now),
             Decision::Skip(SkipReason::Unchanged)
         );
-        rec.status = ObjectStatus::Failed;
-        assert_eq!(
-            decide_object(&object, Some(&rec)),
-            Decision::Process(ProcessReason::ObjectChanged)
-        );
-        rec.status = ObjectStatus::Done;
         rec.etag = Some("\"e0\"".into());
         assert_eq!(
-            decide_object(&object, Some(&rec)),
+            decide_object(&object, Some(&rec), &[], now),
             Decision::Process(ProcessReason::ObjectChanged)
+        );
+    }
+
+    #[test]
+    fn a_failed_object_waits_for_its_backoff_and_stays_once_everything_gave_up() {
+        let object = ObjectEntry {
+            key: "k.json".into(),
+            etag: Some("e1".into()),
+            size: 1,
+            last_modified: None,
+        };
+        let rec = S3ObjectRecord {
+            key: "k.json".into(),
+            etag: Some("e1".into()),
+            size: 1,
+            last_modified: None,
+            status: ObjectStatus::Failed,
+            events: 2,
+            last_error: None,
+        };
+        let now = Utc::now();
+        let mut waiting = record(EventStatus::Failed, 5);
+        waiting.next_attempt_at = Some((now + chrono::Duration::hours(1)).to_rfc3339());
+        let pushed = record(EventStatus::Pushed, 5);
+        assert_eq!(
+            decide_object(&object, Some(&rec), &[pushed.clone(), waiting.clone()], now),
+            Decision::Skip(SkipReason::BackingOff)
+        );
+        waiting.next_attempt_at = Some((now - chrono::Duration::hours(1)).to_rfc3339());
+        assert_eq!(
+            decide_object(&object, Some(&rec), &[pushed.clone(), waiting], now),
+            Decision::Process(ProcessReason::Retry)
+        );
+        let gave_up = record(EventStatus::GaveUp, 5);
+        assert_eq!(
+            decide_object(&object, Some(&rec), &[pushed, gave_up], now),
+            Decision::Skip(SkipReason::GaveUp)
         );
     }
 }

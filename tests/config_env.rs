@@ -509,6 +509,17 @@ fn rows() -> Vec<Row> {
             bad: Some("-5"),
         },
         Row {
+            env: "MISP_FEED_FETCH_DEADLINE",
+            yaml: "misp_feed.fetch_deadline",
+            read: |s| s.misp_feed.fetch_deadline.as_secs_f64().to_string(),
+            default: Some("600"),
+            env_value: "900",
+            env_expected: "900",
+            yaml_value: "60",
+            yaml_expected: "60",
+            bad: Some("soon"),
+        },
+        Row {
             env: "MISP_FEED_HTTP_RETRIES",
             yaml: "misp_feed.http_retries",
             read: |s| s.misp_feed.http_retries.to_string(),

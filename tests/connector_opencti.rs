@@ -244,8 +244,10 @@ fn an_empty_ledger_adopts_the_python_connectors_state() {
     // Entries after the Python checkpoint, and the one at its exact second (the ledger
     // cannot know whether Python sent it; a repeat is harmless, a skip is not).
     assert_eq!(pushed_count(&report), 2, "{report}");
-    assert!(
-        ws.event_status(&timestamps[0].1).is_none(),
+    // The older one is recorded as not imported (the Python connector's), not pushed.
+    assert_eq!(
+        ws.event_status(&timestamps[0].1).as_deref(),
+        Some("too_old"),
         "an event older than the state was imported"
     );
 }

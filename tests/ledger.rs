@@ -2,8 +2,9 @@
 //! lock, every status change and its history, and the operator's reset and retry.
 
 use misp_feed::ledger::{
-    Checkpoint, Destination, EventFilter, EventStatus, FailureStage, HistoryAction, Ledger,
-    LedgerError, PushedContent, QueuedEvent, Receipt, RetryPolicy, RunId, RunStatus,
+    Checkpoint, Destination, EventFilter, EventReset, EventStatus, FailureStage, HistoryAction,
+    Ledger, LedgerError, PushedContent, QueuedEvent, Receipt, ResetOrigin, RetryPolicy, RunId,
+    RunStatus,
 };
 use misp_feed::source::ManifestEntry;
 
@@ -78,7 +79,7 @@ async fn a_new_ledger_records_its_schema_version_and_runs_in_wal_mode() {
         .unwrap();
     assert_eq!(
         versions,
-        vec![2],
+        vec![3],
         "a new ledger is created at the current schema"
     );
     let mode: String = conn
@@ -102,7 +103,7 @@ async fn a_ledger_from_a_newer_binary_is_refused() {
     match Ledger::open(&path).await {
         Err(LedgerError::TooNew { found, known, .. }) => {
             assert_eq!(found, 99);
-            assert_eq!(known, 2);
+            assert_eq!(known, 3);
         }
         other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
     }
@@ -281,6 +282,7 @@ async fn reset_all_forgets_state_but_keeps_the_audit_trail() {
     let run = ledger.begin_run("test".into()).await.unwrap();
     let entry = ManifestEntry {
         uuid: A.into(),
+        key: A.into(),
         timestamp: 100,
         info: None,
         date: None,
@@ -294,7 +296,13 @@ async fn reset_all_forgets_state_but_keeps_the_audit_trail() {
         })
         .await
         .unwrap();
-    assert_eq!(ledger.reset_all("test".into()).await.unwrap(), 1);
+    assert_eq!(
+        ledger
+            .reset_all("test".into(), ResetOrigin::Operator)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(ledger.event(A.into()).await.unwrap().is_none());
     assert!(ledger.manifest_entries().await.unwrap().is_empty());
     assert_eq!(
@@ -338,12 +346,17 @@ async fn reset_event_reopens_one_event_only() {
     for uuid in [A, B] {
         push(&ledger, run, uuid, 5, Destination::Work("w".into())).await;
     }
-    assert!(ledger.reset_event(A.into()).await.unwrap());
-    assert!(
-        !ledger
+    // Reset, but no manifest lists it any more.
+    assert_eq!(
+        ledger.reset_event(A.into()).await.unwrap(),
+        EventReset::NotListed
+    );
+    assert_eq!(
+        ledger
             .reset_event("00000000-0000-0000-0000-000000000000".into())
             .await
-            .unwrap()
+            .unwrap(),
+        EventReset::Unknown
     );
     assert_eq!(status_of(&ledger, A).await, Some(EventStatus::Pending));
     assert_eq!(status_of(&ledger, B).await, Some(EventStatus::Pushed));
@@ -364,11 +377,25 @@ async fn a_run_left_running_by_a_crash_is_marked_interrupted() {
     let path = dir.path().join("ledger.sqlite");
     let ledger = Ledger::open(&path).await.unwrap();
     let run = ledger.begin_run("test".into()).await.unwrap();
+    push(&ledger, run, A, 1, Destination::Work("w".into())).await;
+    ledger.queue_events(run, vec![queued(B, 2)]).await.unwrap();
+    ledger
+        .mark_failed(
+            run,
+            B.into(),
+            FailureStage::Fetch,
+            "HTTP 500".into(),
+            RetryPolicy::default(),
+        )
+        .await
+        .unwrap();
     drop(ledger);
     let ledger = Ledger::open(&path).await.unwrap();
     let runs = ledger.last_runs(1).await.unwrap();
     assert_eq!(runs[0].id, run);
     assert_eq!(runs[0].status, RunStatus::Interrupted);
+    // The counts the run never wrote come from its history.
+    assert_eq!((runs[0].pushed, runs[0].failed), (1, 1));
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ fn options() -> HttpOptions {
         authorization: None,
         connect_timeout: Duration::from_secs(2),
         read_timeout: Duration::from_secs(2),
+        deadline: Duration::from_secs(30),
         max_file_size: 16 * 1024 * 1024,
         retry: RetryPolicy {
             retries: 3,
@@ -242,6 +243,30 @@ async fn read_timeout_is_retried_then_reported() {
     assert!(err.to_string().contains("timed out"), "{err}");
     assert!(err.to_string().contains("gave up after 2 tries"), "{err}");
     assert_eq!(server.requests_for(&name), 4);
+}
+
+#[tokio::test]
+async fn a_body_sent_a_byte_at_a_time_is_cut_off_by_the_deadline() {
+    let server = FeedServer::start(fixture_feed());
+    let (uuid, _) = small_event();
+    let name = format!("{uuid}.json");
+    // Every read comes well within the read timeout; the whole never would.
+    let patient_reads = HttpOptions {
+        read_timeout: Duration::from_secs(2),
+        deadline: Duration::from_millis(600),
+        retry: RetryPolicy {
+            retries: 1,
+            ..options().retry
+        },
+        ..options()
+    };
+    server.fail_always(&name, Fault::Trickle(Duration::from_millis(50)));
+    let source = source(&server, patient_reads);
+    // Without a deadline the body would arrive whole, minutes later, and the fetch succeed.
+    let err = source.fetch(&uuid).await.unwrap_err();
+    assert!(matches!(err, SourceError::Transport { .. }), "{err:?}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(server.requests_for(&name), 2, "the deadline ends each try");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use md5::{Digest, Md5};
 use misp_feed::config::{Settings, SourceType};
 use misp_feed::secret::Secret;
-use misp_feed::source::{Listing, ObjectEntry, SourceError, build_source};
+use misp_feed::source::{Deletion, Listing, ObjectEntry, SourceError, build_source};
 
 const BUCKET: &str = "misp-events";
 
@@ -174,7 +174,26 @@ async fn fetch_returns_the_bytes_and_etag_and_delete_removes_the_object() {
     assert_eq!(&fetched.bytes, bytes);
     assert_eq!(fetched.etag, listed[0].etag);
 
-    source.delete(&key).await.unwrap();
+    // A version other than the one delivered is never deleted.
+    assert_eq!(
+        source
+            .delete(&key, Some("not-what-was-delivered"))
+            .await
+            .unwrap(),
+        Deletion::ChangedSince
+    );
+    put(&server, &key, &[bytes.as_slice(), b" "].concat()).await;
+    assert_eq!(
+        source.delete(&key, fetched.etag.as_deref()).await.unwrap(),
+        Deletion::ChangedSince,
+        "overwritten since its download"
+    );
+    assert_eq!(objects(source.list(None).await.unwrap()).len(), 1);
+    let current = source.fetch(&key).await.unwrap();
+    assert_eq!(
+        source.delete(&key, current.etag.as_deref()).await.unwrap(),
+        Deletion::Deleted
+    );
     assert!(objects(source.list(None).await.unwrap()).is_empty());
     let err = source.fetch(&key).await.unwrap_err();
     assert!(matches!(err, SourceError::NotFound { .. }), "{err:?}");

@@ -3,7 +3,17 @@
 use chrono::{DateTime, Utc};
 
 use super::{Answer, CommandError, Completion};
-use crate::ledger::Ledger;
+use crate::ledger::{EventReset, Ledger, ResetOrigin};
+
+/// What a platform would also be told, said once after each reset.
+const PLATFORM_NOTE: &str = "With OpenCTI, this reset wins over the state stored on the platform, \
+                             which the next ping replaces with the ledger's.";
+
+fn date_of(timestamp: i64) -> String {
+    DateTime::<Utc>::from_timestamp(timestamp, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| timestamp.to_string())
+}
 
 /// What `misp-feed reset` makes due again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,24 +30,49 @@ pub enum ResetScope {
 pub async fn reset(ledger: &Ledger, scope: ResetScope) -> Result<Answer, CommandError> {
     let output = match scope {
         ResetScope::All => {
-            let n = ledger.reset_all("reset --all by operator".into()).await?;
+            let n = ledger
+                .reset_all("reset --all by operator".into(), ResetOrigin::Operator)
+                .await?;
+            let window = match ledger.import_floor().await? {
+                Some(floor) => format!(
+                    "every event the feed lists from {} on (the import floor; older ones stay \
+                     too_old, `reset --since DATE` goes further back)",
+                    date_of(floor.at)
+                ),
+                None => "what the first run would import".to_string(),
+            };
             format!(
-                "ledger reset: {n} event record(s) forgotten, checkpoint cleared (history kept)\n"
+                "ledger reset: {n} event record(s) forgotten (history kept).\n\
+                 The next run imports again {window}.\n{PLATFORM_NOTE}\n"
             )
         }
         ResetScope::Event(uuid) => {
             let uuid = uuid.to_lowercase();
-            if !ledger.reset_event(uuid.clone()).await? {
-                return Err(CommandError::Usage(format!(
-                    "event {uuid} is not in the ledger"
-                )));
+            match ledger.reset_event(uuid.clone()).await? {
+                EventReset::Unknown => {
+                    return Err(CommandError::Usage(format!(
+                        "event {uuid} is not in the ledger"
+                    )));
+                }
+                EventReset::Listed => {
+                    format!("event {uuid} will be imported again by the next run\n")
+                }
+                EventReset::NotListed => format!(
+                    "event {uuid} is reset, but the feed no longer lists it: it will be imported \
+                     again only if the feed lists it again\n"
+                ),
             }
-            format!("event {uuid} will be imported again by the next run\n")
         }
         ResetScope::Since(since) => {
             let n = ledger.reset_since(since).await?;
+            let floor = ledger
+                .import_floor()
+                .await?
+                .map(|floor| date_of(floor.at))
+                .unwrap_or_else(|| since.to_rfc3339());
             format!(
-                "{n} event(s) since {} will be imported again; checkpoint moved back\n",
+                "{n} event(s) since {} will be imported again by the next run, and every event \
+                 the feed lists from {floor} on that was never imported.\n{PLATFORM_NOTE}\n",
                 since.to_rfc3339()
             )
         }
@@ -72,6 +107,15 @@ pub async fn verify(
         );
         for problem in &report.problems {
             out.push_str(&format!("  {problem}\n"));
+        }
+        if !report.failing.is_empty() {
+            out.push_str(&format!(
+                "{} failing (retried by later runs; given up ones wait for `misp-feed retry`):\n",
+                report.failing.len()
+            ));
+            for failing in &report.failing {
+                out.push_str(&format!("  {failing}\n"));
+            }
         }
         out
     };

@@ -87,6 +87,8 @@ pub struct MispFeedSettings {
     pub max_file_size: u64,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Longest a whole feed request may take, body included.
+    pub fetch_deadline: Duration,
     /// Tries per request after the first.
     pub http_retries: u32,
     pub fetch_concurrency: usize,

@@ -201,6 +201,24 @@ fn bundle_around(objects_json: &str) -> String {
 /// Parses a feed file: `{"Event": {...}}`, a bare event, or a list of either. Every field
 /// the conversion reads is checked here, so a malformed event is reported with its path.
 pub fn parse_event_file(bytes: &[u8], file: &str) -> Result<Vec<MispEvent>, InputError> {
+    parse_event_list(bytes, file)?
+        .into_iter()
+        .map(|listed| listed.event)
+        .collect()
+}
+
+/// One event of a feed file, read on its own.
+#[derive(Debug)]
+pub struct ListedEvent {
+    /// Its uuid (lower case) when the event carries one, even if the rest is malformed.
+    pub uuid: Option<String>,
+    pub event: Result<MispEvent, InputError>,
+}
+
+/// [`parse_event_file`], each event on its own: a file that is not JSON (or holds nothing) is
+/// an error, but in a list one malformed event is an error for that event only, so that its
+/// neighbours still go through.
+pub fn parse_event_list(bytes: &[u8], file: &str) -> Result<Vec<ListedEvent>, InputError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| InputError {
         file: file.to_string(),
         path: "$".into(),
@@ -217,29 +235,35 @@ pub fn parse_event_file(bytes: &[u8], file: &str) -> Result<Vec<MispEvent>, Inpu
             message: "expected an event, got an empty list".into(),
         });
     }
-    let mut events = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        let prefix = if in_list {
-            format!("[{index}].")
-        } else {
-            String::new()
-        };
-        let (event, path) = match item {
-            Value::Object(mut map) if map.contains_key("Event") => (
-                map.remove("Event").unwrap_or(Value::Null),
-                format!("{prefix}Event"),
-            ),
-            other => (other, format!("{prefix}Event")),
-        };
-        let event = MispEvent {
-            event,
-            source: file.to_string(),
-            path,
-        };
-        input::read_event(&event.event).map_err(|e| event.error(e))?;
-        events.push(event);
-    }
-    Ok(events)
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let prefix = if in_list {
+                format!("[{index}].")
+            } else {
+                String::new()
+            };
+            let (event, path) = match item {
+                Value::Object(mut map) if map.contains_key("Event") => (
+                    map.remove("Event").unwrap_or(Value::Null),
+                    format!("{prefix}Event"),
+                ),
+                other => (other, format!("{prefix}Event")),
+            };
+            let event = MispEvent {
+                event,
+                source: file.to_string(),
+                path,
+            };
+            let uuid = event.uuid().map(str::to_lowercase);
+            let event = match input::read_event(&event.event) {
+                Ok(_) => Ok(event),
+                Err(e) => Err(event.error(e)),
+            };
+            ListedEvent { uuid, event }
+        })
+        .collect())
 }
 
 /// Converts one event to the objects of its STIX 2.1 bundle, in the connector's order.

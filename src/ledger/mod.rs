@@ -17,7 +17,7 @@ mod schema;
 mod store;
 mod types;
 
-pub use checkpoint::{Checkpoint, settled_watermark};
+pub use checkpoint::{Checkpoint, ImportFloor, PlatformSync, settled_watermark};
 pub use types::*;
 
 use std::collections::HashMap;
@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::source::{ManifestEntry, ObjectEntry};
+pub use store::OldEntry;
 use store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +196,63 @@ impl Ledger {
             .await
     }
 
+    // ---- the import floor and the platform's copy of the state --------------------------
+
+    /// The floor this run imports from (set by the first run, lowered by an earlier
+    /// `MISP_FEED_IMPORT_FROM_DATE`; see [`ImportFloor::for_run`]), stored when it changed.
+    pub async fn floor_for_run(
+        &self,
+        import_from_date: Option<DateTime<Utc>>,
+        run_started: DateTime<Utc>,
+    ) -> Result<(ImportFloor, bool)> {
+        self.call(move |store| {
+            let (floor, changed) =
+                ImportFloor::for_run(store.import_floor()?, import_from_date, run_started);
+            if changed {
+                store.store_import_floor(floor)?;
+            }
+            Ok((floor, changed))
+        })
+        .await
+    }
+
+    pub async fn import_floor(&self) -> Result<Option<ImportFloor>> {
+        self.call(|store| store.import_floor()).await
+    }
+
+    /// `too_old`: entries older than the floor, recorded (once, or when their timestamp
+    /// moves) with the floor that excluded them. Returns how many records changed.
+    pub async fn record_too_old(
+        &self,
+        run: RunId,
+        entries: Vec<OldEntry>,
+        floor: ImportFloor,
+    ) -> Result<usize> {
+        self.call(move |store| store.record_too_old(run, &entries, floor))
+            .await
+    }
+
+    /// Another connector under this id (the Python one, before a migration) imported up to
+    /// `timestamp`: the checkpoint follows it and the floor rises to it.
+    pub async fn adopt_platform_checkpoint(
+        &self,
+        timestamp: i64,
+        last_run: Option<String>,
+    ) -> Result<()> {
+        self.call(move |store| store.adopt_platform_checkpoint(timestamp, last_run.as_deref()))
+            .await
+    }
+
+    pub async fn platform_sync(&self) -> Result<PlatformSync> {
+        self.call(|store| store.platform_sync()).await
+    }
+
+    /// A ping delivered `state`: remembered, and a pending operator reset is now known to
+    /// the platform.
+    pub async fn state_delivered(&self, state: String) -> Result<()> {
+        self.call(move |store| store.state_delivered(&state)).await
+    }
+
     // ---- the manifest -------------------------------------------------------------------
 
     /// Records the manifest as listed now, in one transaction.
@@ -300,15 +358,27 @@ impl Ledger {
         .await
     }
 
+    /// The records of an object's events (and of the object, when it failed as a whole).
+    pub async fn object_events(&self, key: String) -> Result<Vec<EventRecord>> {
+        self.call(move |store| store.object_events(&key)).await
+    }
+
+    /// Clears the record of an object's failure as a whole, once the object was read.
+    pub async fn resolve_object_failure(&self, run: RunId, key: String) -> Result<()> {
+        self.call(move |store| store.resolve_object_failure(run, &key))
+            .await
+    }
+
     // ---- operator actions ---------------------------------------------------------------
 
     /// Forgets every event, the manifest, S3 objects and the checkpoint; history is kept.
-    pub async fn reset_all(&self, why: String) -> Result<u64> {
-        self.call(move |store| store.reset_all(&why)).await
+    /// An operator's reset keeps the import floor; the platform's forgets it too.
+    pub async fn reset_all(&self, why: String, origin: ResetOrigin) -> Result<u64> {
+        self.call(move |store| store.reset_all(&why, origin)).await
     }
 
-    /// Makes one event due again; false when the ledger does not know it.
-    pub async fn reset_event(&self, uuid: String) -> Result<bool> {
+    /// Makes one event due again.
+    pub async fn reset_event(&self, uuid: String) -> Result<EventReset> {
         self.call(move |store| store.reset_event(&uuid)).await
     }
 

@@ -21,11 +21,18 @@ const CURRENT_SCHEMA: &str = include_str!("../../migrations/schema.sql");
 const FIRST_SCHEMA: &str = include_str!("../../migrations/0001_init.sql");
 
 /// (version reached, name, SQL), in order; version 1 is the first schema itself.
-const UPGRADES: &[(i64, &str, &str)] = &[(
-    2,
-    "0002_destination_kind",
-    include_str!("../../migrations/0002_destination_kind.sql"),
-)];
+const UPGRADES: &[(i64, &str, &str)] = &[
+    (
+        2,
+        "0002_destination_kind",
+        include_str!("../../migrations/0002_destination_kind.sql"),
+    ),
+    (
+        3,
+        "0003_import_floor",
+        include_str!("../../migrations/0003_import_floor.sql"),
+    ),
+];
 
 pub(crate) fn latest_version() -> i64 {
     UPGRADES.last().map_or(1, |upgrade| upgrade.0)
@@ -168,17 +175,32 @@ pub(crate) mod tests {
         described
     }
 
-    /// The CHECK clauses of a table's SQL, in order.
+    /// The CHECK clauses of a table's SQL, in order, without comments or spacing.
     fn checks_of(sql: &str) -> String {
-        let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-        flat.match_indices("CHECK (")
-            .map(|(at, _)| {
-                let rest = &flat[at..];
-                let end = rest.find("))").map_or(rest.len(), |e| e + 2);
-                rest[..end].to_string()
-            })
+        let code: String = sql
+            .lines()
+            .map(|line| line.split("--").next().unwrap_or(""))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        let flat: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut checks = Vec::new();
+        for (at, _) in flat.match_indices("CHECK (") {
+            let mut depth = 0;
+            for (offset, c) in flat[at..].char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            checks.push(flat[at..=at + offset].to_string());
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        checks.join(" ")
     }
 
     #[test]

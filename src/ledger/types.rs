@@ -78,6 +78,24 @@ text_enum! {
         Failed => "failed",
         /// Failed `max_attempts` times; waits for `misp-feed retry`.
         GaveUp => "gave_up",
+        /// Listed, but older than the import floor: not imported (imported after all if the
+        /// floor is lowered by `reset --since` or an earlier `MISP_FEED_IMPORT_FROM_DATE`).
+        TooOld => "too_old",
+    }
+}
+
+text_enum! {
+    /// What set the import floor.
+    pub enum FloorOrigin {
+        /// The first run, without `MISP_FEED_IMPORT_FROM_DATE`: its start.
+        FirstRun => "first_run",
+        /// `MISP_FEED_IMPORT_FROM_DATE`.
+        ImportFromDate => "import_from_date",
+        /// The state found on the platform (left by the Python connector, or by another
+        /// connector under the same id): what it imported is not imported again.
+        Platform => "platform",
+        /// `misp-feed reset --since`.
+        Reset => "reset",
     }
 }
 
@@ -90,8 +108,11 @@ text_enum! {
         Pushed => "pushed",
         Failed => "failed",
         GaveUp => "gave_up",
+        TooOld => "too_old",
         Reset => "reset",
         Retry => "retry",
+        /// A whole-object failure that a later read of the object cleared.
+        Resolved => "resolved",
     }
 }
 
@@ -136,8 +157,29 @@ impl From<EventStatus> for HistoryAction {
             EventStatus::Pushed => HistoryAction::Pushed,
             EventStatus::Failed => HistoryAction::Failed,
             EventStatus::GaveUp => HistoryAction::GaveUp,
+            EventStatus::TooOld => HistoryAction::TooOld,
         }
     }
+}
+
+/// Who asked for a reset of the whole ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetOrigin {
+    /// `misp-feed reset --all`.
+    Operator,
+    /// "Reset state" on the OpenCTI platform.
+    Platform,
+}
+
+/// What `reset --event` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventReset {
+    /// The ledger does not know the event.
+    Unknown,
+    /// Due again; the feed lists it, so the next run fetches it.
+    Listed,
+    /// Due again, but the feed no longer lists it: nothing can be fetched until it does.
+    NotListed,
 }
 
 /// Where a sink put a bundle: a file of the bundle folder, or an OpenCTI work.
@@ -373,7 +415,11 @@ pub struct EventFilter {
 pub struct VerifyReport {
     pub integrity: String,
     pub pushed_events: u64,
+    /// Inconsistencies: the ledger says something it cannot prove.
     pub problems: Vec<String>,
+    /// Events and objects that failed (retried by later runs) or gave up (until `retry`),
+    /// with their reason: not inconsistencies, but nothing to overlook either.
+    pub failing: Vec<String>,
 }
 
 #[cfg(test)]

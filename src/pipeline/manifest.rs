@@ -7,7 +7,10 @@ use futures::StreamExt;
 use super::event::sha256_hex;
 use super::{Outcome, Pipeline, PipelineError, Run, RunReport};
 use crate::convert;
-use crate::ledger::{Checkpoint, EventStatus, FailureStage, QueuedEvent, settled_watermark};
+use crate::ledger::{
+    Checkpoint, EventStatus, FailureStage, FloorOrigin, ImportFloor, OldEntry, QueuedEvent,
+    settled_watermark,
+};
 use crate::reconciler::{self, Decision, ProcessReason, SkipReason};
 use crate::source::{ManifestEntry, ManifestValidators};
 use crate::telemetry::events::{EventSkipped, InternalEvent, Skip};
@@ -17,6 +20,23 @@ fn epoch_text(timestamp: i64) -> String {
         .single()
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
         .unwrap_or_else(|| timestamp.to_string())
+}
+
+/// Says where imports start from, when the floor is set or moved.
+fn announce_floor(floor: ImportFloor) {
+    let at = epoch_text(floor.at);
+    match floor.origin {
+        FloorOrigin::FirstRun => tracing::warn!(
+            import_floor = %at,
+            "first run without MISP_FEED_IMPORT_FROM_DATE: events older than now ({at}) are not imported; they are recorded as too_old (`misp-feed reset --since DATE` imports them)"
+        ),
+        FloorOrigin::ImportFromDate => {
+            tracing::info!(import_floor = %at, "importing events from {at} (MISP_FEED_IMPORT_FROM_DATE)")
+        }
+        FloorOrigin::Platform | FloorOrigin::Reset => {
+            tracing::info!(import_floor = %at, origin = %floor.origin, "importing events from {at}")
+        }
+    }
 }
 
 impl Pipeline {
@@ -29,24 +49,21 @@ impl Pipeline {
     ) -> Result<RunReport, PipelineError> {
         entries.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.uuid.cmp(&b.uuid)));
         let import_from_date = self.settings.misp_feed.import_from_date;
-        let start_ts = checkpoint.start_timestamp(import_from_date, run.started);
-        if checkpoint.last_event_timestamp.is_none() {
-            if import_from_date.is_none() {
-                tracing::warn!(
-                    "first run without MISP_FEED_IMPORT_FROM_DATE: nothing older than now ({}) will be imported",
-                    epoch_text(start_ts)
-                );
-            } else {
-                tracing::info!("first run: importing events from {}", epoch_text(start_ts));
-            }
+        let (floor, floor_changed) = self
+            .ledger
+            .floor_for_run(import_from_date, run.started)
+            .await?;
+        if floor_changed {
+            announce_floor(floor);
         }
 
         let records = self.ledger.event_map().await?;
         let mut report = RunReport::new(run.id, run.started);
         let mut due: Vec<(ManifestEntry, ProcessReason)> = Vec::new();
+        let mut too_old = Vec::new();
         for entry in &entries {
             let record = records.get(&entry.uuid);
-            match reconciler::decide_entry(entry, record, start_ts, run.started) {
+            match reconciler::decide_entry(entry, record, floor.at, run.started) {
                 Decision::Process(reason) => due.push((entry.clone(), reason)),
                 Decision::Skip(SkipReason::Unchanged) => {
                     report.unchanged += 1;
@@ -56,11 +73,18 @@ impl Pipeline {
                     }
                     .emit();
                 }
-                Decision::Skip(SkipReason::OlderThanCheckpoint) => {
+                Decision::Skip(SkipReason::TooOld) => {
                     report.skipped += 1;
+                    if record.is_none_or(|r| r.manifest_timestamp != Some(entry.timestamp)) {
+                        too_old.push(OldEntry {
+                            uuid: entry.uuid.clone(),
+                            manifest_timestamp: entry.timestamp,
+                            info: entry.info.clone(),
+                        });
+                    }
                     EventSkipped {
                         uuid: &entry.uuid,
-                        why: Skip::OlderThanCheckpoint,
+                        why: Skip::TooOld,
                     }
                     .emit();
                 }
@@ -75,6 +99,9 @@ impl Pipeline {
             }
         }
         drop(records);
+        if !too_old.is_empty() {
+            self.ledger.record_too_old(run.id, too_old, floor).await?;
+        }
 
         let queued = due
             .iter()
@@ -109,12 +136,18 @@ impl Pipeline {
             bar.finish_and_clear();
         }
 
-        // Advance the checkpoint over every settled entry, as the Python connector's state.
+        // The checkpoint (the Python connector's state) moves over every settled entry, never
+        // past the run's start: a future-dated entry is imported but does not carry it ahead.
+        let cap = run.started.timestamp();
+        let previous = checkpoint.last_event_timestamp.unwrap_or(floor.at).min(cap);
         let records = self.ledger.event_map().await?;
-        let watermark = settled_watermark(&entries, start_ts, |entry| {
-            records.get(&entry.uuid).is_some_and(|r| {
-                matches!(r.status, EventStatus::Pushed | EventStatus::GaveUp)
-                    && r.manifest_timestamp == Some(entry.timestamp)
+        let watermark = settled_watermark(&entries, previous, cap, |entry| {
+            records.get(&entry.uuid).is_some_and(|r| match r.status {
+                EventStatus::Pushed | EventStatus::GaveUp => {
+                    r.manifest_timestamp == Some(entry.timestamp)
+                }
+                EventStatus::TooOld => true,
+                _ => false,
             })
         });
         let validators = new_validators.unwrap_or_else(|| checkpoint.validators());
@@ -138,7 +171,8 @@ impl Pipeline {
         reason: ProcessReason,
     ) -> Result<Outcome, PipelineError> {
         let uuid = entry.uuid.as_str();
-        let file = match self.source.fetch(uuid).await {
+        // The file by the name the feed lists; its record by the canonical uuid.
+        let file = match self.source.fetch(&entry.key).await {
             Ok(file) => file,
             Err(e) => {
                 return self
@@ -150,16 +184,12 @@ impl Pipeline {
         // is also a reason to push it: the content hash is recorded for audit, not to skip.
         // Hashing and parsing run on a blocking thread with the conversion: a large event
         // parsed inline would hold up the other events in flight.
+        let wanted = entry.uuid.clone();
         let parsed = crate::cpu::run(move || {
             let content_sha256 = sha256_hex(&file.bytes);
             let event = convert::parse_event_file(&file.bytes, &file.name)
                 .map_err(|e| e.to_string())
-                .and_then(|events| {
-                    events
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| format!("{}: no event in the file", file.name))
-                });
+                .and_then(|events| event_named(events, &wanted, &file.name));
             (content_sha256, event)
         })
         .await
@@ -175,4 +205,50 @@ impl Pipeline {
             (_, Err(e)) => self.fail(run, uuid, FailureStage::Parse, e).await,
         }
     }
+}
+
+/// The event of `file` whose uuid is `wanted`: a manifest entry is pushed only with its own
+/// content, never with another event's. A file holding other events besides it is accepted
+/// (they are named in a warning and not pushed: the manifest does not list them there); a
+/// file without it is an error that says what the file holds.
+fn event_named(
+    events: Vec<convert::MispEvent>,
+    wanted: &str,
+    file: &str,
+) -> Result<convert::MispEvent, String> {
+    let uuid_of = |event: &convert::MispEvent| event.uuid().map(str::to_lowercase);
+    let held: Vec<String> = events
+        .iter()
+        .map(|event| uuid_of(event).unwrap_or_else(|| "an event without a uuid".into()))
+        .collect();
+    let Some(found) = events
+        .into_iter()
+        .find(|event| uuid_of(event).as_deref() == Some(wanted))
+    else {
+        return Err(match held.as_slice() {
+            [] => format!("{file}: no event in the file"),
+            [one] => {
+                format!("{file}: holds event {one}, not event {wanted} that the manifest lists")
+            }
+            many => format!(
+                "{file}: holds {} events ({}), none of them event {wanted} that the manifest lists",
+                many.len(),
+                many.join(", ")
+            ),
+        });
+    };
+    if held.len() > 1 {
+        let others: Vec<&str> = held
+            .iter()
+            .map(String::as_str)
+            .filter(|uuid| *uuid != wanted)
+            .collect();
+        tracing::warn!(
+            event = wanted,
+            file,
+            others = %others.join(", "),
+            "the file holds other events besides the one the manifest lists; only that one is pushed"
+        );
+    }
+    Ok(found)
 }

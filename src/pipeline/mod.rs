@@ -38,7 +38,7 @@ pub struct RunReport {
     pub started: DateTime<Utc>,
     pub pushed: u64,
     pub unchanged: u64,
-    /// Skipped for another reason (older than the checkpoint, backing off, given up).
+    /// Skipped for another reason (older than the import floor, backing off, given up).
     pub skipped: u64,
     pub failed: u64,
     /// The checkpoint the run stored.
@@ -245,6 +245,11 @@ impl Pipeline {
             }
             Listing::Objects(objects) => self.sync_objects(run, checkpoint, objects).await,
         }
+    }
+
+    /// Closes the sink's connections (the broker's): the connector is done with runs.
+    pub async fn close(&self) {
+        self.sink.close().await;
     }
 
     /// The source's kind for metric labels (never a URL: it may carry credentials).

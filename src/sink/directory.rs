@@ -46,7 +46,7 @@ impl DirectorySink {
             ))
         })?;
         let days = settings.connector.send_to_directory_retention_days;
-        Ok(DirectorySink {
+        let sink = DirectorySink {
             folder,
             connector_id: settings.connector.id.clone(),
             connector_name: settings.connector.name.clone(),
@@ -55,7 +55,39 @@ impl DirectorySink {
             auto: settings.connector.auto,
             retention: (days > 0).then(|| Duration::from_secs(86_400 * u64::from(days))),
             sequence: AtomicU64::new(0),
-        })
+        };
+        sink.remove_interrupted_writes();
+        Ok(sink)
+    }
+
+    /// The start of this connector's file names (see [`DirectorySink::file_name`]).
+    fn name_prefix(&self) -> String {
+        format!("{}-", self.connector_name.to_lowercase().replace(' ', "_"))
+    }
+
+    /// Removes this connector's `.json.tmp` files: writes a crash interrupted before their
+    /// rename. Their events were never recorded as pushed, so the next run writes them again.
+    fn remove_interrupted_writes(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.folder) else {
+            return;
+        };
+        let prefix = self.name_prefix();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with(&prefix) && name.ends_with(".json.tmp")) {
+                continue;
+            }
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(file = %path.display(), "removed a bundle file left half-written by an interrupted run")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "could not remove a bundle file left half-written by an interrupted run")
+                }
+            }
+        }
     }
 
     pub fn folder(&self) -> &Path {
@@ -68,8 +100,8 @@ impl DirectorySink {
         let now = chrono::Utc::now();
         let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
         format!(
-            "{}-{}-{}.{:06}{:04}.json",
-            self.connector_name.to_lowercase().replace(' ', "_"),
+            "{}{}-{}.{:06}{:04}.json",
+            self.name_prefix(),
             now.format("%Y%m%d-%H%M%S"),
             now.timestamp(),
             now.timestamp_subsec_micros(),

@@ -39,4 +39,9 @@ impl Sink for FanOutSink {
         let copy = self.copy.finish_run(summary).await;
         primary.and(copy)
     }
+
+    async fn close(&self) {
+        self.primary.close().await;
+        self.copy.close().await;
+    }
 }

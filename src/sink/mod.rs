@@ -46,4 +46,6 @@ pub trait Sink: Send + Sync {
     async fn push(&self, delivery: Delivery<'_>) -> Result<Receipt, SinkError>;
     /// Closes the run (e.g. marks the OpenCTI work processed). Called once per run.
     async fn finish_run(&self, summary: &RunSummary) -> Result<(), SinkError>;
+    /// Closes connections kept between pushes, before the process ends.
+    async fn close(&self) {}
 }

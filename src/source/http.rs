@@ -18,7 +18,7 @@ use reqwest::header::{
 };
 use url::Url;
 
-use super::manifest::{MANIFEST_FILE, event_file_name, event_uuid_from_key, parse_manifest};
+use super::manifest::{MANIFEST_FILE, event_file_for_key, parse_manifest};
 use super::retry::RetryPolicy;
 use super::{FeedSource, FetchedFile, Listing, ManifestValidators, SourceError};
 use crate::config::MispFeedSettings;
@@ -36,6 +36,8 @@ pub struct HttpOptions {
     pub connect_timeout: Duration,
     /// Longest wait for any read (the response head or the next part of a body).
     pub read_timeout: Duration,
+    /// Longest a whole request may take, from connecting to the last byte of the body.
+    pub deadline: Duration,
     pub max_file_size: u64,
     pub retry: RetryPolicy,
 }
@@ -51,6 +53,7 @@ impl HttpOptions {
                 .filter(|header| !header.is_empty()),
             connect_timeout: feed.connect_timeout,
             read_timeout: feed.read_timeout,
+            deadline: feed.fetch_deadline,
             max_file_size: feed.max_file_size,
             retry: RetryPolicy {
                 retries: feed.http_retries,
@@ -125,6 +128,7 @@ impl HttpSource {
             .user_agent(concat!("misp-feed/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
+            .timeout(options.deadline)
             .gzip(true)
             .brotli(true)
             .danger_accept_invalid_certs(!options.ssl_verify);
@@ -368,8 +372,7 @@ impl FeedSource for HttpSource {
     }
 
     async fn fetch(&self, key: &str) -> Result<FetchedFile, SourceError> {
-        let uuid = event_uuid_from_key(key)?;
-        let name = event_file_name(&uuid);
+        let name = event_file_for_key(key)?;
         let download = self
             .download(&name, None)
             .await?
@@ -459,6 +462,7 @@ mod tests {
             authorization: None,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            deadline: Duration::from_secs(5),
             max_file_size: 1024,
             retry: RetryPolicy::default(),
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tokio::io::AsyncReadExt;
 
-use super::manifest::{MANIFEST_FILE, event_file_name, event_uuid_from_key, parse_manifest};
+use super::manifest::{MANIFEST_FILE, event_file_for_key, parse_manifest};
 use super::{FeedSource, FetchedFile, Listing, ManifestValidators, SourceError};
 
 #[derive(Debug, Clone)]
@@ -69,7 +69,15 @@ impl LocalSource {
                 ),
             });
         }
-        let mut file = tokio::fs::File::open(&resolved)
+        // Opened without blocking: opening a FIFO (or a device) for reading would wait for a
+        // writer forever, and this run and every later one with it. What is opened is checked
+        // to be a regular file before a byte is read.
+        let mut options = tokio::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        options.custom_flags(libc::O_NONBLOCK);
+        let mut file = options
+            .open(&resolved)
             .await
             .map_err(|err| io_error(&what, err))?;
         let metadata = file.metadata().await.map_err(|err| io_error(&what, err))?;
@@ -135,8 +143,7 @@ impl FeedSource for LocalSource {
     }
 
     async fn fetch(&self, key: &str) -> Result<FetchedFile, SourceError> {
-        let uuid = event_uuid_from_key(key)?;
-        let name = event_file_name(&uuid);
+        let name = event_file_for_key(key)?;
         let bytes = self.read(&name).await?;
         Ok(FetchedFile {
             name,

@@ -39,13 +39,16 @@ pub fn canonical_event_uuid(key: &str) -> Result<String, String> {
     }
 }
 
-/// The uuid named by a fetch key (`<uuid>` or `<uuid>.json`), canonical, or an error naming it.
-pub fn event_uuid_from_key(key: &str) -> Result<String, SourceError> {
+/// The event file a fetch key names: `<key>.json`, the key spelled as the manifest lists it
+/// (a feed on a case-sensitive server names its files so), once the key is known to be an
+/// event uuid in some case. Anything else is an error naming the key: only uuids are fetched.
+pub fn event_file_for_key(key: &str) -> Result<String, SourceError> {
     let bare = key.strip_suffix(".json").unwrap_or(key);
     canonical_event_uuid(bare).map_err(|message| SourceError::Invalid {
         what: shorten(key),
         message,
-    })
+    })?;
+    Ok(event_file_name(bare))
 }
 
 /// Parses a manifest's bytes. Entries come out sorted by timestamp, then uuid.
@@ -68,7 +71,6 @@ pub fn parse_manifest(
 
     let mut entries: Vec<ManifestEntry> = Vec::with_capacity(map.len());
     let mut rejected: Vec<(String, String)> = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(map.len());
     for (key, value) in map {
         let uuid = match canonical_event_uuid(&key) {
             Ok(uuid) => uuid,
@@ -77,11 +79,6 @@ pub fn parse_manifest(
                 continue;
             }
         };
-        if !seen.insert(uuid.clone()) {
-            let reason = format!("manifest key {key:?} repeats event {uuid} in another case");
-            rejected.push((key, reason));
-            continue;
-        }
         let Value::Object(fields) = value else {
             let reason = format!(
                 "manifest entry {uuid}: expected an object, found {}",
@@ -103,14 +100,44 @@ pub fn parse_manifest(
             info: text("info"),
             date: text("date"),
             uuid,
+            key,
         });
     }
+    collapse_case_repeats(&mut entries, &mut rejected);
     entries.sort_by(|a, b| (a.timestamp, &a.uuid).cmp(&(b.timestamp, &b.uuid)));
     Ok(Listing::Manifest {
         entries,
         rejected,
         validators,
     })
+}
+
+/// One entry per event: when the manifest lists an event under keys that differ only in case,
+/// the same one is kept whatever the order of the file (the newest timestamp, then the key
+/// spelled in lower case, then the smallest key), and the others are set aside with the key
+/// they repeat.
+fn collapse_case_repeats(entries: &mut Vec<ManifestEntry>, rejected: &mut Vec<(String, String)>) {
+    entries.sort_by(|a, b| {
+        a.uuid
+            .cmp(&b.uuid)
+            .then(b.timestamp.cmp(&a.timestamp))
+            .then((a.key != a.uuid).cmp(&(b.key != b.uuid)))
+            .then(a.key.cmp(&b.key))
+    });
+    let mut kept: Vec<ManifestEntry> = Vec::with_capacity(entries.len());
+    for entry in entries.drain(..) {
+        match kept.last() {
+            Some(winner) if winner.uuid == entry.uuid => {
+                let reason = format!(
+                    "manifest key {:?} repeats event {} (listed as {:?}) in another case",
+                    entry.key, entry.uuid, winner.key
+                );
+                rejected.push((entry.key, reason));
+            }
+            _ => kept.push(entry),
+        }
+    }
+    *entries = kept;
 }
 
 /// Reads a manifest timestamp the way the Python connector's `int(...)` does: an integer, or
@@ -228,14 +255,17 @@ mod tests {
                 "5C066053-0E94-46EB-9746-4B7D950D210F": {"timestamp": 6}}"#,
         );
         assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].timestamp, 5);
+        assert_eq!(
+            entries[0].timestamp, 6,
+            "the newer of the two spellings is kept"
+        );
         let reasons: Vec<&str> = rejected.iter().map(|(_, r)| r.as_str()).collect();
         assert_eq!(reasons.len(), 5, "{reasons:?}");
         assert!(reasons[0].contains("\"soon\""));
         assert!(reasons[1].contains("missing"));
         assert!(reasons[2].contains("an array"));
         assert!(reasons[3].contains("expected an object"));
-        assert!(reasons[4].contains("another case"));
+        assert!(reasons[4].contains("in another case"));
     }
 
     #[test]
@@ -248,12 +278,37 @@ mod tests {
     }
 
     #[test]
-    fn fetch_keys_accept_bare_or_json_suffixed_uuids_only() {
+    fn fetch_keys_accept_bare_or_json_suffixed_uuids_only_and_keep_their_case() {
         assert_eq!(
-            event_uuid_from_key("5B646415-7B48-40D5-86B4-C0070ACD0835.json").unwrap(),
-            "5b646415-7b48-40d5-86b4-c0070acd0835"
+            event_file_for_key("5B646415-7B48-40D5-86B4-C0070ACD0835").unwrap(),
+            "5B646415-7B48-40D5-86B4-C0070ACD0835.json"
         );
-        assert!(event_uuid_from_key("../manifest.json").is_err());
-        assert!(event_uuid_from_key("manifest.json").is_err());
+        assert_eq!(
+            event_file_for_key("5b646415-7b48-40d5-86b4-c0070acd0835.json").unwrap(),
+            "5b646415-7b48-40d5-86b4-c0070acd0835.json"
+        );
+        assert!(event_file_for_key("../manifest.json").is_err());
+        assert!(event_file_for_key("manifest.json").is_err());
+    }
+
+    #[test]
+    fn keys_repeated_in_another_case_collapse_the_same_way_in_any_order() {
+        let upper = r#""5C066053-0E94-46EB-9746-4B7D950D210F": {"timestamp": 6}"#;
+        let lower = r#""5c066053-0e94-46eb-9746-4b7d950d210f": {"timestamp": 6}"#;
+        let newer = r#""5c066053-0E94-46eb-9746-4b7d950d210f": {"timestamp": 7}"#;
+        for order in [
+            [upper, lower, newer],
+            [newer, lower, upper],
+            [lower, upper, newer],
+        ] {
+            let (entries, rejected) = listing(&format!("{{{}}}", order.join(",")));
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].key, "5c066053-0E94-46eb-9746-4b7d950d210f");
+            assert_eq!(entries[0].uuid, "5c066053-0e94-46eb-9746-4b7d950d210f");
+            assert_eq!(rejected.len(), 2);
+        }
+        // Same timestamps: the lower-case key is kept.
+        let (entries, _) = listing(&format!("{{{upper},{lower}}}"));
+        assert_eq!(entries[0].key, "5c066053-0e94-46eb-9746-4b7d950d210f");
     }
 }

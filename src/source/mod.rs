@@ -14,7 +14,11 @@ use crate::config::{Settings, SourceType};
 /// One entry of a feed's `manifest.json`: an event uuid and its timestamp.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManifestEntry {
+    /// The event's canonical (lower-case) uuid: the ledger keeps one record per uuid.
     pub uuid: String,
+    /// The key as the manifest lists it (a uuid in any case): the event file is requested
+    /// by this name, `<key>.json`.
+    pub key: String,
     /// Seconds since the epoch, as the manifest gives it (string or number).
     pub timestamp: i64,
     pub info: Option<String>,
@@ -61,6 +65,17 @@ pub struct FetchedFile {
     pub etag: Option<String>,
 }
 
+/// What a delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    Deleted,
+    /// The object changed since it was downloaded (its new version was never delivered), or
+    /// is gone: nothing was deleted.
+    ChangedSince,
+    /// This source does not delete.
+    Kept,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{what}: not found")]
@@ -81,10 +96,16 @@ pub trait FeedSource: Send + Sync {
     async fn list(&self, previous: Option<&ManifestValidators>) -> Result<Listing, SourceError>;
     /// Fetches one event file: a manifest uuid (`<uuid>.json`) or an object key.
     async fn fetch(&self, key: &str) -> Result<FetchedFile, SourceError>;
-    /// Removes an object once all its events are pushed (S3 with delete-after-import only).
-    async fn delete(&self, key: &str) -> Result<(), SourceError> {
-        let _ = key;
-        Ok(())
+    /// Removes an object once all its events are pushed (S3 with delete-after-import only),
+    /// but only while it still holds what was delivered: `delivered_etag` is the ETag of the
+    /// version that was downloaded and pushed.
+    async fn delete(
+        &self,
+        key: &str,
+        delivered_etag: Option<&str>,
+    ) -> Result<Deletion, SourceError> {
+        let _ = (key, delivered_etag);
+        Ok(Deletion::Kept)
     }
 }
 

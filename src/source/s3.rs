@@ -16,7 +16,9 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use super::manifest::MANIFEST_FILE;
 use super::retry::RetryPolicy;
-use super::{FeedSource, FetchedFile, Listing, ManifestValidators, ObjectEntry, SourceError};
+use super::{
+    Deletion, FeedSource, FetchedFile, Listing, ManifestValidators, ObjectEntry, SourceError,
+};
 use crate::config::{AwsSettings, MispFeedSettings};
 
 /// The region used when neither the settings nor the AWS chain name one; S3-compatible
@@ -285,15 +287,51 @@ impl FeedSource for S3Source {
         })
     }
 
-    async fn delete(&self, key: &str) -> Result<(), SourceError> {
-        self.client
-            .delete_object()
+    async fn delete(
+        &self,
+        key: &str,
+        delivered_etag: Option<&str>,
+    ) -> Result<Deletion, SourceError> {
+        let what = self.object_what(key);
+        // Compared right before deleting, and the delete itself is conditional where the
+        // store supports it (If-Match): an object overwritten after its download holds a
+        // version nobody delivered, and must stay.
+        let current = match self
+            .client
+            .head_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
-            .map_err(|err| sdk_error(self.object_what(key), err))?;
-        Ok(())
+        {
+            Ok(head) => head.e_tag().map(normalize_etag),
+            Err(err) => match sdk_error(what.clone(), err) {
+                SourceError::NotFound { .. } => return Ok(Deletion::ChangedSince),
+                other => return Err(other),
+            },
+        };
+        let Some(delivered) = delivered_etag else {
+            // Without an ETag nothing proves which version was delivered.
+            return Ok(Deletion::ChangedSince);
+        };
+        if current.as_deref() != Some(delivered) {
+            return Ok(Deletion::ChangedSince);
+        }
+        let deleted = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(format!("\"{delivered}\""))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(Deletion::Deleted),
+            Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(412) => {
+                Ok(Deletion::ChangedSince)
+            }
+            Err(err) => Err(sdk_error(what, err)),
+        }
     }
 }
 

@@ -157,8 +157,9 @@ impl InternalEvent for EventFailed<'_> {
 pub(crate) enum Skip<'a> {
     /// Same manifest timestamp as the one pushed.
     Unchanged,
-    /// Older than the checkpoint: logged at debug level only, there are many.
-    OlderThanCheckpoint,
+    /// Older than the import floor (recorded `too_old`): logged at debug level only, there
+    /// are many.
+    TooOld,
     /// An S3 object's event whose content hash matches the one pushed.
     SameContent { object: &'a str },
     /// Any other reason (backing off, given up ...), in the reconciler's words.
@@ -179,9 +180,9 @@ impl InternalEvent for EventSkipped<'_> {
                 metrics.inc_event_outcome("unchanged");
                 tracing::info!(event = %uuid, decision = "skipped", reason = "unchanged", "event {uuid} unchanged");
             }
-            Skip::OlderThanCheckpoint => {
+            Skip::TooOld => {
                 metrics.inc_event_outcome("skipped");
-                tracing::debug!(event = %uuid, decision = "skipped", reason = "older than the checkpoint");
+                tracing::debug!(event = %uuid, decision = "skipped", reason = "older than the import floor");
             }
             Skip::SameContent { object } => {
                 metrics.inc_event_outcome("unchanged");

@@ -111,10 +111,10 @@ fn skips_log_their_reason_and_count_as_the_run_report_does() {
             json!({"event": "u2", "decision": "skipped", "reason": "unchanged"}),
         ),
         (
-            Skip::OlderThanCheckpoint,
+            Skip::TooOld,
             "skipped",
             None,
-            json!({"event": "u2", "decision": "skipped", "reason": "older than the checkpoint"}),
+            json!({"event": "u2", "decision": "skipped", "reason": "older than the import floor"}),
         ),
         (
             Skip::SameContent {

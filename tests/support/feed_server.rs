@@ -47,6 +47,9 @@ pub enum Fault {
     /// A 200 body with no length that goes on for up to this many bytes, or until the
     /// client hangs up.
     Endless(u64),
+    /// Announces the file, then sends its body one byte per interval: each read is quick,
+    /// the whole takes forever.
+    Trickle(Duration),
 }
 
 /// One request as received.
@@ -374,6 +377,20 @@ where
             while sent < limit {
                 stream.write_all(&chunk).await?;
                 sent += chunk.len() as u64;
+            }
+            stream.shutdown().await
+        }
+        Some(Fault::Trickle(interval)) => {
+            let body = file.unwrap_or_default();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).await?;
+            for byte in body {
+                stream.write_all(&[byte]).await?;
+                stream.flush().await?;
+                tokio::time::sleep(interval).await;
             }
             stream.shutdown().await
         }

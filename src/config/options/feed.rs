@@ -177,6 +177,16 @@ pub(super) const MISP_FEED: &[OptionSpec] = &[
     )
     .or("120"),
     OptionSpec::new(
+        "MISP_FEED_FETCH_DEADLINE",
+        "misp_feed",
+        "fetch_deadline",
+        &Plain(TIMEOUT, field!(misp_feed.fetch_deadline)),
+        Ours,
+        Sync,
+        "Seconds one feed request may take in all, body included: a server that sends a byte now and then cannot hold a run.",
+    )
+    .or("600"),
+    OptionSpec::new(
         "MISP_FEED_HTTP_RETRIES",
         "misp_feed",
         "http_retries",

@@ -3,6 +3,7 @@
 //! before the caller takes the next step.
 
 mod events;
+mod floor;
 mod operator;
 mod runs;
 mod s3;
@@ -10,6 +11,8 @@ mod s3;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Row, params};
+
+pub use floor::OldEntry;
 
 use super::lock::WriterLock;
 use super::types::*;
@@ -39,9 +42,21 @@ impl Store {
             _lock: Some(lock),
         };
         schema::create_or_upgrade(&mut store.conn, path)?;
+        // A run a crash cut short never wrote its counts: they are what its history holds.
         store.conn.execute(
-            "UPDATE runs SET status = ?1, finished_at = ?2 WHERE status = ?3",
-            params![RunStatus::Interrupted, now_text(), RunStatus::Running],
+            "UPDATE runs SET status = ?1, finished_at = ?2,
+                pushed = (SELECT COUNT(*) FROM event_history h WHERE h.run_id = runs.id AND h.action = ?4),
+                failed = (SELECT COUNT(*) FROM event_history h WHERE h.run_id = runs.id AND h.action IN (?5, ?6)),
+                message = 'interrupted; counts taken from the event history'
+             WHERE status = ?3",
+            params![
+                RunStatus::Interrupted,
+                now_text(),
+                RunStatus::Running,
+                HistoryAction::Pushed,
+                HistoryAction::Failed,
+                HistoryAction::GaveUp
+            ],
         )?;
         Ok(store)
     }
@@ -126,10 +141,27 @@ impl Store {
                 ));
             }
         }
+        let mut failing_stmt = self.conn.prepare(
+            "SELECT e.uuid, e.status, e.last_error,
+                    EXISTS (SELECT 1 FROM s3_objects o WHERE o.key = e.uuid)
+             FROM events e WHERE e.status IN (?1, ?2) ORDER BY e.uuid",
+        )?;
+        let failing = failing_stmt
+            .query_map(params![EventStatus::Failed, EventStatus::GaveUp], |r| {
+                let (uuid, status, error, is_object): (String, EventStatus, Option<String>, bool) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                Ok(format!(
+                    "{} {uuid} ({status}): {}",
+                    if is_object { "object" } else { "event" },
+                    error.as_deref().unwrap_or("no reason recorded")
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(VerifyReport {
             integrity,
             pushed_events: pushed.len() as u64,
             problems,
+            failing,
         })
     }
 

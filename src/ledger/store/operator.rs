@@ -9,9 +9,12 @@ use crate::ledger::types::*;
 use crate::ledger::{Result, now_text, time_text};
 
 impl Store {
-    /// Forgets everything but the audit trail (runs and history are kept): the checkpoint,
-    /// the manifest, S3 objects and event states. The next run starts as a first run.
-    pub(crate) fn reset_all(&mut self, why: &str) -> Result<u64> {
+    /// Forgets every event's state, the manifest, S3 objects and the checkpoint; runs and
+    /// history are kept. `scope` says whose reset it is: an operator's keeps the import floor
+    /// (everything since it is imported again) and wins over the platform's state until a
+    /// ping has delivered the ledger's; the platform's ("reset state" in OpenCTI) forgets the
+    /// floor too, so that the next run starts as the first one did.
+    pub(crate) fn reset_all(&mut self, why: &str, scope: ResetOrigin) -> Result<u64> {
         let now = now_text();
         let tx = self.conn.transaction()?;
         tx.execute(
@@ -22,13 +25,27 @@ impl Store {
         let removed = tx.execute("DELETE FROM events", [])?;
         tx.execute("DELETE FROM manifest_entries", [])?;
         tx.execute("DELETE FROM s3_objects", [])?;
-        tx.execute("DELETE FROM checkpoint", [])?;
+        match scope {
+            ResetOrigin::Operator => {
+                tx.execute(
+                    "INSERT INTO checkpoint (id, reset_pending, updated_at) VALUES (1, 1, ?1)
+                     ON CONFLICT(id) DO UPDATE SET last_run = NULL, last_event_timestamp = NULL,
+                        manifest_etag = NULL, manifest_last_modified = NULL, last_file = NULL,
+                        reset_pending = 1, updated_at = ?1",
+                    params![now],
+                )?;
+            }
+            ResetOrigin::Platform => {
+                tx.execute("DELETE FROM checkpoint", [])?;
+            }
+        }
         tx.commit()?;
         Ok(removed as u64)
     }
 
-    /// Makes one event due again on the next run, whatever the checkpoint says.
-    pub(crate) fn reset_event(&mut self, uuid: &str) -> Result<bool> {
+    /// Makes one event due again on the next run. Says whether the ledger knows it, and
+    /// whether the feed still lists it (an event no longer listed cannot be fetched).
+    pub(crate) fn reset_event(&mut self, uuid: &str) -> Result<EventReset> {
         let now = now_text();
         let tx = self.conn.transaction()?;
         let changed = tx.execute(
@@ -36,23 +53,36 @@ impl Store {
                 content_sha256 = NULL, updated_at = ?2 WHERE uuid = ?1",
             params![uuid, now, EventStatus::Pending],
         )?;
-        if changed > 0 {
-            tx.execute(
-                "INSERT INTO event_history (event_uuid, at, action, detail)
-                 VALUES (?1, ?2, ?3, 'reset by operator')",
-                params![uuid, now, HistoryAction::Reset],
-            )?;
-            tx.execute(
-                "DELETE FROM s3_objects WHERE key = (SELECT source_key FROM events WHERE uuid = ?1)",
-                params![uuid],
-            )?;
+        if changed == 0 {
+            return Ok(EventReset::Unknown);
         }
+        tx.execute(
+            "INSERT INTO event_history (event_uuid, at, action, detail)
+             VALUES (?1, ?2, ?3, 'reset by operator')",
+            params![uuid, now, HistoryAction::Reset],
+        )?;
+        let listed: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM manifest_entries WHERE uuid = ?1)
+                OR EXISTS (SELECT 1 FROM s3_objects o JOIN events e ON o.key = e.source_key
+                           WHERE e.uuid = ?1 AND o.status != ?2)",
+            params![uuid, ObjectStatus::Deleted],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "DELETE FROM s3_objects WHERE key = (SELECT source_key FROM events WHERE uuid = ?1)",
+            params![uuid],
+        )?;
         tx.commit()?;
-        Ok(changed > 0)
+        Ok(if listed {
+            EventReset::Listed
+        } else {
+            EventReset::NotListed
+        })
     }
 
-    /// Makes every event whose manifest timestamp is at or after `since` due again, and
-    /// moves the checkpoint back so that entries not yet in the ledger from then on qualify.
+    /// Makes every event whose manifest timestamp is at or after `since` due again (those
+    /// recorded too old included), lowers the import floor to `since` when it was later, and
+    /// moves the checkpoint back; the platform is told at the next ping.
     pub(crate) fn reset_since(&mut self, since: DateTime<Utc>) -> Result<u64> {
         let now = now_text();
         let since_ts = since.timestamp();
@@ -73,10 +103,17 @@ impl Store {
             params![now, since_ts, EventStatus::Pending],
         )?;
         tx.execute(
-            "UPDATE checkpoint SET last_event_timestamp = ?1, manifest_etag = NULL,
-                manifest_last_modified = NULL, updated_at = ?2
-             WHERE last_event_timestamp IS NULL OR last_event_timestamp > ?1",
-            params![since_ts, now],
+            "INSERT INTO checkpoint (id, import_floor, floor_origin, reset_pending, updated_at)
+             VALUES (1, ?1, ?3, 1, ?2)
+             ON CONFLICT(id) DO UPDATE SET manifest_etag = NULL, manifest_last_modified = NULL,
+                last_event_timestamp = CASE WHEN last_event_timestamp IS NULL
+                    OR last_event_timestamp > ?1 THEN ?1 ELSE last_event_timestamp END,
+                floor_origin = CASE WHEN import_floor IS NULL OR import_floor > ?1
+                    THEN ?3 ELSE floor_origin END,
+                import_floor = CASE WHEN import_floor IS NULL OR import_floor > ?1
+                    THEN ?1 ELSE import_floor END,
+                reset_pending = 1, updated_at = ?2",
+            params![since_ts, now, FloorOrigin::Reset],
         )?;
         tx.execute(
             "DELETE FROM s3_objects WHERE updated_at >= ?1",

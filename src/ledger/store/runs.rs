@@ -104,10 +104,10 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare(
-                "INSERT INTO manifest_entries (uuid, timestamp, info, date, first_seen_at, last_seen_at, last_seen_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+                "INSERT INTO manifest_entries (uuid, timestamp, info, date, first_seen_at, last_seen_at, last_seen_run, key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
                  ON CONFLICT(uuid) DO UPDATE SET timestamp = ?2, info = ?3, date = ?4,
-                    last_seen_at = ?5, last_seen_run = ?6",
+                    last_seen_at = ?5, last_seen_run = ?6, key = ?7",
             )?;
             for entry in entries {
                 stmt.execute(params![
@@ -116,7 +116,8 @@ impl Store {
                     entry.info,
                     entry.date,
                     now,
-                    run
+                    run,
+                    entry.key
                 ])?;
             }
         }
@@ -127,7 +128,8 @@ impl Store {
     /// The manifest as last recorded (used when the feed answers "not modified").
     pub(crate) fn manifest_entries(&self) -> Result<Vec<ManifestEntry>> {
         let mut stmt = self.conn.prepare(
-            "SELECT uuid, timestamp, info, date FROM manifest_entries ORDER BY timestamp, uuid",
+            "SELECT uuid, timestamp, info, date, COALESCE(key, uuid) FROM manifest_entries
+             ORDER BY timestamp, uuid",
         )?;
         let rows = stmt
             .query_map([], |r| {
@@ -136,6 +138,7 @@ impl Store {
                     timestamp: r.get(1)?,
                     info: r.get(2)?,
                     date: r.get(3)?,
+                    key: r.get(4)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

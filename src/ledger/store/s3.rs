@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, count_at};
+use super::{HistoryRow, Store, append_history, count_at};
 use crate::ledger::types::*;
 use crate::ledger::{Result, now_text, time_text};
 use crate::source::ObjectEntry;
@@ -52,6 +52,32 @@ impl Store {
                 now_text()
             ],
         )?;
+        Ok(())
+    }
+
+    /// The records of an object's events, and of the object itself when it failed whole.
+    pub(crate) fn object_events(&self, key: &str) -> Result<Vec<EventRecord>> {
+        self.events_where("source_key = ?1", params![key])
+    }
+
+    /// The object could be read again: the record of its earlier failure as a whole goes (its
+    /// history stays, with a row saying so).
+    pub(crate) fn resolve_object_failure(&mut self, run: RunId, key: &str) -> Result<()> {
+        let now = now_text();
+        let tx = self.conn.transaction()?;
+        let removed = tx.execute(
+            "DELETE FROM events WHERE uuid = ?1 AND source_key = ?1",
+            params![key],
+        )?;
+        if removed > 0 {
+            let row = HistoryRow {
+                run: Some(run),
+                detail: Some("the object was read: its events are recorded on their own"),
+                ..HistoryRow::default()
+            };
+            append_history(&tx, key, &now, HistoryAction::Resolved, row)?;
+        }
+        tx.commit()?;
         Ok(())
     }
 }

@@ -606,13 +606,6 @@ impl OpenCtiSink {
         self.publisher.as_ref()
     }
 
-    /// Closes the broker connection kept between pushes.
-    pub async fn close(&self) {
-        if let Some(publisher) = &self.publisher {
-            publisher.close().await;
-        }
-    }
-
     async fn work_id(&self) -> Result<String, OpenCtiError> {
         let mut work = self.work.lock().await;
         if let Some(existing) = &work.work_id {
@@ -745,6 +738,13 @@ impl Sink for OpenCtiSink {
             .work_to_processed(&work_id, &message, in_error)
             .await?;
         Ok(())
+    }
+
+    /// Closes the broker connection kept between pushes.
+    async fn close(&self) {
+        if let Some(publisher) = &self.publisher {
+            publisher.close().await;
+        }
     }
 }
 

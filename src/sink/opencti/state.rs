@@ -57,9 +57,14 @@ impl ConnectorState {
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc))
         })?;
+        // Without an event timestamp (S3 mode) the run's start still marks the state as ours:
+        // an empty state would read on the platform as no state at all, i.e. a reset.
         let mut state = match checkpoint.last_event_timestamp {
             Some(ts) => ConnectorState::checkpoint(started, ts),
-            None => ConnectorState::default(),
+            None => ConnectorState {
+                last_run: Some(python_isoformat(started)),
+                ..ConnectorState::default()
+            },
         };
         if let Some(file) = &checkpoint.last_file {
             state

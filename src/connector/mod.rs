@@ -8,20 +8,17 @@
 //! ledger's (the operator pressed "reset state") resets the ledger to match. In `run` mode
 //! the heartbeat notices such a change within 40 s and the next run starts at once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::convert::{OfflineResolver, ThreatResolver};
-use crate::ledger::{Checkpoint, Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError};
 use crate::pipeline::{Pipeline, PipelineError, RunReport};
 use crate::sink::directory::DirectorySink;
 use crate::sink::fanout::FanOutSink;
-use crate::sink::opencti::{
-    ConnectorState, OpenCti, OpenCtiError, OpenCtiSink, remote_state_changed,
-};
+use crate::sink::opencti::{ConnectorState, OpenCti, OpenCtiError, OpenCtiSink};
 use crate::sink::{Sink, SinkError};
 use crate::source::SourceError;
 use crate::telemetry::events::{InternalEvent, Ping, PingFailed, PingSent};
@@ -46,6 +43,10 @@ pub enum ConnectorError {
     NowhereToPush,
 }
 
+mod platform_state;
+
+use platform_state::{PlatformChange, deliver_state, reconcile_at_start};
+
 pub struct Connector {
     settings: Arc<Settings>,
     pipeline: Pipeline,
@@ -55,11 +56,11 @@ pub struct Connector {
 
 struct Platform {
     opencti: Arc<OpenCti>,
-    /// The state as we last told the platform (pycti's local state).
+    /// The state to tell the platform at the next ping (pycti's local state).
     local_state: Arc<Mutex<Option<ConnectorState>>>,
-    /// The platform changed our state; reset the ledger before the next run.
-    reset_requested: Arc<AtomicBool>,
-    remote_after_reset: Arc<Mutex<Option<ConnectorState>>>,
+    /// The platform changed our state (a heartbeat saw it); the ledger follows before the
+    /// next run.
+    change: Arc<Mutex<Option<PlatformChange>>>,
     wake: Arc<Notify>,
 }
 
@@ -78,91 +79,6 @@ fn directory_sink(settings: &Settings) -> Result<Arc<dyn Sink>, ConnectorError> 
         return Err(ConnectorError::NowhereToPush);
     }
     Ok(Arc::new(DirectorySink::new(settings)?))
-}
-
-/// Brings the ledger in line with the state the platform handed over at registration.
-/// `raw` is the stored string: `None` for a connector the platform has never seen.
-async fn reconcile_at_start(
-    ledger: &Ledger,
-    raw: Option<&str>,
-    remote: Option<&ConnectorState>,
-) -> Result<(), LedgerError> {
-    let checkpoint = ledger.checkpoint().await?;
-    let counts = ledger.status_counts().await?;
-    let ledger_empty =
-        checkpoint.last_event_timestamp.is_none() && counts.iter().all(|(_, n)| *n == 0);
-    let remote_checkpoint = remote.and_then(ConnectorState::effective_checkpoint);
-    if ledger_empty {
-        if let Some(ts) = remote_checkpoint {
-            ledger
-                .store_checkpoint(Checkpoint {
-                    last_event_timestamp: Some(ts),
-                    last_run: remote.and_then(|r| r.last_run.clone()),
-                    ..Checkpoint::default()
-                })
-                .await?;
-            tracing::info!(
-                last_event_timestamp = ts,
-                "empty ledger: adopting the connector state found on the platform (left by the Python connector?)"
-            );
-        }
-        return Ok(());
-    }
-    if raw.is_none() {
-        tracing::info!(
-            "the platform holds no state for this connector yet; keeping the ledger's checkpoint"
-        );
-        return Ok(());
-    }
-    match (remote_checkpoint, checkpoint.last_event_timestamp) {
-        // "Reset state" in the UI empties the stored state.
-        (None, _) => reset_to(ledger, None).await?,
-        // Our last closing ping was lost (a crash after the checkpoint was stored): the
-        // platform holds an older copy of our own state. The ledger is the newer truth.
-        (Some(remote), Some(local)) if remote < local => {
-            tracing::info!(
-                platform = remote,
-                ledger = local,
-                "the platform's state is behind the ledger (a final ping was lost); keeping the ledger's checkpoint"
-            );
-        }
-        // Another connector under this id moved the checkpoint on: follow it, keep the events.
-        (Some(remote), local) if Some(remote) != local => {
-            ledger
-                .store_checkpoint(Checkpoint {
-                    last_event_timestamp: Some(remote),
-                    ..checkpoint
-                })
-                .await?;
-            tracing::warn!(
-                platform = remote,
-                ledger = ?local,
-                "the platform's state is ahead of the ledger: checkpoint moved to the platform's"
-            );
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-async fn reset_to(ledger: &Ledger, remote_checkpoint: Option<i64>) -> Result<(), LedgerError> {
-    let forgotten = ledger
-        .reset_all("connector state reset on the OpenCTI platform".into())
-        .await?;
-    if let Some(ts) = remote_checkpoint {
-        ledger
-            .store_checkpoint(Checkpoint {
-                last_event_timestamp: Some(ts),
-                ..Checkpoint::default()
-            })
-            .await?;
-    }
-    tracing::warn!(
-        forgotten,
-        checkpoint = ?remote_checkpoint,
-        "the connector state was changed on the platform (reset state): ledger reset to match, every event is eligible again"
-    );
-    Ok(())
 }
 
 impl Connector {
@@ -200,8 +116,7 @@ impl Connector {
             let platform = Platform {
                 opencti,
                 local_state,
-                reset_requested: Arc::default(),
-                remote_after_reset: Arc::default(),
+                change: Arc::default(),
                 wake: Arc::default(),
             };
             (sink, Some(platform))
@@ -250,14 +165,18 @@ impl Connector {
         if let Some(platform) = &self.platform {
             let state = lock(&platform.local_state).clone();
             PingSent.emit();
-            if let Err(e) = platform.opencti.force_ping(state.as_ref()).await {
-                PingFailed {
+            match platform.opencti.force_ping(state.as_ref()).await {
+                Ok(remote) => deliver_state(&self.ledger, state.as_ref(), remote.as_ref()).await?,
+                Err(e) => PingFailed {
                     ping: Ping::FinalState,
                     error: &e,
                 }
-                .emit();
+                .emit(),
             }
         }
+        // The broker connection ends here, not with the runtime: a connection dropped by a
+        // stopping runtime logs errors after a run that went well.
+        self.pipeline.close().await;
         Ok(report?)
     }
 
@@ -265,14 +184,11 @@ impl Connector {
         let Some(platform) = &self.platform else {
             return Ok(());
         };
-        if !platform.reset_requested.swap(false, Ordering::SeqCst) {
-            return Ok(());
+        let change = lock(&platform.change).take();
+        match change {
+            Some(change) => change.apply(&self.ledger).await,
+            None => Ok(()),
         }
-        let remote = lock(&platform.remote_after_reset).take();
-        let checkpoint = remote
-            .as_ref()
-            .and_then(ConnectorState::effective_checkpoint);
-        reset_to(&self.ledger, checkpoint).await
     }
 
     /// Runs every `duration_period` until SIGTERM or Ctrl-C, with pycti's heartbeat.
@@ -281,23 +197,28 @@ impl Connector {
         let heartbeat = self.platform.as_ref().map(|platform| {
             let opencti = Arc::clone(&platform.opencti);
             let local_state = Arc::clone(&platform.local_state);
-            let reset_requested = Arc::clone(&platform.reset_requested);
-            let remote_after_reset = Arc::clone(&platform.remote_after_reset);
+            let change = Arc::clone(&platform.change);
             let wake = Arc::clone(&platform.wake);
+            let ledger = self.ledger.clone();
             tokio::spawn(async move {
                 loop {
                     let local = lock(&local_state).clone();
                     PingSent.emit();
                     let answer = opencti.ping(local.as_ref()).await;
                     match answer {
-                        Ok(remote) if remote_state_changed(local.as_ref(), remote.as_ref()) => {
+                        Ok(remote) if local.as_ref() != remote.as_ref() => {
                             tracing::warn!("connector state has been remotely updated");
                             *lock(&local_state) = remote.clone();
-                            *lock(&remote_after_reset) = remote;
-                            reset_requested.store(true, Ordering::SeqCst);
+                            *lock(&change) = Some(PlatformChange::from_remote(remote));
                             wake.notify_one();
                         }
-                        Ok(_) => {}
+                        Ok(remote) => {
+                            if let Err(e) =
+                                deliver_state(&ledger, local.as_ref(), remote.as_ref()).await
+                            {
+                                tracing::error!(error = %e, "could not record the state delivered to OpenCTI");
+                            }
+                        }
                         Err(e) => PingFailed {
                             ping: Ping::Heartbeat,
                             error: &e,
@@ -331,6 +252,7 @@ impl Connector {
         if let Some(handle) = heartbeat {
             handle.abort();
         }
+        self.pipeline.close().await;
         tracing::info!("connector stopped");
         result
     }
@@ -363,125 +285,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ledger::{Destination, EventStatus, PushedContent, QueuedEvent, Receipt, RunStatus};
-    use chrono::Utc;
-
-    fn state(ts: i64) -> ConnectorState {
-        ConnectorState::checkpoint(Utc::now(), ts)
-    }
-
-    /// A ledger that pushed one event and stored checkpoint 100.
-    async fn ledger_at_100() -> (tempfile::TempDir, Ledger) {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
-        let run = ledger.begin_run("t".into()).await.unwrap();
-        let uuid = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81".to_string();
-        let queued = QueuedEvent {
-            uuid: uuid.clone(),
-            source_key: uuid.clone(),
-            manifest_timestamp: Some(100),
-            info: None,
-            reason: "new".into(),
-        };
-        ledger.queue_events(run, vec![queued]).await.unwrap();
-        let content = PushedContent {
-            content_sha256: "c".into(),
-            bundle_sha256: "b".into(),
-        };
-        ledger
-            .mark_in_flight(run, uuid.clone(), content)
-            .await
-            .unwrap();
-        let receipt = Receipt {
-            destination: Destination::Work("work".into()),
-            messages: 1,
-        };
-        ledger.mark_pushed(run, uuid, receipt).await.unwrap();
-        ledger
-            .finish_run(
-                run,
-                crate::ledger::RunOutcome {
-                    status: RunStatus::Completed,
-                    pushed: 1,
-                    skipped: 0,
-                    failed: 0,
-                    message: String::new(),
-                },
-            )
-            .await
-            .unwrap();
-        ledger
-            .store_checkpoint(Checkpoint {
-                last_event_timestamp: Some(100),
-                ..Checkpoint::default()
-            })
-            .await
-            .unwrap();
-        (dir, ledger)
-    }
-
-    async fn pushed(ledger: &Ledger) -> u64 {
-        ledger
-            .status_counts()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|(s, _)| *s == EventStatus::Pushed)
-            .map(|(_, n)| n)
-            .unwrap_or(0)
-    }
-
-    async fn stored_timestamp(ledger: &Ledger) -> Option<i64> {
-        ledger.checkpoint().await.unwrap().last_event_timestamp
-    }
-
-    #[tokio::test]
-    async fn an_emptied_platform_state_resets_the_ledger() {
-        let (_d, ledger) = ledger_at_100().await;
-        reconcile_at_start(&ledger, Some(""), None).await.unwrap();
-        assert_eq!(stored_timestamp(&ledger).await, None);
-        assert_eq!(pushed(&ledger).await, 0);
-    }
-
-    #[tokio::test]
-    async fn an_older_platform_state_is_a_lost_ping_not_a_reset() {
-        let (_d, ledger) = ledger_at_100().await;
-        let remote = state(50);
-        reconcile_at_start(&ledger, Some("{..}"), Some(&remote))
-            .await
-            .unwrap();
-        assert_eq!(stored_timestamp(&ledger).await, Some(100));
-        assert_eq!(pushed(&ledger).await, 1);
-    }
-
-    #[tokio::test]
-    async fn a_newer_platform_state_moves_the_checkpoint_and_keeps_the_events() {
-        let (_d, ledger) = ledger_at_100().await;
-        let remote = state(200);
-        reconcile_at_start(&ledger, Some("{..}"), Some(&remote))
-            .await
-            .unwrap();
-        assert_eq!(stored_timestamp(&ledger).await, Some(200));
-        assert_eq!(pushed(&ledger).await, 1);
-    }
-
-    #[tokio::test]
-    async fn an_unknown_connector_keeps_the_ledger_and_an_empty_ledger_adopts_the_platform() {
-        let (_d, ledger) = ledger_at_100().await;
-        reconcile_at_start(&ledger, None, None).await.unwrap();
-        assert_eq!(stored_timestamp(&ledger).await, Some(100));
-        let dir = tempfile::tempdir().unwrap();
-        let empty = Ledger::open(&dir.path().join("e.sqlite")).await.unwrap();
-        let remote = state(70);
-        reconcile_at_start(&empty, Some("{..}"), Some(&remote))
-            .await
-            .unwrap();
-        assert_eq!(stored_timestamp(&empty).await, Some(70));
     }
 }
