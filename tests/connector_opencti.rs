@@ -9,7 +9,7 @@ use crate::support::feed_server::FeedServer;
 use crate::support::opencti::*;
 use crate::support::pycti::*;
 use crate::support::rabbitmq::Broker;
-use crate::support::workspace::Workspace;
+use crate::support::workspace::{Workspace, stderr_lines};
 use crate::support::{FIXTURE_FEED, fixture};
 use serde_json::{Map, Value, json};
 
@@ -99,6 +99,16 @@ fn once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(report["pushed"], 1);
+    // A run that went well logs no error, not even while the process shuts the broker
+    // connection down.
+    let errors: Vec<Value> = stderr_lines(&out)
+        .into_iter()
+        .filter(|line| line["level"] == "ERROR")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "error lines after a good run: {errors:?}"
+    );
 
     let seen = fake.requests();
     assert!(

@@ -44,3 +44,5 @@ mod telemetry_endpoint;
 mod telemetry_global;
 mod telemetry_logs;
 mod telemetry_metrics;
+mod trust_cli;
+mod trust_manifest;

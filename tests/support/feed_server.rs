@@ -260,6 +260,20 @@ impl FeedServer {
         .unwrap();
     }
 
+    /// Writes (or replaces) a file of the served feed.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.dir.join(name), bytes).unwrap();
+    }
+
+    /// A file of the served feed, as served.
+    pub fn read_file(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(name)).unwrap()
+    }
+
+    pub fn remove_file(&self, name: &str) {
+        std::fs::remove_file(self.dir.join(name)).unwrap();
+    }
+
     /// Moves one event's manifest timestamp forward.
     pub fn bump_timestamp(&self, uuid: &str, by: i64) {
         let mut manifest = self.manifest();

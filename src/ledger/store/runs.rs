@@ -98,7 +98,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records the manifest as listed now, in one transaction.
+    /// Records the manifest as listed now (and only it), in one transaction.
     pub(crate) fn record_manifest(&mut self, run: RunId, entries: &[ManifestEntry]) -> Result<()> {
         let now = now_text();
         let tx = self.conn.transaction()?;
@@ -121,6 +121,11 @@ impl Store {
                 ])?;
             }
         }
+        // The manifest as listed now: entries the feed no longer lists are not in it.
+        tx.execute(
+            "DELETE FROM manifest_entries WHERE last_seen_run IS NOT ?1",
+            params![run],
+        )?;
         tx.commit()?;
         Ok(())
     }
