@@ -3,7 +3,8 @@
 //! Data flows one way: `source` (where feed files come from) -> `reconciler` + `ledger`
 //! (what must be fetched, skipped, retried) -> `convert` (MISP event to STIX 2.1 bundle)
 //! -> `sink` (a bundle folder, or OpenCTI over RabbitMQ / the HTTP API).
-//! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all.
+//! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all,
+//! and `pycompat` holds the Python behaviour the output must match byte for byte.
 
 pub mod app;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod convert;
 pub mod cpu;
 pub mod ledger;
 pub mod pipeline;
+mod pycompat;
 pub mod reconciler;
 pub mod secret;
 pub mod sink;

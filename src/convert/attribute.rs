@@ -10,13 +10,14 @@ use serde_json::Value;
 
 use super::ids::sco_id;
 use super::input::{Attribute, FieldError, JsonPath};
-use super::pyfmt::{py_int, py_len, utc_millis, utc_seconds};
 use super::stix::{
     Marking, Markings, Object, identity_id, indicator_id, marking_refs, organization, put_list,
     relationship_id, sco, sdo, sighting_id, single_property_sco_id,
 };
 use super::tags::{ElementContext, Elements, prepare_elements, resolve_labels, resolve_markings};
 use super::{ConvertOptions, ThreatResolver};
+use crate::pycompat::text::{py_int, py_len};
+use crate::pycompat::time::{utc_millis, utc_seconds};
 
 /// How the connector resolves a MISP type: its resolver name and OpenCTI observable type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

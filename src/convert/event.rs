@@ -15,13 +15,14 @@ use serde_json::Value;
 
 use super::attribute::{AttributeContext, AttributeResult, process_attribute, resolve_type};
 use super::input::{Attribute, Event, FieldError, JsonPath};
-use super::pyfmt::{parse_event_date, py_int, utc_millis, utc_seconds};
 use super::stix::{
     Markings, Object, id_of, marking_refs, note_id, organization, put_list, put_opt_str,
     relationship_id, report_id, sdo, tlp,
 };
 use super::tags::{ElementContext, prepare_elements, resolve_labels, resolve_markings};
 use super::{ConvertOptions, ThreatResolver};
+use crate::pycompat::text::py_int;
+use crate::pycompat::time::{parse_event_date, utc_millis, utc_seconds};
 
 /// The report's reference when nothing else is in the bundle (the connector's placeholder).
 const PLACEHOLDER_REF: &str = "intrusion-set--fc5ee88d-7987-4c00-991e-a863e9aa8a0e";

@@ -28,7 +28,6 @@ mod event;
 pub mod ids;
 mod input;
 pub mod normalize;
-mod pyfmt;
 mod stix;
 mod tags;
 

@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use super::ThreatResolver;
 use super::input::{Galaxy, Tag};
-use super::pyfmt::{drop_last_char, isdigit, strip};
 use super::stix::{
     Marking, Object, attack_pattern_id, identity_id, location_id, marking_refs, named_id, put_list,
     put_opt_str, sdo, statement_marking, tlp,
 };
+use crate::pycompat::text::{drop_last_char, isdigit, strip};
 
 /// Markings from tags; TLP:WHITE when none and `with_default`.
 pub fn resolve_markings(

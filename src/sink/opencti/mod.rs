@@ -68,10 +68,11 @@ use self::graphql::{
     REGISTER_CONNECTOR, STIX_BUNDLE_PUSH, WORK_ADD, WORK_TO_PROCESSED, field, string_field,
     variables,
 };
+use self::state::state_for_ping;
 pub use self::state::{ConnectorInfo, ConnectorState};
-use self::state::{python_isoformat, state_for_ping};
 pub use self::threats::OpenCtiThreatResolver;
 use crate::config::{QueueProtocol, Settings};
+use crate::pycompat::time::python_isoformat;
 use crate::secret::Secret;
 use crate::sink::{Delivery, Receipt, RunSummary, Sink, SinkError};
 
@@ -660,7 +661,7 @@ impl OpenCtiSink {
         if let Some(existing) = &work.work_id {
             return Ok(existing.clone());
         }
-        let friendly_name = format!("{WORK_NAME_PREFIX}{}", python_isoformat(Utc::now()));
+        let friendly_name = format!("{WORK_NAME_PREFIX}{}", python_isoformat(&Utc::now()));
         let created = self.opencti.work_add(&friendly_name).await?;
         info!(work_id = %created, "work created in OpenCTI");
         work.work_id = Some(created.clone());
