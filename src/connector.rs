@@ -18,10 +18,11 @@ use crate::app::{self, AppResult};
 use crate::config::Settings;
 use crate::convert::{OfflineResolver, ThreatResolver};
 use crate::ledger::{Checkpoint, Ledger};
+use crate::opencti::{ConnectorState, OpenCti, remote_state_changed};
 use crate::pipeline::{Pipeline, PipelineError, RunReport};
 use crate::sink::Sink;
 use crate::sink::fanout::FanOutSink;
-use crate::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink, remote_state_changed};
+use crate::sink::opencti::OpenCtiSink;
 
 pub struct Connector {
     settings: Arc<Settings>,

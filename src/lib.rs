@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: `source` (where feed files come from) -> `reconciler` + `ledger`
 //! (what must be fetched, skipped, retried) -> `convert` (MISP event to STIX 2.1 bundle)
-//! -> `sink` (a bundle folder, or OpenCTI over RabbitMQ / the HTTP API).
+//! -> `sink` (a bundle folder, or OpenCTI over RabbitMQ / the HTTP API). `opencti` is the
+//! platform client (registration, state, works, threat search) the OpenCTI side relies on.
 //! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all,
 //! and `pycompat` holds the Python behaviour the output must match byte for byte.
 
@@ -12,6 +13,7 @@ pub mod connector;
 pub mod convert;
 pub mod cpu;
 pub mod ledger;
+pub mod opencti;
 pub mod pipeline;
 mod pycompat;
 pub mod reconciler;

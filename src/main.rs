@@ -12,7 +12,7 @@ use misp_feed::app;
 use misp_feed::config::Settings;
 use misp_feed::connector::Connector;
 use misp_feed::ledger::EventFilter;
-use misp_feed::sink::opencti::OpenCti;
+use misp_feed::opencti::OpenCti;
 
 /// jemalloc instead of glibc's malloc: the converter and splitter free many short-lived
 /// maps and strings from several threads, and with glibc the pipeline benchmark's peak

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
-use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink};
+use misp_feed::opencti::{ConnectorState, OpenCti};
+use misp_feed::sink::opencti::OpenCtiSink;
 use misp_feed::sink::{Delivery, RunSummary, Sink};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

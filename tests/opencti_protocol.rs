@@ -9,8 +9,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
 use misp_feed::convert::ThreatResolver;
-use misp_feed::sink::opencti::graphql::ApiError;
-use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink, remote_state_changed};
+use misp_feed::opencti::graphql::ApiError;
+use misp_feed::opencti::{ConnectorState, OpenCti, remote_state_changed};
+use misp_feed::sink::opencti::OpenCtiSink;
 use misp_feed::sink::{Delivery, RunSummary, Sink};
 use serde_json::json;
 use support::*;
@@ -263,7 +264,7 @@ async fn the_fake_rejects_what_the_platform_would_reject() {
     let unknown_input_member = client
         .execute(
             "RegisterConnector",
-            misp_feed::sink::opencti::graphql::REGISTER_CONNECTOR,
+            misp_feed::opencti::graphql::REGISTER_CONNECTOR,
             json!({"input": {"id": "x", "name": "MISP Feed", "type": "EXTERNAL_IMPORT", "colour": "red"}}),
         )
         .await

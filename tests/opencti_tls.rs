@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use misp_feed::config::QueueProtocol;
-use misp_feed::sink::opencti::OpenCti;
+use misp_feed::opencti::OpenCti;
 use support::*;
 
 const SERVER: &str = r#"

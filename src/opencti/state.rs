@@ -139,6 +139,15 @@ impl ConnectorState {
     }
 }
 
+/// True when the platform's state differs from ours: pycti's PingAlive then adopts the
+/// remote one. `remote == None` with a local state is the operator's "reset state".
+pub fn remote_state_changed(
+    local: Option<&ConnectorState>,
+    remote: Option<&ConnectorState>,
+) -> bool {
+    local != remote
+}
+
 /// `state` as pycti sends it when there is none: `json.dumps(None)`.
 pub const NO_STATE: &str = "null";
 
