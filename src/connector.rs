@@ -16,13 +16,15 @@ use tokio::sync::Notify;
 
 use crate::app::{self, AppResult};
 use crate::config::Settings;
-use crate::convert::{OfflineResolver, ThreatResolver};
 use crate::ledger::{Checkpoint, Ledger};
-use crate::opencti::{ConnectorState, OpenCti, remote_state_changed};
+use crate::opencti::{ConnectorState, OpenCti, ThreatResolver, remote_state_changed};
 use crate::pipeline::{Pipeline, PipelineError, RunReport};
 use crate::sink::Sink;
 use crate::sink::fanout::FanOutSink;
 use crate::sink::opencti::OpenCtiSink;
+
+/// The per-run threat search of `guess_threats_from_tags`; `None` offline or with it off.
+type Threats = Option<Arc<ThreatResolver>>;
 
 pub struct Connector {
     settings: Arc<Settings>,
@@ -163,14 +165,10 @@ impl Connector {
         let source = crate::source::build_source(&settings)
             .await
             .map_err(|e| e.to_string())?;
-        let (sink, resolver, platform): (Arc<dyn Sink>, Arc<dyn ThreatResolver>, Option<Platform>) =
+        let (sink, resolver, platform): (Arc<dyn Sink>, Threats, Option<Platform>) =
             if app::runs_offline(&settings) {
                 tracing::info!("no OpenCTI push configured: bundles go to the bundle folder only");
-                (
-                    app::directory_sink(&settings)?,
-                    Arc::new(OfflineResolver),
-                    None,
-                )
+                (app::directory_sink(&settings)?, None, None)
             } else {
                 let opencti = Arc::new(
                     OpenCti::connect(&settings)
@@ -185,12 +183,11 @@ impl Connector {
                 )?;
                 let checkpoint = ledger.checkpoint().map_err(|e| e.to_string())?;
                 let local_state = Arc::new(Mutex::new(state_of(&checkpoint, None)));
-                let resolver: Arc<dyn ThreatResolver> =
-                    if settings.misp_feed.convert.guess_threats_from_tags {
-                        opencti.threat_resolver()
-                    } else {
-                        Arc::new(OfflineResolver)
-                    };
+                let resolver: Threats = if settings.misp_feed.convert.guess_threats_from_tags {
+                    Some(opencti.threat_resolver())
+                } else {
+                    None
+                };
                 let opencti_sink = Arc::new(OpenCtiSink::new(Arc::clone(&opencti)));
                 let sink: Arc<dyn Sink> = if settings.connector.send_to_directory
                     && settings.connector.send_to_directory_path.is_some()
@@ -258,7 +255,7 @@ impl Connector {
             && self.settings.misp_feed.convert.guess_threats_from_tags
         {
             // A fresh cache per run: threats created on the platform since are found.
-            self.pipeline.resolver = platform.opencti.threat_resolver();
+            self.pipeline.resolver = Some(platform.opencti.threat_resolver());
         }
         let report = self.pipeline.run_once().await;
         if let Some(platform) = &self.platform {
@@ -356,7 +353,7 @@ impl Connector {
         if let Some(platform) = &self.platform {
             platform.opencti.wait_for_queue_capacity().await;
             if self.settings.misp_feed.convert.guess_threats_from_tags {
-                self.pipeline.resolver = platform.opencti.threat_resolver();
+                self.pipeline.resolver = Some(platform.opencti.threat_resolver());
             }
         }
         self.pipeline.run_once().await

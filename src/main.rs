@@ -284,7 +284,7 @@ fn convert(settings: &Settings, path: &Path) -> Result<ExitCode, String> {
     let bundle = misp_feed::convert::convert_event(
         &event,
         &settings.misp_feed.convert,
-        &misp_feed::convert::OfflineResolver,
+        &misp_feed::convert::ResolvedThreats::default(),
     )
     .map_err(|e| e.to_string())?;
     println!("{}", bundle.to_json());

@@ -13,11 +13,12 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
-use crate::convert::{self, ThreatResolver};
+use crate::convert;
 use crate::ledger::{
     Checkpoint, EventStatus, FailureStage, Ledger, LedgerError, QueuedEvent, RetryPolicy,
     RunOutcome,
 };
+use crate::opencti::ThreatResolver;
 use crate::reconciler::{self, Decision, ProcessReason, SkipReason};
 use crate::sink::{Delivery, RunSummary, Sink};
 use crate::source::{FeedSource, Listing, ManifestEntry, ManifestValidators, ObjectEntry};
@@ -81,7 +82,8 @@ pub struct Pipeline {
     pub source: Arc<dyn FeedSource>,
     pub sink: Arc<dyn Sink>,
     pub ledger: Arc<Mutex<Ledger>>,
-    pub resolver: Arc<dyn ThreatResolver>,
+    /// Answers `guess_threats_from_tags` before each conversion; `None` offline.
+    pub resolver: Option<Arc<ThreatResolver>>,
     pub retry_policy: RetryPolicy,
     /// Draw a progress bar (interactive `once`).
     pub progress: bool,
@@ -167,7 +169,7 @@ impl Pipeline {
         source: Arc<dyn FeedSource>,
         sink: Arc<dyn Sink>,
         ledger: Arc<Mutex<Ledger>>,
-        resolver: Arc<dyn ThreatResolver>,
+        resolver: Option<Arc<ThreatResolver>>,
     ) -> Pipeline {
         let retry_policy = RetryPolicy {
             max_attempts: settings.misp_feed.max_attempts,
@@ -540,9 +542,13 @@ impl Pipeline {
         reason: ProcessReason,
     ) -> Result<Outcome, PipelineError> {
         let options = self.settings.misp_feed.convert.clone();
-        let resolver = Arc::clone(&self.resolver);
+        let (event, threats) = match &self.resolver {
+            Some(resolver) => resolver.resolve_event(event, &options).await,
+            None => Ok((event, convert::ResolvedThreats::default())),
+        }
+        .map_err(|e| PipelineError::Internal(format!("threat listing task: {e}")))?;
         let converted = crate::cpu::run(move || {
-            convert::convert_event(&event, &options, resolver.as_ref())
+            convert::convert_event(&event, &options, &threats)
                 .map(|bundle| {
                     let (json, objects_sha256) = bundle.to_json_and_objects_sha256();
                     (json, objects_sha256, bundle.objects.len())

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use misp_feed::config::{Settings, SourceType};
-use misp_feed::convert::OfflineResolver;
 use misp_feed::ledger::{EventStatus, Ledger};
 use misp_feed::pipeline::Pipeline;
 use misp_feed::sink::directory::DirectorySink;
@@ -97,7 +96,7 @@ async fn setup(delete_after_import: bool, refuse: &str) -> Setup {
         Arc::from(source),
         sink.clone(),
         ledger.clone(),
-        Arc::new(OfflineResolver),
+        None,
     );
     Setup {
         server,

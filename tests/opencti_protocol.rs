@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
-use misp_feed::convert::ThreatResolver;
+use misp_feed::convert::Threat;
 use misp_feed::opencti::graphql::ApiError;
 use misp_feed::opencti::{ConnectorState, OpenCti, remote_state_changed};
 use misp_feed::sink::opencti::OpenCtiSink;
@@ -307,23 +307,26 @@ async fn threat_search_is_pycti_list_and_cached_per_run() {
         .lock()
         .unwrap()
         .threats
-        .insert("Sofacy".into(), vec![apt.clone()]);
+        .insert("Sofacy".into(), vec![apt]);
     let settings = settings(&fake.url, &unique_connector_id(), QueueProtocol::Amqp);
     let opencti = OpenCti::connect(&settings).await.unwrap();
     let resolver = opencti.threat_resolver();
-    let worker = resolver.clone();
-    let (found, again, none) = tokio::task::spawn_blocking(move || {
-        (
-            worker.find_threats("Sofacy"),
-            worker.find_threats("Sofacy"),
-            worker.find_threats("nothing"),
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(found, vec![apt.clone()]);
-    assert_eq!(again, vec![apt]);
-    assert!(none.is_empty());
+    let values = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| name.to_string())
+            .collect::<Vec<_>>()
+    };
+    let found = resolver.resolve(&values(&["Sofacy", "nothing"])).await;
+    let again = resolver.resolve(&values(&["nothing", "Sofacy"])).await;
+    let apt28 = Threat {
+        entity_type: "Intrusion-Set".into(),
+        name: "APT28".into(),
+    };
+    assert_eq!(found.get("Sofacy"), Some(&apt28));
+    assert_eq!(found.get("nothing"), None);
+    assert_eq!(found.len(), 1);
+    assert_eq!(again, found);
     assert_eq!(resolver.failures(), 0);
     let searches: Vec<Recorded> = fake
         .requests()
@@ -333,7 +336,7 @@ async fn threat_search_is_pycti_list_and_cached_per_run() {
     assert_eq!(
         searches.len(),
         2,
-        "second lookup of Sofacy came from the cache"
+        "the second lookups of Sofacy and nothing came from the cache"
     );
     assert_eq!(searches[0].rejected, None);
     assert_eq!(
@@ -346,9 +349,7 @@ async fn threat_search_is_pycti_list_and_cached_per_run() {
 
     // A new resolver (next run) starts with an empty cache.
     let next_run = opencti.threat_resolver();
-    tokio::task::spawn_blocking(move || next_run.find_threats("Sofacy"))
-        .await
-        .unwrap();
+    next_run.resolve(&values(&["Sofacy"])).await;
     let count = fake
         .requests()
         .iter()

@@ -22,8 +22,8 @@
 //! }
 //! // each run
 //! opencti.wait_for_queue_capacity().await;                // CONNECTOR_QUEUE_THRESHOLD
-//! let resolver = opencti.threat_resolver();               // fresh cache per run; use it
-//!                                                         // from spawn_blocking only
+//! let resolver = opencti.threat_resolver();               // fresh cache per run
+//! let (event, threats) = resolver.resolve_event(event, &options).await?; // before converting
 //! // `once` mode (run_and_terminate): at the end, as the Python connector
 //! opencti.force_ping(Some(&new_state)).await?;
 //! ```
@@ -55,7 +55,7 @@ pub use self::registration::{BrokerOverrides, Registration};
 use self::registration::{parse_registration, register_input};
 use self::state::state_for_ping;
 pub use self::state::{ConnectorInfo, ConnectorState, remote_state_changed};
-pub use self::threats::OpenCtiThreatResolver;
+pub use self::threats::ThreatResolver;
 pub use self::works::WORK_NAME_PREFIX;
 use crate::config::{QueueProtocol, Settings};
 
@@ -242,14 +242,10 @@ impl OpenCti {
         Ok(remote)
     }
 
-    /// A resolver for `guess_threats_from_tags` with an empty cache: take one per run.
-    /// Must be created inside the tokio runtime and used from blocking threads only
-    /// (see [`threats`]).
-    pub fn threat_resolver(&self) -> Arc<OpenCtiThreatResolver> {
-        Arc::new(OpenCtiThreatResolver::new(
-            self.client.clone(),
-            tokio::runtime::Handle::current(),
-        ))
+    /// A resolver for `guess_threats_from_tags` with an empty cache: take one per run, so
+    /// threats created on the platform since the last run are found.
+    pub fn threat_resolver(&self) -> Arc<ThreatResolver> {
+        Arc::new(ThreatResolver::new(self.client.clone()))
     }
 
     /// `misp-feed check`, RabbitMQ line: opens and closes a connection with the
