@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use misp_feed::convert::{ConvertOptions, OfflineResolver, convert_event, parse_event_file};
+use misp_feed::convert::{ConvertOptions, ResolvedThreats, convert_event, parse_event_file};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -216,7 +216,7 @@ fn convert_bytes(bytes: &[u8], options: &ConvertOptions) -> usize {
     match parse_event_file(bytes, "bench.json") {
         Ok(events) => {
             for event in &events {
-                match convert_event(event, options, &OfflineResolver) {
+                match convert_event(event, options, &ResolvedThreats::default()) {
                     Ok(bundle) => made += bundle.objects.len(),
                     Err(error) => eprintln!("{error}"),
                 }

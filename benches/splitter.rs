@@ -3,9 +3,8 @@
 
 use std::time::Instant;
 
-use misp_feed::sink::opencti::splitter::{
-    EnvelopeFields, SplitOptions, amqp_message_body, split_bundle_with_expectations,
-};
+use misp_feed::sink::opencti::envelope::{EnvelopeFields, amqp_message_body};
+use misp_feed::sink::opencti::splitter::{SplitOptions, split_bundle_with_expectations};
 
 fn main() {
     let path = concat!(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use misp_feed::convert::normalize::{normalize_bundle, normalize_objects};
-use misp_feed::convert::{ConvertOptions, OfflineResolver, convert_event, parse_event_file};
+use misp_feed::convert::{ConvertOptions, ResolvedThreats, convert_event, parse_event_file};
 use serde_json::Value;
 
 fn options_from(profile: &Value, compat: bool) -> ConvertOptions {
@@ -91,8 +91,8 @@ fn run() -> Result<(), String> {
     for file in files {
         let bytes = std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?;
         for event in parse_event_file(&bytes, &file).map_err(|e| e.to_string())? {
-            let bundle =
-                convert_event(&event, &options, &OfflineResolver).map_err(|e| e.to_string())?;
+            let bundle = convert_event(&event, &options, &ResolvedThreats::default())
+                .map_err(|e| e.to_string())?;
             let text = if normalize {
                 normalize_objects(&bundle.objects).to_string()
             } else {

@@ -2,8 +2,10 @@
 //!
 //! Data flows one way: `source` (where feed files come from) -> `reconciler` + `ledger`
 //! (what must be fetched, skipped, retried) -> `convert` (MISP event to STIX 2.1 bundle)
-//! -> `sink` (a bundle folder, or OpenCTI over RabbitMQ / the HTTP API).
-//! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all.
+//! -> `sink` (a bundle folder, or OpenCTI over RabbitMQ / the HTTP API). `opencti` is the
+//! platform client (registration, state, works, threat search) the OpenCTI side relies on.
+//! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all,
+//! and `pycompat` holds the Python behaviour the output must match byte for byte.
 
 pub mod commands;
 pub mod config;
@@ -11,7 +13,9 @@ pub mod connector;
 pub mod convert;
 pub mod cpu;
 pub mod ledger;
+pub mod opencti;
 pub mod pipeline;
+mod pycompat;
 pub mod reconciler;
 pub mod secret;
 pub mod sink;

@@ -143,17 +143,15 @@ fn once_over_a_feed_speaks_pycti_sequence_and_publishes_pycti_messages() {
     assert_eq!(events[0]["messages"], json!(1747));
 }
 
-#[test]
-fn api_protocol_once_matches_the_api_transcript() {
-    let rt = runtime();
-    let fake = rt.block_on(FakeOpenCti::start(None));
-    let connector_id = unique_connector_id();
+/// `once` over the fixture event with the api protocol and `settings`, which must push it.
+fn api_once_over_the_event(fake: &FakeOpenCti, settings: &[(&str, &str)]) -> Workspace {
     let feed = feed_of(&[EVENT]);
     let server = FeedServer::start(feed.path());
-    let mut ws = platform_workspace(&server.url(), &fake.url, &connector_id);
+    let mut ws = platform_workspace(&server.url(), &fake.url, &unique_connector_id());
     ws.set("CONNECTOR_QUEUE_PROTOCOL", "api");
-    // Both destinations on, as pycti allows: the platform and the bundle folder.
-    ws.set("CONNECTOR_SEND_TO_DIRECTORY", "true");
+    for (key, value) in settings {
+        ws.set(key, value);
+    }
     let (report, out) = ws.once();
     assert!(
         out.status.success(),
@@ -161,6 +159,15 @@ fn api_protocol_once_matches_the_api_transcript() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(report["pushed"], 1);
+    ws
+}
+
+#[test]
+fn api_protocol_once_matches_the_api_transcript() {
+    let rt = runtime();
+    let fake = rt.block_on(FakeOpenCti::start(None));
+    // Both destinations on, as pycti allows: the platform and the bundle folder.
+    let ws = api_once_over_the_event(&fake, &[("CONNECTOR_SEND_TO_DIRECTORY", "true")]);
     assert_matches_transcript(&fake.requests(), &transcript("transcript-api.jsonl"));
     let files = ws.bundle_files();
     assert_eq!(files.len(), 1, "the bundle folder was not written");
@@ -170,6 +177,87 @@ fn api_protocol_once_matches_the_api_transcript() {
     assert_eq!(pushed.len(), 1);
     let bundle: Value = serde_json::from_str(&pushed[0]).unwrap();
     assert_eq!(bundle["objects"].as_array().unwrap().len(), 1747);
+}
+
+#[test]
+fn guessed_threats_are_searched_before_the_conversion_and_reach_the_bundle() {
+    let rt = runtime();
+    let fake = rt.block_on(FakeOpenCti::start(None));
+    fake.platform.lock().unwrap().threats.insert(
+        "Sofacy".into(),
+        vec![json!({"id": "i1", "standard_id": "intrusion-set--1",
+                    "entity_type": "Intrusion-Set", "parent_types": ["Stix-Domain-Object"],
+                    "name": "APT28"})],
+    );
+    api_once_over_the_event(&fake, &[("MISP_FEED_GUESS_THREATS_FROM_TAGS", "true")]);
+
+    let seen = fake.requests();
+    let (searches, others): (Vec<Recorded>, Vec<Recorded>) = seen
+        .iter()
+        .cloned()
+        .partition(|r| r.operation_name == "StixDomainObjects");
+    let searched: Vec<&str> = searches
+        .iter()
+        .map(|r| {
+            r.variables["filters"]["filters"][0]["values"][0]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    // The event's tags, then those of its one converted tagged attribute (the tagged
+    // `link` under External analysis is not converted), each value once, in the Python
+    // connector's order.
+    assert_eq!(
+        searched,
+        [
+            "white",
+            "incomplete",
+            "create-missing-misp-galaxy-cluster-values",
+            "create-missing-misp-galaxy-cluster",
+            "Sofacy",
+            "Sednit EK",
+            "GAMEFISH",
+            "JHUHUGIT",
+            "X-Tunnel",
+            "XTunnel",
+            "ADVSTORESHELL",
+            "EVILTOSS",
+            "USBStealer",
+            "X-Agent",
+            "XAgentOSX",
+            "CHOPSTICK",
+            "DealersChoice",
+            "Downdelph",
+            "blog-post",
+            "93",
+        ]
+    );
+    assert!(searches.iter().all(|r| r.rejected.is_none()));
+    let first_push = seen
+        .iter()
+        .position(|r| r.operation_name == "StixBundlePush")
+        .unwrap();
+    let last_search = seen
+        .iter()
+        .rposition(|r| r.operation_name == "StixDomainObjects")
+        .unwrap();
+    assert!(last_search < first_push, "a search came after the push");
+    // Apart from the searches, the wire is the api transcript's.
+    assert_matches_transcript(&others, &transcript("transcript-api.jsonl"));
+
+    let pushed = fake.platform.lock().unwrap().pushed_bundles.clone();
+    let bundle: Value = serde_json::from_str(&pushed[0]).unwrap();
+    let guessed: Vec<&Value> = bundle["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == "intrusion-set" && o["name"] == "APT28")
+        .collect();
+    assert_eq!(
+        guessed.len(),
+        1,
+        "the platform's threat is not in the bundle"
+    );
 }
 
 /// A manifest timestamp, given as a string or a number.

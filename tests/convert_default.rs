@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use misp_feed::convert::{ConvertOptions, OfflineResolver, convert_event, parse_event_file};
+use misp_feed::convert::{ConvertOptions, ResolvedThreats, convert_event, parse_event_file};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -96,14 +96,14 @@ fn check_pair(event_path: &Path, profiles_file: &str, profile: &str, tally: &mut
     let compat = convert_event(
         &events[0],
         &options(profiles_file, profile, true),
-        &OfflineResolver,
+        &ResolvedThreats::default(),
     )
     .unwrap()
     .objects;
     let corrected = convert_event(
         &events[0],
         &options(profiles_file, profile, false),
-        &OfflineResolver,
+        &ResolvedThreats::default(),
     )
     .unwrap()
     .objects;
@@ -247,7 +247,7 @@ fn composite_attribute_yields_both_parts() {
         "uuid": "00000000-0000-4000-8000-000000000001", "timestamp": "1577836800"}]}}"#;
     let events = parse_event_file(event, "inline.json").unwrap();
     let full = options("reference/profiles.json", "full", false);
-    let objects = convert_event(&events[0], &full, &OfflineResolver)
+    let objects = convert_event(&events[0], &full, &ResolvedThreats::default())
         .unwrap()
         .objects;
     let patterns: Vec<&str> = objects
@@ -269,7 +269,7 @@ fn composite_attribute_yields_both_parts() {
     assert_eq!(hashed["hashes"]["MD5"], "d41d8cd98f00b204e9800998ecf8427e");
 
     let compat = options("reference/profiles.json", "full", true);
-    let objects = convert_event(&events[0], &compat, &OfflineResolver)
+    let objects = convert_event(&events[0], &compat, &ResolvedThreats::default())
         .unwrap()
         .objects;
     let patterns: Vec<&str> = objects
@@ -293,7 +293,7 @@ fn object_reference_becomes_a_related_to_relationship() {
                 "relationship_type": "communicates-with", "comment": "seen in sandbox"}]}]}}"#;
     let events = parse_event_file(event, "inline.json").unwrap();
     let full = options("reference/profiles.json", "full", false);
-    let objects = convert_event(&events[0], &full, &OfflineResolver)
+    let objects = convert_event(&events[0], &full, &ResolvedThreats::default())
         .unwrap()
         .objects;
     let by_id: HashMap<&str, &Value> = objects
@@ -329,7 +329,7 @@ fn object_reference_becomes_a_related_to_relationship() {
     );
 
     let compat = options("reference/profiles.json", "full", true);
-    let objects = convert_event(&events[0], &compat, &OfflineResolver)
+    let objects = convert_event(&events[0], &compat, &ResolvedThreats::default())
         .unwrap()
         .objects;
     assert!(!objects.iter().any(|o| {

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use misp_feed::convert::{ConvertOptions, OfflineResolver, convert_event, parse_event_file};
+use misp_feed::convert::{ConvertOptions, ResolvedThreats, convert_event, parse_event_file};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -188,7 +188,7 @@ fn convert_everywhere(bytes: &[u8]) {
     };
     for event in &events {
         for options in option_sets() {
-            match convert_event(event, &options, &OfflineResolver) {
+            match convert_event(event, &options, &ResolvedThreats::default()) {
                 Ok(bundle) => {
                     if !options.reference_compat {
                         let mut ids = std::collections::HashSet::new();

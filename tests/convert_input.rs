@@ -1,6 +1,6 @@
 //! Accepted input forms, and errors that name the file and the JSON path of bad input.
 
-use misp_feed::convert::{ConvertOptions, OfflineResolver, convert_event, parse_event_file};
+use misp_feed::convert::{ConvertOptions, ResolvedThreats, convert_event, parse_event_file};
 use serde_json::{Value, json};
 
 fn full() -> ConvertOptions {
@@ -43,7 +43,7 @@ fn convert_bytes(bytes: &[u8]) -> Result<Vec<Value>, String> {
     let mut all = Vec::new();
     for event in &events {
         all.push(Value::Array(
-            convert_event(event, &full(), &OfflineResolver)
+            convert_event(event, &full(), &ResolvedThreats::default())
                 .map_err(|e| e.to_string())?
                 .objects,
         ));

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use misp_feed::convert::normalize::{normalize_bundle, normalize_objects};
-use misp_feed::convert::{ConvertOptions, OfflineResolver, convert_event, parse_event_file};
+use misp_feed::convert::{ConvertOptions, ResolvedThreats, convert_event, parse_event_file};
 use serde_json::Value;
 
 const PROFILES: [&str; 3] = ["defaults", "full", "opaque-objects"];
@@ -63,7 +63,7 @@ fn convert_file(path: &Path, options: &ConvertOptions) -> Vec<Value> {
     let bytes = fs::read(path).unwrap();
     let events = parse_event_file(&bytes, &path.display().to_string()).unwrap();
     assert_eq!(events.len(), 1, "{}", path.display());
-    convert_event(&events[0], options, &OfflineResolver)
+    convert_event(&events[0], options, &ResolvedThreats::default())
         .unwrap()
         .objects
 }

@@ -11,7 +11,6 @@ use crate::support::s3_server::S3Server;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use misp_feed::config::{Settings, SourceType};
-use misp_feed::convert::OfflineResolver;
 use misp_feed::ledger::{EventStatus, Ledger};
 use misp_feed::pipeline::Pipeline;
 use misp_feed::sink::directory::DirectorySink;
@@ -94,7 +93,7 @@ async fn setup(delete_after_import: bool, refuse: &str) -> Setup {
         Arc::from(source),
         sink.clone(),
         ledger.clone(),
-        Arc::new(OfflineResolver),
+        None,
         false,
     );
     Setup {

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use crate::support::opencti::{FakeOpenCti, settings, unique_connector_id};
 use crate::support::rabbitmq::BrokerAlone;
 use misp_feed::config::QueueProtocol;
+use misp_feed::opencti::OpenCti;
+use misp_feed::opencti::broker::{BrokerEndpoint, BrokerError, PublishTarget};
 use misp_feed::secret::Secret;
-use misp_feed::sink::opencti::amqp::{
-    AmqpPublisher, BrokerEndpoint, BrokerError, PublishTarget, RetryPolicy,
-};
-use misp_feed::sink::opencti::{OpenCti, OpenCtiSink};
+use misp_feed::sink::opencti::OpenCtiSink;
+use misp_feed::sink::opencti::amqp::{AmqpPublisher, RetryPolicy};
 use misp_feed::sink::{Delivery, Sink, SinkError};
 use serde_json::Value;
 

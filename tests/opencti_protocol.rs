@@ -8,10 +8,11 @@ use crate::support::opencti::*;
 use crate::support::pycti::*;
 use chrono::{DateTime, Utc};
 use misp_feed::config::QueueProtocol;
-use misp_feed::convert::ThreatResolver;
+use misp_feed::convert::Threat;
 use misp_feed::ledger::Checkpoint;
-use misp_feed::sink::opencti::graphql::ApiError;
-use misp_feed::sink::opencti::{ConnectorState, OpenCti, OpenCtiSink, remote_state_changed};
+use misp_feed::opencti::graphql::ApiError;
+use misp_feed::opencti::{ConnectorState, OpenCti, remote_state_changed};
+use misp_feed::sink::opencti::OpenCtiSink;
 use misp_feed::sink::{Delivery, Destination, RunSummary, Sink};
 use serde_json::json;
 
@@ -265,7 +266,7 @@ async fn the_fake_rejects_what_the_platform_would_reject() {
     let unknown_input_member = client
         .execute(
             "RegisterConnector",
-            misp_feed::sink::opencti::graphql::REGISTER_CONNECTOR,
+            misp_feed::opencti::graphql::REGISTER_CONNECTOR,
             json!({"input": {"id": "x", "name": "MISP Feed", "type": "EXTERNAL_IMPORT", "colour": "red"}}),
         )
         .await
@@ -308,23 +309,26 @@ async fn threat_search_is_pycti_list_and_cached_per_run() {
         .lock()
         .unwrap()
         .threats
-        .insert("Sofacy".into(), vec![apt.clone()]);
+        .insert("Sofacy".into(), vec![apt]);
     let settings = settings(&fake.url, &unique_connector_id(), QueueProtocol::Amqp);
     let opencti = OpenCti::connect(&settings).await.unwrap();
     let resolver = opencti.threat_resolver();
-    let worker = resolver.clone();
-    let (found, again, none) = tokio::task::spawn_blocking(move || {
-        (
-            worker.find_threats("Sofacy"),
-            worker.find_threats("Sofacy"),
-            worker.find_threats("nothing"),
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(found, vec![apt.clone()]);
-    assert_eq!(again, vec![apt]);
-    assert!(none.is_empty());
+    let values = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| name.to_string())
+            .collect::<Vec<_>>()
+    };
+    let found = resolver.resolve(&values(&["Sofacy", "nothing"])).await;
+    let again = resolver.resolve(&values(&["nothing", "Sofacy"])).await;
+    let apt28 = Threat {
+        entity_type: "Intrusion-Set".into(),
+        name: "APT28".into(),
+    };
+    assert_eq!(found.get("Sofacy"), Some(&apt28));
+    assert_eq!(found.get("nothing"), None);
+    assert_eq!(found.len(), 1);
+    assert_eq!(again, found);
     assert_eq!(resolver.failures(), 0);
     let searches: Vec<Recorded> = fake
         .requests()
@@ -334,7 +338,7 @@ async fn threat_search_is_pycti_list_and_cached_per_run() {
     assert_eq!(
         searches.len(),
         2,
-        "second lookup of Sofacy came from the cache"
+        "the second lookups of Sofacy and nothing came from the cache"
     );
     assert_eq!(searches[0].rejected, None);
     assert_eq!(
@@ -347,9 +351,7 @@ async fn threat_search_is_pycti_list_and_cached_per_run() {
 
     // A new resolver (next run) starts with an empty cache.
     let next_run = opencti.threat_resolver();
-    tokio::task::spawn_blocking(move || next_run.find_threats("Sofacy"))
-        .await
-        .unwrap();
+    next_run.resolve(&values(&["Sofacy"])).await;
     let count = fake
         .requests()
         .iter()

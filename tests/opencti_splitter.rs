@@ -2,9 +2,9 @@
 //! event 5a3c2fcd must split into the very 1747 AMQP messages the Python connector published.
 
 use base64::Engine;
+use misp_feed::sink::opencti::envelope::{EnvelopeFields, amqp_message_body};
 use misp_feed::sink::opencti::splitter::{
-    EnvelopeFields, SplitOptions, amqp_message_body, split_bundle_detailed,
-    split_bundle_with_expectations,
+    SplitOptions, split_bundle_detailed, split_bundle_with_expectations,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use crate::support::opencti::*;
 use crate::support::services;
 use misp_feed::config::QueueProtocol;
-use misp_feed::sink::opencti::OpenCti;
+use misp_feed::opencti::OpenCti;
 
 const SERVER: &str = r#"
 import http.server, json, ssl, sys

@@ -4,7 +4,7 @@
 use super::{Answer, CommandError, Completion};
 use crate::config::{QueueProtocol, Settings};
 use crate::connector::runs_offline;
-use crate::sink::opencti::OpenCti;
+use crate::opencti::OpenCti;
 
 pub async fn check(settings: Settings) -> Result<Answer, CommandError> {
     let mut healthy = true;

@@ -85,7 +85,7 @@ pub fn convert(settings: &Settings, path: &Path) -> Result<Answer, CommandError>
     let bundle = crate::convert::convert_event(
         &event,
         &settings.misp_feed.convert,
-        &crate::convert::OfflineResolver,
+        &crate::convert::ResolvedThreats::default(),
     )
     .map_err(CommandError::Input)?;
     Ok(Answer::done(format!("{}\n", bundle.to_json())))

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
-use crate::convert::{OfflineResolver, ThreatResolver};
 use crate::ledger::{Ledger, LedgerError};
+use crate::opencti::{ConnectorState, OpenCti, OpenCtiError, ThreatResolver};
 use crate::pipeline::{Pipeline, PipelineError, RunReport};
 use crate::sink::directory::DirectorySink;
 use crate::sink::fanout::FanOutSink;
-use crate::sink::opencti::{ConnectorState, OpenCti, OpenCtiError, OpenCtiSink};
+use crate::sink::opencti::OpenCtiSink;
 use crate::sink::{Sink, SinkError};
 use crate::source::SourceError;
 use crate::telemetry::events::{InternalEvent, Ping, PingFailed, PingSent};
@@ -122,11 +122,11 @@ impl Connector {
             (sink, Some(platform))
         };
         // Threats named by tags are looked up on the platform when asked to.
-        let resolver: Arc<dyn ThreatResolver> = match &platform {
+        let resolver: Option<Arc<ThreatResolver>> = match &platform {
             Some(platform) if settings.misp_feed.convert.guess_threats_from_tags => {
-                platform.opencti.threat_resolver()
+                Some(platform.opencti.threat_resolver())
             }
-            _ => Arc::new(OfflineResolver),
+            _ => None,
         };
         let pipeline = Pipeline::new(
             Arc::clone(&settings),

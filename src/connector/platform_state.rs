@@ -9,7 +9,7 @@
 //! over all three until a ping has delivered the ledger's state.
 
 use crate::ledger::{Ledger, LedgerError, ResetOrigin};
-use crate::sink::opencti::ConnectorState;
+use crate::opencti::ConnectorState;
 
 /// A change of our state made on the platform, seen by a heartbeat, applied before the next
 /// run.

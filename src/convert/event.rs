@@ -13,15 +13,19 @@ use std::sync::LazyLock;
 use regex::{Captures, Regex};
 use serde_json::Value;
 
-use super::attribute::{AttributeContext, AttributeResult, process_attribute, resolve_type};
+use super::ConvertOptions;
+use super::attribute::{
+    AttributeContext, AttributeResult, extra_parts, is_external_analysis_link, process_attribute,
+};
 use super::input::{Attribute, Event, FieldError, JsonPath};
-use super::pyfmt::{parse_event_date, py_int, utc_millis, utc_seconds};
 use super::stix::{
     Markings, Object, id_of, marking_refs, note_id, organization, put_list, put_opt_str,
     relationship_id, report_id, sdo, tlp,
 };
 use super::tags::{ElementContext, prepare_elements, resolve_labels, resolve_markings};
-use super::{ConvertOptions, ThreatResolver};
+use super::threats::ThreatLookup;
+use crate::pycompat::text::py_int;
+use crate::pycompat::time::{parse_event_date, utc_millis, utc_seconds};
 
 /// The report's reference when nothing else is in the bundle (the connector's placeholder).
 const PLACEHOLDER_REF: &str = "intrusion-set--fc5ee88d-7987-4c00-991e-a863e9aa8a0e";
@@ -287,25 +291,11 @@ fn pdf_file(attribute: &Attribute<'_>, options: &ConvertOptions) -> Option<Value
     Some(Value::Object(file))
 }
 
-/// The parts beyond the first of a composite attribute (`filename|md5`, ...): what the
-/// connector drops and correction (1) converts.
-fn extra_parts(attribute: &Attribute<'_>, options: &ConvertOptions) -> usize {
-    if options.reference_compat {
-        return 0;
-    }
-    resolve_type(
-        attribute.kind,
-        attribute.value,
-        options.import_unsupported_observables_as_text,
-    )
-    .map_or(0, |parts| parts.len().saturating_sub(1))
-}
-
 /// Converts one event to its bundle's objects.
 pub fn convert(
     event: &Event<'_>,
     options: &ConvertOptions,
-    resolver: &dyn ThreatResolver,
+    threats: &dyn ThreatLookup,
     now: &str,
 ) -> Result<Vec<Value>, FieldError> {
     let root = JsonPath::root("Event");
@@ -350,7 +340,7 @@ pub fn convert(
             now,
             markings: &event_markings,
             guess_threats_from_tags: options.guess_threats_from_tags,
-            resolver,
+            threats,
         },
     );
     let event_labels = Value::Array(
@@ -362,7 +352,7 @@ pub fn convert(
     let score = threat_level_score(event.threat_level_id);
     let ctx = AttributeContext {
         options,
-        resolver,
+        threats,
         now,
         author_id: &author_id,
         author_name: &author_name,
@@ -395,7 +385,7 @@ pub fn convert(
         if let Some(result) = &result {
             made_from.record_result(attribute, result);
         }
-        if attribute.kind == "link" && attribute.category == "External analysis" {
+        if is_external_analysis_link(attribute) {
             event_external_references.push(external_reference(attribute));
         }
         results.extend(result);
@@ -419,7 +409,7 @@ pub fn convert(
         let object_path = objects_path.index(object_index);
         let mut references = Vec::new();
         for attribute in &object.attributes {
-            if attribute.kind == "link" && attribute.category == "External analysis" {
+            if is_external_analysis_link(attribute) {
                 references.push(external_reference(attribute));
             }
             files.extend(pdf_file(attribute, options));

@@ -6,9 +6,15 @@
 //! create a duplicate. `tests/fixtures/id_vectors.json` (made by `scripts/gen_id_vectors.py`
 //! with the real pycti and stix2) pins that down.
 
-use chrono::{DateTime, FixedOffset, Timelike, Utc};
-use serde_json::{Map, Value};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde_json::{Map, Number, Value};
 use uuid::Uuid;
+
+use crate::pycompat::json::{
+    JsonDialect, push_unicode_escape, short_escape, shortest_digits, write_json,
+};
+use crate::pycompat::text::strip;
+use crate::pycompat::time::python_isoformat;
 
 /// The uuid5 namespace of both pycti's `generate_id` and stix2's SCO ids (they share it).
 pub const OPENCTI_NAMESPACE: Uuid = Uuid::from_u128(0x00abedb4_aa42_466c_9c01_fed23315a9b7);
@@ -67,35 +73,6 @@ impl IdTime<'_> {
     }
 }
 
-/// Python's `datetime.isoformat()` for an aware datetime: `YYYY-MM-DDTHH:MM:SS[.ffffff]+HH:MM`
-/// (microseconds only when non-zero, offset seconds only when non-zero).
-pub fn python_isoformat(moment: &DateTime<FixedOffset>) -> String {
-    let mut text = moment.format("%Y-%m-%dT%H:%M:%S").to_string();
-    // Python keeps microseconds; a chrono leap second (nanos >= 1e9) has no Python equivalent.
-    let micros = (moment.nanosecond() % 1_000_000_000) / 1_000;
-    if micros != 0 {
-        text.push_str(&format!(".{micros:06}"));
-    }
-    let offset = moment.offset().local_minus_utc();
-    let sign = if offset < 0 { '-' } else { '+' };
-    let magnitude = offset.unsigned_abs();
-    text.push_str(&format!(
-        "{sign}{:02}:{:02}",
-        magnitude / 3600,
-        (magnitude % 3600) / 60
-    ));
-    if !magnitude.is_multiple_of(60) {
-        text.push_str(&format!(":{:02}", magnitude % 60));
-    }
-    text
-}
-
-/// Python's `str.strip()` without arguments: strips what `str.isspace()` accepts, which is
-/// Unicode White_Space plus the separators U+001C..U+001F that Rust's `trim` keeps.
-pub fn python_strip(text: &str) -> &str {
-    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
-}
-
 /// Python's `str.lower()` (full Unicode mapping, final sigma included, like Rust's).
 fn python_lower(text: &str) -> String {
     text.to_lowercase()
@@ -103,7 +80,7 @@ fn python_lower(text: &str) -> String {
 
 /// pycti's `value.lower().strip()` (lowering first, as pycti does).
 fn lower_strip(text: &str) -> String {
-    python_strip(&python_lower(text)).to_owned()
+    strip(&python_lower(text)).to_owned()
 }
 
 /// RFC 8785 canonical JSON exactly as stix2's `canonicalize(obj, utf8=False)` renders it
@@ -112,72 +89,41 @@ fn lower_strip(text: &str) -> String {
 /// after conversion to a double (so big integers lose precision, as in Python).
 pub fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
-    write_canonical(value, &mut out);
+    write_json::<CanonicalJson>(value, &mut out);
     out
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(number) => {
-            // serde_json numbers are i64, u64 or finite f64; Python also goes through float().
-            let double = if let Some(signed) = number.as_i64() {
-                signed as f64
-            } else if let Some(unsigned) = number.as_u64() {
-                unsigned as f64
-            } else {
-                number.as_f64().unwrap_or(0.0)
-            };
-            out.push_str(&es6_number(double));
-        }
-        Value::String(text) => write_canonical_string(text, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(members) => {
-            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-            sorted.sort_by(|left, right| left.0.encode_utf16().cmp(right.0.encode_utf16()));
-            out.push('{');
-            for (index, (key, member)) in sorted.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_canonical_string(key, out);
-                out.push(':');
-                write_canonical(member, out);
-            }
-            out.push('}');
-        }
-    }
-}
+/// stix2's canonical JSON as a dialect of the shared JSON walker.
+struct CanonicalJson;
 
-fn write_canonical_string(text: &str, out: &mut String) {
-    out.push('"');
-    for character in text.chars() {
-        match character {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            control if (control as u32) < 0x20 => {
-                out.push_str(&format!("\\u{:04x}", control as u32));
+impl JsonDialect for CanonicalJson {
+    const ITEM_SEPARATOR: &'static str = ",";
+    const KEY_SEPARATOR: &'static str = ":";
+    const SORT_KEYS_BY_UTF16: bool = true;
+
+    fn write_string(text: &str, out: &mut String) {
+        out.push('"');
+        for character in text.chars() {
+            match short_escape(character) {
+                Some(escape) => out.push_str(escape),
+                None if (character as u32) < 0x20 => push_unicode_escape(character as u16, out),
+                None => out.push(character),
             }
-            other => out.push(other),
         }
+        out.push('"');
     }
-    out.push('"');
+
+    fn write_number(number: &Number, out: &mut String) {
+        // serde_json numbers are i64, u64 or finite f64; Python also goes through float().
+        let double = if let Some(signed) = number.as_i64() {
+            signed as f64
+        } else if let Some(unsigned) = number.as_u64() {
+            unsigned as f64
+        } else {
+            number.as_f64().unwrap_or(0.0)
+        };
+        out.push_str(&es6_number(double));
+    }
 }
 
 /// ECMAScript `Number.prototype.toString` of a finite double, from its shortest round-trip
@@ -186,12 +132,7 @@ fn es6_number(double: f64) -> String {
     if double == 0.0 || !double.is_finite() {
         return "0".to_owned();
     }
-    let scientific = format!("{:e}", double.abs());
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .unwrap_or((scientific.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let (digits, exponent) = shortest_digits(double);
     let digit_count = digits.len() as i32;
     // `point` is where the decimal point falls relative to the start of `digits`.
     let point = exponent + 1;
@@ -255,7 +196,7 @@ pub fn report_id<'a>(name: &str, published: impl Into<IdTime<'a>>) -> String {
 pub fn indicator_id(pattern: &str) -> String {
     pycti_id(
         "indicator",
-        &object(vec![("pattern", text(python_strip(pattern)))]),
+        &object(vec![("pattern", text(strip(pattern)))]),
     )
 }
 
@@ -317,7 +258,7 @@ pub fn location_id(name: &str, location_type: &str) -> String {
 /// pycti `Note.generate_id(created, content)` (no abstract, as the connector calls it).
 /// The content is stripped but keeps its case.
 pub fn note_id(content: &str, created: Option<IdTime<'_>>) -> String {
-    let mut members = vec![("content", text(python_strip(content)))];
+    let mut members = vec![("content", text(strip(content)))];
     if let Some(created) = created {
         members.push(("created", created.to_value()));
     }
@@ -540,23 +481,6 @@ mod tests {
         for (double, expected) in cases {
             assert_eq!(es6_number(double), expected, "{double}");
         }
-    }
-
-    #[test]
-    fn python_strip_removes_information_separators() {
-        assert_eq!(python_strip("\u{1c}\u{a0} x y\u{1f}\u{3000}"), "x y");
-        assert_eq!(python_strip("\u{200b}x"), "\u{200b}x");
-    }
-
-    #[test]
-    fn isoformat_matches_python() {
-        let moment = DateTime::parse_from_rfc3339("2023-04-05T06:07:08.250Z").unwrap();
-        assert_eq!(
-            python_isoformat(&moment),
-            "2023-04-05T06:07:08.250000+00:00"
-        );
-        let whole = DateTime::parse_from_rfc3339("2023-04-05T06:07:08-05:30").unwrap();
-        assert_eq!(python_isoformat(&whole), "2023-04-05T06:07:08-05:30");
     }
 
     #[test]

@@ -28,11 +28,14 @@ mod event;
 pub mod ids;
 mod input;
 pub mod normalize;
-mod pyfmt;
+mod resolve;
 mod stix;
 mod tags;
+mod threats;
 
 use serde_json::Value;
+
+pub use self::threats::{ResolvedThreats, Threat, threat_tag_values};
 
 /// The conversion options of the seed's configuration table (`MISP_FEED_*`).
 #[derive(Debug, Clone, PartialEq)]
@@ -72,24 +75,6 @@ impl Default for ConvertOptions {
             import_with_attachments: false,
             reference_compat: false,
         }
-    }
-}
-
-/// Looks up existing threats (intrusion sets, malware, tools, attack patterns) by a tag's
-/// value, for `guess_threats_from_tags`. Returns the matching entities as STIX objects.
-pub trait ThreatResolver: Send + Sync {
-    fn find_threats(&self, tag_value: &str) -> Vec<Value>;
-    /// A run begins: forget what earlier runs found, so that threats created on the
-    /// platform since are found.
-    fn start_run(&self) {}
-}
-
-/// Finds nothing: what the Python connector does when the platform has no match.
-pub struct OfflineResolver;
-
-impl ThreatResolver for OfflineResolver {
-    fn find_threats(&self, _tag_value: &str) -> Vec<Value> {
-        Vec::new()
     }
 }
 
@@ -267,15 +252,17 @@ pub fn parse_event_list(bytes: &[u8], file: &str) -> Result<Vec<ListedEvent>, In
 }
 
 /// Converts one event to the objects of its STIX 2.1 bundle, in the connector's order.
+/// `threats` answers `guess_threats_from_tags` for the values [`threat_tag_values`] lists
+/// (empty when the option is off): the conversion itself asks no one.
 pub fn convert_event(
     event: &MispEvent,
     options: &ConvertOptions,
-    resolver: &dyn ThreatResolver,
+    threats: &ResolvedThreats,
 ) -> Result<StixBundle, InputError> {
     let view = input::read_event(&event.event).map_err(|e| event.error(e))?;
     let now = chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string();
-    let objects = event::convert(&view, options, resolver, &now).map_err(|e| event.error(e))?;
+    let objects = event::convert(&view, options, threats, &now).map_err(|e| event.error(e))?;
     Ok(StixBundle { objects })
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use super::ids::{pycti_id, sco_id};
-use super::pyfmt::strip;
+use crate::pycompat::text::strip;
 
 pub type Object = Map<String, Value>;
 

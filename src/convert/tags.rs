@@ -5,13 +5,13 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::ThreatResolver;
 use super::input::{Galaxy, Tag};
-use super::pyfmt::{drop_last_char, isdigit, strip};
 use super::stix::{
     Marking, Object, attack_pattern_id, identity_id, location_id, marking_refs, named_id, put_list,
     put_opt_str, sdo, statement_marking, tlp,
 };
+use super::threats::{ThreatLookup, tag_search_value};
+use crate::pycompat::text::{drop_last_char, isdigit, strip};
 
 /// Markings from tags; TLP:WHITE when none and `with_default`.
 pub fn resolve_markings(
@@ -169,7 +169,7 @@ pub struct ElementContext<'c> {
     pub now: &'c str,
     pub markings: &'c [Marking],
     pub guess_threats_from_tags: bool,
-    pub resolver: &'c dyn ThreatResolver,
+    pub threats: &'c dyn ThreatLookup,
 }
 
 impl ElementContext<'_> {
@@ -506,38 +506,14 @@ fn guess_threat(
     elements: &mut Elements,
     added_names: &mut HashSet<String>,
 ) {
-    let after = |s: &str, sep: char| -> String {
-        let parts: Vec<&str> = s.split(sep).collect();
-        if parts.len() == 1 {
-            parts[0].to_string()
-        } else {
-            parts[1].replace('"', "")
-        }
-    };
-    let tag_value = after(&after(tag_name, '='), ':');
-    let threats = ctx.resolver.find_threats(&tag_value);
-    let Some(threat) = threats.first() else {
+    let Some(threat) = ctx.threats.threat(&tag_search_value(tag_name)) else {
         return;
     };
-    let Some(name) = threat.get("name").and_then(Value::as_str) else {
-        return;
-    };
+    let name = threat.name.as_str();
     if added_names.contains(name) {
         return;
     }
-    let entity_type = threat
-        .get("entity_type")
-        .and_then(Value::as_str)
-        .or_else(|| {
-            threat.get("type").and_then(Value::as_str).map(|t| match t {
-                "intrusion-set" => "Intrusion-Set",
-                "malware" => "Malware",
-                "tool" => "Tool",
-                "attack-pattern" => "Attack-Pattern",
-                _ => "",
-            })
-        })
-        .unwrap_or("");
+    let entity_type = threat.entity_type.as_str();
     let name_owned = name.to_string();
     match entity_type {
         "Intrusion-Set" => {

@@ -1,7 +1,6 @@
 //! One parsed event: convert it, record it in flight, push it, record the receipt (or the
 //! failure).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -27,9 +26,20 @@ impl Pipeline {
         reason: ProcessReason,
     ) -> Result<Outcome, PipelineError> {
         let options = self.settings.misp_feed.convert.clone();
-        let resolver = Arc::clone(&self.resolver);
+        // The threats the conversion reads are searched first, outside any CPU slot: the
+        // conversion itself never waits on the network.
+        let (event, threats) = match &self.resolver {
+            Some(resolver) => resolver
+                .resolve_event(event, &options)
+                .await
+                .map_err(|reason| PipelineError::Job {
+                    job: "threat listing",
+                    reason,
+                })?,
+            None => (event, convert::ResolvedThreats::default()),
+        };
         let converted = crate::cpu::run(move || {
-            convert::convert_event(&event, &options, resolver.as_ref())
+            convert::convert_event(&event, &options, &threats)
                 .map(|bundle| {
                     let (json, objects_sha256) = bundle.to_json_and_objects_sha256();
                     (json, objects_sha256, bundle.objects.len())

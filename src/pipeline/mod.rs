@@ -15,8 +15,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
-use crate::convert::ThreatResolver;
 use crate::ledger::{Checkpoint, Ledger, LedgerError, RetryPolicy, RunId, RunOutcome, RunStatus};
+use crate::opencti::ThreatResolver;
 use crate::sink::{RunSummary, Sink};
 use crate::source::{FeedSource, Listing, SourceError};
 use crate::telemetry::events::{self, InternalEvent};
@@ -90,8 +90,9 @@ pub struct Pipeline {
     source: Arc<dyn FeedSource>,
     sink: Arc<dyn Sink>,
     ledger: Ledger,
-    /// Finds the threats tags name (`guess_threats_from_tags`).
-    resolver: Arc<dyn ThreatResolver>,
+    /// Finds the threats tags name (`guess_threats_from_tags` with OpenCTI); `None` when no
+    /// search is made.
+    resolver: Option<Arc<ThreatResolver>>,
     retry_policy: RetryPolicy,
     /// Draw a progress bar (interactive `once`).
     progress: bool,
@@ -109,7 +110,7 @@ impl Pipeline {
         source: Arc<dyn FeedSource>,
         sink: Arc<dyn Sink>,
         ledger: Ledger,
-        resolver: Arc<dyn ThreatResolver>,
+        resolver: Option<Arc<ThreatResolver>>,
         progress: bool,
     ) -> Pipeline {
         let retry_policy = RetryPolicy {
@@ -133,7 +134,9 @@ impl Pipeline {
     /// run goes on.
     pub async fn run_once(&self) -> Result<RunReport, PipelineError> {
         let clock = Instant::now();
-        self.resolver.start_run();
+        if let Some(resolver) = &self.resolver {
+            resolver.start_run();
+        }
         let run = Run {
             id: self.ledger.begin_run(self.source.describe()).await?,
             started: Utc::now(),

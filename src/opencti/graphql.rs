@@ -95,11 +95,6 @@ pub const WORK_TO_PROCESSED: &str =
   }
 }";
 
-pub const STIX_BUNDLE_PUSH: &str =
-    "mutation StixBundlePush($connectorId: String!, $bundle: String!, $work_id: String) {
-  stixBundlePush(connectorId: $connectorId, bundle: $bundle, work_id: $work_id)
-}";
-
 /// pycti's `connector.read`, used by its buffering check for the queue size.
 pub const GET_CONNECTOR: &str = "query GetConnector($id: String!) {
   connector(id: $id) {

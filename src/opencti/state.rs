@@ -10,7 +10,8 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::splitter::python_json_dumps;
+use crate::pycompat::json::python_json_dumps;
+use crate::pycompat::time::python_isoformat;
 
 /// The state as the Python connector keeps it. Keys it does not know (e.g. `last_file` of
 /// its S3 mode) are kept in `other`, in their order, and written back after the known ones.
@@ -34,9 +35,9 @@ impl ConnectorState {
         let last_event = Utc
             .timestamp_opt(last_event_timestamp, 0)
             .single()
-            .map(python_isoformat);
+            .map(|moment| python_isoformat(&moment));
         ConnectorState {
-            last_run: Some(python_isoformat(run_started)),
+            last_run: Some(python_isoformat(&run_started)),
             last_event,
             last_event_timestamp: Some(last_event_timestamp),
             other: Map::new(),
@@ -62,7 +63,7 @@ impl ConnectorState {
         let mut state = match checkpoint.last_event_timestamp {
             Some(ts) => ConnectorState::checkpoint(started, ts),
             None => ConnectorState {
-                last_run: Some(python_isoformat(started)),
+                last_run: Some(python_isoformat(&started)),
                 ..ConnectorState::default()
             },
         };
@@ -169,6 +170,15 @@ impl ConnectorState {
     }
 }
 
+/// True when the platform's state differs from ours: pycti's PingAlive then adopts the
+/// remote one. `remote == None` with a local state is the operator's "reset state".
+pub fn remote_state_changed(
+    local: Option<&ConnectorState>,
+    remote: Option<&ConnectorState>,
+) -> bool {
+    local != remote
+}
+
 /// `state` as pycti sends it when there is none: `json.dumps(None)`.
 pub const NO_STATE: &str = "null";
 
@@ -183,16 +193,6 @@ fn timestamp_of(value: &Value) -> Option<i64> {
             .as_i64()
             .or_else(|| number.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
         _ => None,
-    }
-}
-
-/// Python's `datetime.isoformat()` of an aware UTC datetime: microseconds only when non-zero,
-/// offset written `+00:00`.
-pub fn python_isoformat(moment: DateTime<Utc>) -> String {
-    if moment.timestamp_subsec_micros() == 0 {
-        moment.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        moment.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
     }
 }
 
