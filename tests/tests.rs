@@ -44,3 +44,4 @@ mod telemetry_endpoint;
 mod telemetry_global;
 mod telemetry_logs;
 mod telemetry_metrics;
+mod trust_platform;

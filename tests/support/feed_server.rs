@@ -273,6 +273,11 @@ impl FeedServer {
         self.write_manifest(&manifest);
     }
 
+    /// Writes a file into the served folder (a new event file, say).
+    pub fn write_file(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.dir.join(name), bytes).unwrap();
+    }
+
     pub fn event_uuids(&self) -> Vec<String> {
         let mut uuids: Vec<String> = self.manifest().keys().cloned().collect();
         uuids.sort();
