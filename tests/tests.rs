@@ -45,3 +45,4 @@ mod telemetry_global;
 mod telemetry_logs;
 mod telemetry_metrics;
 mod trust_platform;
+mod trust_s3;
