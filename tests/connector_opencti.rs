@@ -3,14 +3,12 @@
 //! messages; the api protocol likewise; the platform's state is adopted and a reset from the
 //! UI resets the ledger.
 
-use std::path::Path;
-
 use crate::support::feed_server::FeedServer;
+use crate::support::fixture;
 use crate::support::opencti::*;
 use crate::support::pycti::*;
 use crate::support::rabbitmq::Broker;
-use crate::support::workspace::{Workspace, stderr_lines};
-use crate::support::{FIXTURE_FEED, fixture};
+use crate::support::workspace::{Workspace, feed_of, stderr_lines};
 use serde_json::{Map, Value, json};
 
 const EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
@@ -19,55 +17,6 @@ const SMALL: [&str; 3] = [
     "57c4445b-c548-4654-af0b-4be3950d210f",
     "5b646415-7b48-40d5-86b4-c0070acd0835",
 ];
-
-/// A feed folder holding only `uuids` from the fixture feed.
-fn feed_of(uuids: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let fixture: Map<String, Value> = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(FIXTURE_FEED).join("manifest.json")).unwrap(),
-    )
-    .unwrap();
-    let mut manifest = Map::new();
-    for uuid in uuids {
-        manifest.insert(uuid.to_string(), fixture[*uuid].clone());
-        std::fs::copy(
-            Path::new(FIXTURE_FEED).join(format!("{uuid}.json")),
-            dir.path().join(format!("{uuid}.json")),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        dir.path().join("manifest.json"),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
-    dir
-}
-
-/// A workspace pushing to the fake platform, with the reference's `full` profile in compat mode.
-fn platform_workspace(feed_url: &str, platform_url: &str, connector_id: &str) -> Workspace {
-    let mut ws = Workspace::new(feed_url);
-    for (key, value) in [
-        ("OPENCTI_URL", platform_url),
-        ("OPENCTI_TOKEN", TOKEN),
-        ("CONNECTOR_ID", connector_id),
-        ("CONNECTOR_NAME", "MISP Feed"),
-        ("CONNECTOR_SEND_TO_QUEUE", "true"),
-        ("CONNECTOR_SEND_TO_DIRECTORY", "false"),
-        ("MISP_FEED_REFERENCE_COMPAT", "true"),
-        ("MISP_FEED_CREATE_INDICATORS", "true"),
-        ("MISP_FEED_CREATE_OBSERVABLES", "true"),
-        ("MISP_FEED_CREATE_OBJECT_OBSERVABLES", "true"),
-        ("MISP_FEED_AUTHOR_FROM_TAGS", "true"),
-        ("MISP_FEED_MARKINGS_FROM_TAGS", "true"),
-        ("MISP_FEED_IMPORT_TO_IDS_NO_SCORE", "40"),
-        ("MISP_FEED_IMPORT_UNSUPPORTED_OBSERVABLES_AS_TEXT", "true"),
-        ("MISP_FEED_IMPORT_WITH_ATTACHMENTS", "true"),
-    ] {
-        ws.set(key, value);
-    }
-    ws
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

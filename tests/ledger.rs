@@ -277,6 +277,40 @@ async fn a_refused_manifest_entry_is_recorded_once_per_reason() {
 }
 
 #[tokio::test]
+async fn the_recorded_manifest_is_the_last_one_listed() {
+    let (_dir, ledger) = fresh().await;
+    let entry = |uuid: &str, timestamp| ManifestEntry {
+        uuid: uuid.into(),
+        key: uuid.into(),
+        timestamp,
+        info: None,
+        date: None,
+    };
+    let first = ledger.begin_run("test".into()).await.unwrap();
+    ledger
+        .record_manifest(first, vec![entry(A, 100), entry(B, 200)])
+        .await
+        .unwrap();
+    let second = ledger.begin_run("test".into()).await.unwrap();
+    ledger
+        .record_manifest(second, vec![entry(B, 300)])
+        .await
+        .unwrap();
+    let recorded: Vec<(String, i64)> = ledger
+        .manifest_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.uuid, e.timestamp))
+        .collect();
+    assert_eq!(
+        recorded,
+        vec![(B.to_string(), 300)],
+        "A is no longer listed"
+    );
+}
+
+#[tokio::test]
 async fn reset_all_forgets_state_but_keeps_the_audit_trail() {
     let (_dir, ledger) = fresh().await;
     let run = ledger.begin_run("test".into()).await.unwrap();

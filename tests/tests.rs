@@ -46,3 +46,5 @@ mod telemetry_logs;
 mod telemetry_metrics;
 mod trust_cli;
 mod trust_manifest;
+mod trust_platform;
+mod trust_s3;

@@ -255,7 +255,7 @@ impl Ledger {
 
     // ---- the manifest -------------------------------------------------------------------
 
-    /// Records the manifest as listed now, in one transaction.
+    /// Records the manifest as listed now (and only it), in one transaction.
     pub async fn record_manifest(&self, run: RunId, entries: Vec<ManifestEntry>) -> Result<()> {
         self.call(move |store| store.record_manifest(run, &entries))
             .await

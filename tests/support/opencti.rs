@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::fixture;
+use super::workspace::Workspace;
 use std::sync::{Arc, Mutex};
 
 use apollo_compiler::executable::Selection;
@@ -387,6 +388,31 @@ pub fn settings(url: &str, connector_id: &str, protocol: QueueProtocol) -> Setti
     settings.connector.name = "MISP Feed".into();
     settings.connector.queue_protocol = protocol;
     settings
+}
+
+/// A workspace pushing to the fake platform, with the reference's `full` profile in compat mode.
+pub fn platform_workspace(feed_url: &str, platform_url: &str, connector_id: &str) -> Workspace {
+    let mut ws = Workspace::new(feed_url);
+    for (key, value) in [
+        ("OPENCTI_URL", platform_url),
+        ("OPENCTI_TOKEN", TOKEN),
+        ("CONNECTOR_ID", connector_id),
+        ("CONNECTOR_NAME", "MISP Feed"),
+        ("CONNECTOR_SEND_TO_QUEUE", "true"),
+        ("CONNECTOR_SEND_TO_DIRECTORY", "false"),
+        ("MISP_FEED_REFERENCE_COMPAT", "true"),
+        ("MISP_FEED_CREATE_INDICATORS", "true"),
+        ("MISP_FEED_CREATE_OBSERVABLES", "true"),
+        ("MISP_FEED_CREATE_OBJECT_OBSERVABLES", "true"),
+        ("MISP_FEED_AUTHOR_FROM_TAGS", "true"),
+        ("MISP_FEED_MARKINGS_FROM_TAGS", "true"),
+        ("MISP_FEED_IMPORT_TO_IDS_NO_SCORE", "40"),
+        ("MISP_FEED_IMPORT_UNSUPPORTED_OBSERVABLES_AS_TEXT", "true"),
+        ("MISP_FEED_IMPORT_WITH_ATTACHMENTS", "true"),
+    ] {
+        ws.set(key, value);
+    }
+    ws
 }
 
 /// A fresh connector id, so that each test has its own push queue and state.

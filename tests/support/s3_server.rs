@@ -2,20 +2,24 @@
 //! over HTTP on 127.0.0.1 with signature V4 checking.
 //!
 //! s3s-fs leaves ETags out of ListObjectsV2 answers, which AWS and MinIO always include; the
-//! thin layer here adds them (the MD5 of the content, as AWS gives for single-part uploads)
-//! and counts list calls so tests can see pagination happen.
+//! thin layer here adds them (the MD5 of the content, as AWS gives for single-part uploads).
+//! It also honours `If-Match` on DeleteObject as AWS does (412 when the object holds another
+//! version; s3s-fs ignores the header), counts the calls per operation so that tests can see
+//! pagination happen and downloads not happen, and can overwrite an object right before a
+//! delete arrives, as another writer racing the connector would.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use md5::{Digest, Md5};
 use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::service::S3ServiceBuilder;
-use s3s::{S3, S3Request, S3Response, S3Result};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use s3s_fs::FileSystem;
 use tokio::net::TcpListener;
 
@@ -30,8 +34,25 @@ pub struct S3Server {
     pub endpoint: String,
     /// The folder that holds the buckets (one sub-folder each).
     pub root: tempfile::TempDir,
-    list_calls: Arc<AtomicUsize>,
+    calls: Arc<Calls>,
+    overwrite_before_delete: Arc<Mutex<Option<Overwrite>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// How many requests of each kind the server answered.
+#[derive(Default)]
+struct Calls {
+    list: AtomicUsize,
+    get: AtomicUsize,
+    head: AtomicUsize,
+    delete: AtomicUsize,
+}
+
+/// Bytes to write over an object when a delete of it arrives, before the delete is judged.
+struct Overwrite {
+    bucket: String,
+    key: String,
+    bytes: Vec<u8>,
 }
 
 impl Drop for S3Server {
@@ -43,11 +64,13 @@ impl Drop for S3Server {
 impl S3Server {
     pub async fn start() -> S3Server {
         let root = tempfile::tempdir().unwrap();
-        let list_calls = Arc::new(AtomicUsize::new(0));
+        let calls = Arc::new(Calls::default());
+        let overwrite_before_delete = Arc::new(Mutex::new(None));
         let store = ListingWithEtags {
             inner: FileSystem::new(root.path()).unwrap(),
             root: root.path().canonicalize().unwrap(),
-            list_calls: list_calls.clone(),
+            calls: calls.clone(),
+            overwrite_before_delete: overwrite_before_delete.clone(),
         };
         let service = {
             let mut builder = S3ServiceBuilder::new(store);
@@ -70,7 +93,8 @@ impl S3Server {
         S3Server {
             endpoint,
             root,
-            list_calls,
+            calls,
+            overwrite_before_delete,
             task,
         }
     }
@@ -105,14 +129,62 @@ impl S3Server {
     }
 
     pub fn list_calls(&self) -> usize {
-        self.list_calls.load(Ordering::SeqCst)
+        self.calls.list.load(Ordering::SeqCst)
+    }
+
+    /// GetObject requests answered so far: the downloads.
+    pub fn get_calls(&self) -> usize {
+        self.calls.get.load(Ordering::SeqCst)
+    }
+
+    pub fn head_calls(&self) -> usize {
+        self.calls.head.load(Ordering::SeqCst)
+    }
+
+    pub fn delete_calls(&self) -> usize {
+        self.calls.delete.load(Ordering::SeqCst)
+    }
+
+    /// The next DeleteObject of `bucket`/`key` finds the object already overwritten with
+    /// `bytes`: another writer got in between the connector's last look and its delete.
+    pub fn overwrite_before_next_delete(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        *self.overwrite_before_delete.lock().unwrap() = Some(Overwrite {
+            bucket: bucket.into(),
+            key: key.into(),
+            bytes,
+        });
     }
 }
 
 struct ListingWithEtags {
     inner: FileSystem,
     root: PathBuf,
-    list_calls: Arc<AtomicUsize>,
+    calls: Arc<Calls>,
+    overwrite_before_delete: Arc<Mutex<Option<Overwrite>>>,
+}
+
+impl ListingWithEtags {
+    fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root.join(bucket).join(key)
+    }
+
+    /// Writes the object's new bytes as s3s-fs would: the file, and no stored ETag left over
+    /// from the old version (s3s-fs then computes it from the content).
+    fn overwrite(&self, overwrite: Overwrite) {
+        std::fs::write(
+            self.object_path(&overwrite.bucket, &overwrite.key),
+            &overwrite.bytes,
+        )
+        .unwrap();
+        // s3s-fs keeps what it knows of an object (its ETag among it) beside the buckets.
+        let encode = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let info = self.root.join(format!(
+            ".bucket-{}.object-{}.internal.json",
+            encode(&overwrite.bucket),
+            encode(&overwrite.key)
+        ));
+        let _ = std::fs::remove_file(info);
+    }
 }
 
 fn md5_hex(path: &Path) -> Option<String> {
@@ -147,6 +219,7 @@ impl S3 for ListingWithEtags {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.calls.get.fetch_add(1, Ordering::SeqCst);
         self.inner.get_object(req).await
     }
 
@@ -154,6 +227,7 @@ impl S3 for ListingWithEtags {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.calls.head.fetch_add(1, Ordering::SeqCst);
         self.inner.head_object(req).await
     }
 
@@ -161,6 +235,30 @@ impl S3 for ListingWithEtags {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.calls.delete.fetch_add(1, Ordering::SeqCst);
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let pending = {
+            let mut slot = self.overwrite_before_delete.lock().unwrap();
+            match slot.take() {
+                Some(o) if o.bucket == bucket && o.key == key => Some(o),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(overwrite) = pending {
+            self.overwrite(overwrite);
+        }
+        if let Some(ETagCondition::ETag(expected)) = &req.input.if_match {
+            let current = md5_hex(&self.object_path(&bucket, &key));
+            if current.as_deref() != Some(expected.value()) {
+                return Err(s3_error!(
+                    PreconditionFailed,
+                    "the object no longer holds the version named by If-Match"
+                ));
+            }
+        }
         self.inner.delete_object(req).await
     }
 
@@ -168,7 +266,7 @@ impl S3 for ListingWithEtags {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.list_calls.fetch_add(1, Ordering::SeqCst);
+        self.calls.list.fetch_add(1, Ordering::SeqCst);
         let bucket = req.input.bucket.clone();
         let mut response = self.inner.list_objects_v2(req).await?;
         for object in response.output.contents.iter_mut().flatten() {

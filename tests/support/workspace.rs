@@ -125,12 +125,56 @@ impl Workspace {
             .map(|e| e["status"].as_str().unwrap().to_string())
     }
 
+    /// The events that run `run` pushed, from their histories.
+    pub fn pushed_in_run(&self, run: u64) -> std::collections::BTreeSet<String> {
+        let mut pushed = std::collections::BTreeSet::new();
+        for event in self.events_json(&[]) {
+            let uuid = event["uuid"].as_str().unwrap();
+            let out = self.run(&["show", uuid, "--json"]);
+            assert!(out.status.success(), "show {uuid} failed");
+            let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let in_run = shown["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["action"] == "pushed" && h["run_id"] == run);
+            if in_run {
+                pushed.insert(uuid.to_string());
+            }
+        }
+        pushed
+    }
+
     pub fn event_error(&self, uuid: &str) -> Option<String> {
         self.events_json(&[])
             .into_iter()
             .find(|e| e["uuid"] == uuid)
             .and_then(|e| e["last_error"].as_str().map(str::to_string))
     }
+}
+
+/// A feed folder holding only `uuids` from the fixture feed.
+pub fn feed_of(uuids: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture: serde_json::Map<String, Value> = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(FIXTURE_FEED).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let mut manifest = serde_json::Map::new();
+    for uuid in uuids {
+        manifest.insert(uuid.to_string(), fixture[*uuid].clone());
+        std::fs::copy(
+            Path::new(FIXTURE_FEED).join(format!("{uuid}.json")),
+            dir.path().join(format!("{uuid}.json")),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    dir
 }
 
 pub fn stderr_lines(out: &Output) -> Vec<Value> {

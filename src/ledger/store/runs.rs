@@ -98,7 +98,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records the manifest as listed now (and only it), in one transaction.
+    /// Records the manifest as listed now, in one transaction: entries the feed no longer
+    /// lists are dropped, so that the recorded manifest is the feed's (a "not modified" run
+    /// reads it, and `reset --event` tells whether the feed still lists an event).
     pub(crate) fn record_manifest(&mut self, run: RunId, entries: &[ManifestEntry]) -> Result<()> {
         let now = now_text();
         let tx = self.conn.transaction()?;
