@@ -36,7 +36,9 @@ CREATE TABLE checkpoint (
     -- the connector state last delivered to the platform by a ping, as sent
     sent_state             TEXT,
     -- 1 from an operator's reset until the platform has been told the ledger's state
-    reset_pending          INTEGER NOT NULL DEFAULT 0
+    reset_pending          INTEGER NOT NULL DEFAULT 0,
+    -- the filters and size limit that decided the filtered and refused events
+    decision_fingerprint   TEXT
 );
 
 -- Every manifest entry seen, as the feed last listed it.
@@ -49,7 +51,9 @@ CREATE TABLE manifest_entries (
     last_seen_at  TEXT NOT NULL,
     last_seen_run INTEGER,
     -- the key as the feed lists it (any case); the file is requested by this name
-    key           TEXT
+    key           TEXT,
+    -- what the entry says of its event (tags, organisations, levels), as JSON
+    facts         TEXT
 );
 
 -- Every S3 object seen.
@@ -75,7 +79,7 @@ CREATE TABLE events (
     info               TEXT,
     content_sha256     TEXT,
     bundle_sha256      TEXT,
-    -- pending | in_flight | pushed | failed | gave_up | too_old
+    -- pending | in_flight | pushed | failed | gave_up | too_old | filtered | refused
     status             TEXT NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
     last_error         TEXT,

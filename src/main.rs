@@ -42,11 +42,17 @@ enum Command {
     )]
     Run,
     /// Sync once and exit (exit code 2 when some events failed).
-    #[command(after_help = "Example: misp-feed once --config examples/local.yml")]
+    #[command(
+        after_help = "Examples:\n  misp-feed once --config examples/local.yml\n  misp-feed once --dry-run --json   # try a filter: what would be pushed, filtered, refused"
+    )]
     Once {
         /// Print the run's figures as JSON on standard output.
         #[arg(long)]
         json: bool,
+        /// Decide, fetch and convert as a run would, print what it would push, filter, refuse
+        /// or skip, and push and record nothing (the ledger is not written).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Convert one MISP event file to a STIX 2.1 bundle on standard output.
     #[command(
@@ -232,7 +238,11 @@ async fn open_writer(settings: &Settings) -> Result<Ledger, CommandError> {
 
 async fn dispatch(command: Command, settings: Settings) -> Result<Answer, CommandError> {
     match command {
-        Command::Once { json } => {
+        Command::Once {
+            json,
+            dry_run: true,
+        } => commands::dry_run(settings, json).await,
+        Command::Once { json, .. } => {
             commands::once(settings, json, std::io::stderr().is_terminal()).await
         }
         Command::Run => commands::run_forever(settings).await,

@@ -24,32 +24,32 @@ fn base_env() -> HashMap<String, String> {
     .collect()
 }
 
-type Read = fn(&Settings) -> String;
+pub(crate) type Read = fn(&Settings) -> String;
 
-struct Row {
-    env: &'static str,
+pub(crate) struct Row {
+    pub(crate) env: &'static str,
     /// `section.key` in config.yml.
-    yaml: &'static str,
-    read: Read,
+    pub(crate) yaml: &'static str,
+    pub(crate) read: Read,
     /// What `read` gives when the option is unset (`None`: unset is not loadable alone).
-    default: Option<&'static str>,
-    env_value: &'static str,
-    env_expected: &'static str,
+    pub(crate) default: Option<&'static str>,
+    pub(crate) env_value: &'static str,
+    pub(crate) env_expected: &'static str,
     /// A YAML scalar, as written in the file.
-    yaml_value: &'static str,
-    yaml_expected: &'static str,
+    pub(crate) yaml_value: &'static str,
+    pub(crate) yaml_expected: &'static str,
     /// A value that must stop start-up (`None`: any text is valid).
-    bad: Option<&'static str>,
+    pub(crate) bad: Option<&'static str>,
 }
 
-fn opt<T: ToString>(value: &Option<T>) -> String {
+pub(crate) fn opt<T: ToString>(value: &Option<T>) -> String {
     value
         .as_ref()
         .map_or_else(|| "None".to_string(), |v| v.to_string())
 }
 
 fn rows() -> Vec<Row> {
-    vec![
+    let mut rows = vec![
         Row {
             env: "OPENCTI_URL",
             yaml: "opencti.url",
@@ -879,7 +879,9 @@ fn rows() -> Vec<Row> {
             yaml_expected: "-----BEGIN CERTIFICATE----- AA== -----END CERTIFICATE-----",
             bad: Some("/nonexistent/mq-ca.pem"),
         },
-    ]
+    ];
+    rows.extend(crate::config_env_import::rows());
+    rows
 }
 
 /// Options that only load together with another (an AWS key needs its pair).

@@ -79,7 +79,7 @@ async fn a_new_ledger_records_its_schema_version_and_runs_in_wal_mode() {
         .unwrap();
     assert_eq!(
         versions,
-        vec![3],
+        vec![misp_feed::ledger::schema_version()],
         "a new ledger is created at the current schema"
     );
     let mode: String = conn
@@ -103,7 +103,7 @@ async fn a_ledger_from_a_newer_binary_is_refused() {
     match Ledger::open(&path).await {
         Err(LedgerError::TooNew { found, known, .. }) => {
             assert_eq!(found, 99);
-            assert_eq!(known, 3);
+            assert_eq!(known, misp_feed::ledger::schema_version());
         }
         other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
     }
@@ -281,6 +281,7 @@ async fn the_recorded_manifest_is_the_last_one_listed() {
     let (_dir, ledger) = fresh().await;
     let entry = |uuid: &str, timestamp| ManifestEntry {
         uuid: uuid.into(),
+        facts: Default::default(),
         key: uuid.into(),
         timestamp,
         info: None,
@@ -316,6 +317,7 @@ async fn reset_all_forgets_state_but_keeps_the_audit_trail() {
     let run = ledger.begin_run("test".into()).await.unwrap();
     let entry = ManifestEntry {
         uuid: A.into(),
+        facts: Default::default(),
         key: A.into(),
         timestamp: 100,
         info: None,

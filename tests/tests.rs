@@ -11,6 +11,7 @@ mod telemetry_support;
 
 mod config_docs;
 mod config_env;
+mod config_env_import;
 mod config_scope;
 mod connector_opencti;
 mod convert_default;
@@ -22,6 +23,7 @@ mod engine_http;
 mod engine_s3;
 mod hostile_input;
 mod ids_vectors;
+mod import_control;
 mod ledger;
 mod opencti_amqp;
 mod opencti_broker_restart;

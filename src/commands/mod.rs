@@ -4,11 +4,13 @@
 
 mod audit;
 mod check;
+mod dry_run;
 mod operator;
 mod sync;
 
 pub use audit::{events, show, status};
 pub use check::check;
+pub use dry_run::dry_run;
 pub use operator::{ResetScope, reset, retry, verify};
 pub use sync::{convert, once, run_forever};
 

@@ -18,6 +18,9 @@ fn report_json(report: &RunReport) -> serde_json::Value {
         "unchanged": report.unchanged,
         "skipped": report.skipped,
         "failed": report.failed,
+        "filtered": report.filtered,
+        "refused": report.refused,
+        "deferred": report.deferred,
         "checkpoint": report.checkpoint.as_ref().and_then(|c| c.last_event_timestamp),
         "duration_ms": report.duration_ms,
     })

@@ -332,11 +332,35 @@ impl Parser for TextList {
         };
         Ok(items.into_iter().filter(|item| !item.is_empty()).collect())
     }
+    /// An empty list is no value: shown as unset.
     fn show(&self, value: &Vec<String>) -> Option<String> {
-        Some(value.join(","))
+        (!value.is_empty()).then(|| value.join(","))
     }
     fn json(&self, value: &Vec<String>) -> Json {
         json!(value)
+    }
+    fn shape(&self) -> Shape {
+        Shape::of("array")
+    }
+}
+
+/// A [`TextList`] whose items must be among `.0` (MISP's distribution or threat levels).
+pub(crate) struct ChoiceList(pub(crate) &'static [&'static str], pub(crate) &'static str);
+
+impl Parser for ChoiceList {
+    type Value = Vec<String>;
+    fn parse(&self, raw: &Raw, context: &mut Context) -> Result<Vec<String>, ConfigError> {
+        let items = TextList.parse(raw, context)?;
+        match items.iter().find(|item| !self.0.contains(&item.as_str())) {
+            Some(_) => Err(raw.invalid(self.1)),
+            None => Ok(items),
+        }
+    }
+    fn show(&self, value: &Vec<String>) -> Option<String> {
+        TextList.show(value)
+    }
+    fn json(&self, value: &Vec<String>) -> Json {
+        TextList.json(value)
     }
     fn shape(&self) -> Shape {
         Shape::of("array")

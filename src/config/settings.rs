@@ -102,6 +102,10 @@ pub struct MispFeedSettings {
     pub heartbeat_period: Duration,
     /// `MISP_FEED_CREATE_REPORTS` ... `MISP_FEED_REFERENCE_COMPAT`.
     pub convert: ConvertOptions,
+    /// `MISP_FEED_IMPORT_TAGS` ... `MISP_FEED_IMPORT_ONLY_PUBLISHED`.
+    pub filters: crate::reconciler::filters::ImportFilters,
+    /// `MISP_FEED_MAX_ATTRIBUTES`, `MISP_FEED_MAX_EVENTS_PER_RUN`.
+    pub guards: crate::reconciler::Guards,
 }
 
 /// The `aws` section (blank by `Default`, see [`OpenCtiSettings`]).

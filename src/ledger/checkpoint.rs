@@ -128,6 +128,7 @@ mod tests {
     fn entry(uuid: &str, timestamp: i64) -> ManifestEntry {
         ManifestEntry {
             uuid: uuid.into(),
+            facts: Default::default(),
             key: uuid.into(),
             timestamp,
             info: None,

@@ -29,8 +29,8 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::source::{ManifestEntry, ObjectEntry};
-pub use store::OldEntry;
 use store::Store;
+pub use store::{LeftOut, OldEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -53,6 +53,11 @@ pub enum LedgerError {
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
+
+/// The schema version this binary writes (older ledgers are upgraded to it when opened).
+pub fn schema_version() -> i64 {
+    schema::latest_version()
+}
 
 pub(crate) fn now_text() -> String {
     time_text(Utc::now())
@@ -158,6 +163,16 @@ impl Ledger {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// A consistent copy of the ledger at `path` into `target` (a new file), taken while a
+    /// writer may be running, whatever the schema version of the ledger (the copy is brought
+    /// up to date when it is opened). The ledger itself is not written.
+    pub async fn copy_file(path: &Path, target: &Path) -> Result<()> {
+        let (path, target) = (path.to_path_buf(), target.to_path_buf());
+        tokio::task::spawn_blocking(move || Store::copy_file(&path, &target))
+            .await
+            .map_err(|_| LedgerError::Stopped)?
     }
 
     // ---- checks -------------------------------------------------------------------------
@@ -312,6 +327,19 @@ impl Ledger {
         reason: String,
     ) -> Result<()> {
         self.call(move |store| store.record_refused_entry(run, &key, &reason))
+            .await
+    }
+
+    /// `filtered` or `refused`: events left out on purpose, with the rule.
+    pub async fn record_left_out(&self, run: RunId, events: Vec<LeftOut>) -> Result<()> {
+        self.call(move |store| store.record_left_out(run, &events))
+            .await
+    }
+
+    /// Reopens the filtered and refused events when the settings that decided them changed
+    /// (`fingerprint` differs from the stored one). Returns how many.
+    pub async fn reopen_left_out(&self, fingerprint: String) -> Result<u64> {
+        self.call(move |store| store.reopen_left_out(&fingerprint))
             .await
     }
 

@@ -32,6 +32,11 @@ const UPGRADES: &[(i64, &str, &str)] = &[
         "0003_import_floor",
         include_str!("../../migrations/0003_import_floor.sql"),
     ),
+    (
+        4,
+        "0004_left_out",
+        include_str!("../../migrations/0004_left_out.sql"),
+    ),
 ];
 
 pub(crate) fn latest_version() -> i64 {

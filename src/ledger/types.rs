@@ -81,6 +81,11 @@ text_enum! {
         /// Listed, but older than the import floor: not imported (imported after all if the
         /// floor is lowered by `reset --since` or an earlier `MISP_FEED_IMPORT_FROM_DATE`).
         TooOld => "too_old",
+        /// Left out by the import filters, with the rule; decided again when they change.
+        Filtered => "filtered",
+        /// Refused by a guard (too many attributes); decided again when the limit changes
+        /// or on `misp-feed retry`.
+        Refused => "refused",
     }
 }
 
@@ -109,6 +114,8 @@ text_enum! {
         Failed => "failed",
         GaveUp => "gave_up",
         TooOld => "too_old",
+        Filtered => "filtered",
+        Refused => "refused",
         Reset => "reset",
         Retry => "retry",
         /// A whole-object failure that a later read of the object cleared.
@@ -158,6 +165,8 @@ impl From<EventStatus> for HistoryAction {
             EventStatus::Failed => HistoryAction::Failed,
             EventStatus::GaveUp => HistoryAction::GaveUp,
             EventStatus::TooOld => HistoryAction::TooOld,
+            EventStatus::Filtered => HistoryAction::Filtered,
+            EventStatus::Refused => HistoryAction::Refused,
         }
     }
 }

@@ -7,16 +7,52 @@ use sha2::{Digest, Sha256};
 
 use super::{Outcome, Pipeline, PipelineError, Run};
 use crate::convert;
-use crate::ledger::{FailureStage, PushedContent};
+use crate::ledger::{EventStatus, FailureStage, LeftOut, PushedContent};
 use crate::reconciler::ProcessReason;
+use crate::reconciler::attribute_count;
+use crate::reconciler::filters::{EventFacts, Verdict};
 use crate::sink::Delivery;
-use crate::telemetry::events::{EventFailed, EventPushed, InternalEvent};
+use crate::telemetry::events::{EventFailed, EventPushed, EventSkipped, InternalEvent, Skip};
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// What the event's own file says against the import filters and the guards: why it is
+/// left out, if it is.
+pub(super) fn screen(
+    settings: &crate::config::Settings,
+    event: &serde_json::Value,
+) -> Option<(EventStatus, String)> {
+    let feed = &settings.misp_feed;
+    let facts = EventFacts::of_event(event);
+    if let Verdict::Excluded(rule) = feed.filters.decide(&facts, true) {
+        return Some((EventStatus::Filtered, rule));
+    }
+    let reason = feed.guards.refusal(attribute_count(event))?;
+    Some((EventStatus::Refused, reason))
+}
+
 impl Pipeline {
+    /// Records an event left out on purpose (filtered or refused), with why.
+    pub(super) async fn leave_out(
+        &self,
+        run: &Run,
+        left: LeftOut,
+    ) -> Result<Outcome, PipelineError> {
+        let outcome = match left.status {
+            EventStatus::Refused => Outcome::Refused,
+            _ => Outcome::Filtered,
+        };
+        EventSkipped {
+            uuid: &left.uuid,
+            why: Skip::Other(&format!("{}: {}", left.status, left.reason)),
+        }
+        .emit();
+        self.ledger.record_left_out(run.id, vec![left]).await?;
+        Ok(outcome)
+    }
+
     pub(super) async fn convert_and_push(
         &self,
         run: &Run,

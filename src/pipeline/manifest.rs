@@ -4,14 +4,17 @@
 use chrono::{SecondsFormat, TimeZone, Utc};
 use futures::StreamExt;
 
-use super::event::sha256_hex;
+use std::sync::Arc;
+
+use super::event::{screen, sha256_hex};
 use super::{Outcome, Pipeline, PipelineError, Run, RunReport};
 use crate::convert;
 use crate::ledger::{
-    Checkpoint, EventStatus, FailureStage, FloorOrigin, ImportFloor, OldEntry, QueuedEvent,
-    settled_watermark,
+    Checkpoint, EventStatus, FailureStage, FloorOrigin, ImportFloor, LeftOut, OldEntry,
+    QueuedEvent, settled_watermark,
 };
-use crate::reconciler::{self, Decision, ProcessReason, SkipReason};
+use crate::reconciler::filters::Verdict;
+use crate::reconciler::{self, Decision, ProcessReason, SkipReason, decision_fingerprint};
 use crate::source::{ManifestEntry, ManifestValidators};
 use crate::telemetry::events::{EventSkipped, InternalEvent, Skip};
 
@@ -57,14 +60,39 @@ impl Pipeline {
             announce_floor(floor);
         }
 
+        self.reopen_if_settings_changed().await?;
         let records = self.ledger.event_map().await?;
         let mut report = RunReport::new(run.id, run.started);
         let mut due: Vec<(ManifestEntry, ProcessReason)> = Vec::new();
         let mut too_old = Vec::new();
+        let mut left_out = Vec::new();
+        let filters = &self.settings.misp_feed.filters;
         for entry in &entries {
             let record = records.get(&entry.uuid);
             match reconciler::decide_entry(entry, record, floor.at, run.started) {
-                Decision::Process(reason) => due.push((entry.clone(), reason)),
+                // What the manifest says decides the filters when it can: an event left out
+                // is never downloaded.
+                Decision::Process(reason) => match filters.decide(&entry.facts, false) {
+                    Verdict::Excluded(rule) => {
+                        report.filtered += 1;
+                        EventSkipped {
+                            uuid: &entry.uuid,
+                            why: Skip::Other(&format!("filtered: {rule}")),
+                        }
+                        .emit();
+                        left_out.push(LeftOut {
+                            uuid: entry.uuid.clone(),
+                            source_key: entry.uuid.clone(),
+                            manifest_timestamp: Some(entry.timestamp),
+                            info: entry.info.clone(),
+                            status: EventStatus::Filtered,
+                            reason: rule,
+                        });
+                    }
+                    Verdict::Import | Verdict::NeedsEvent => due.push((entry.clone(), reason)),
+                },
+                Decision::Skip(SkipReason::Filtered) => report.filtered += 1,
+                Decision::Skip(SkipReason::Refused) => report.refused += 1,
                 Decision::Skip(SkipReason::Unchanged) => {
                     report.unchanged += 1;
                     EventSkipped {
@@ -102,6 +130,9 @@ impl Pipeline {
         if !too_old.is_empty() {
             self.ledger.record_too_old(run.id, too_old, floor).await?;
         }
+        if !left_out.is_empty() {
+            self.ledger.record_left_out(run.id, left_out).await?;
+        }
 
         let queued = due
             .iter()
@@ -114,6 +145,20 @@ impl Pipeline {
             })
             .collect();
         self.ledger.queue_events(run.id, queued).await?;
+        // Backfill pacing: the oldest due events go now, the others stay owed (pending) to
+        // the next runs, and the checkpoint cannot pass them.
+        if let Some(limit) = self.settings.misp_feed.guards.max_events_per_run {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            if due.len() > limit {
+                report.deferred = (due.len() - limit) as u64;
+                due.truncate(limit);
+                tracing::info!(
+                    owed = report.deferred,
+                    limit,
+                    "more events are due than MISP_FEED_MAX_EVENTS_PER_RUN: the rest stays owed to the next runs"
+                );
+            }
+        }
 
         let bar = self.progress_bar(due.len() as u64);
         let concurrency = self.settings.misp_feed.fetch_concurrency.max(1);
@@ -143,9 +188,10 @@ impl Pipeline {
         let records = self.ledger.event_map().await?;
         let watermark = settled_watermark(&entries, previous, cap, |entry| {
             records.get(&entry.uuid).is_some_and(|r| match r.status {
-                EventStatus::Pushed | EventStatus::GaveUp => {
-                    r.manifest_timestamp == Some(entry.timestamp)
-                }
+                EventStatus::Pushed
+                | EventStatus::GaveUp
+                | EventStatus::Filtered
+                | EventStatus::Refused => r.manifest_timestamp == Some(entry.timestamp),
                 EventStatus::TooOld => true,
                 _ => false,
             })
@@ -185,11 +231,16 @@ impl Pipeline {
         // Hashing and parsing run on a blocking thread with the conversion: a large event
         // parsed inline would hold up the other events in flight.
         let wanted = entry.uuid.clone();
+        let settings = Arc::clone(&self.settings);
         let parsed = crate::cpu::run(move || {
             let content_sha256 = sha256_hex(&file.bytes);
             let event = convert::parse_event_file(&file.bytes, &file.name)
                 .map_err(|e| e.to_string())
-                .and_then(|events| event_named(events, &wanted, &file.name));
+                .and_then(|events| event_named(events, &wanted, &file.name))
+                .map(|event| {
+                    let left_out = screen(&settings, &event.event);
+                    (event, left_out)
+                });
             (content_sha256, event)
         })
         .await
@@ -197,13 +248,38 @@ impl Pipeline {
             job: "parsing",
             reason,
         })?;
-        match parsed {
-            (content_sha256, Ok(event)) => {
-                self.convert_and_push(run, uuid, event, content_sha256, reason)
-                    .await
-            }
-            (_, Err(e)) => self.fail(run, uuid, FailureStage::Parse, e).await,
+        let (content_sha256, event, left_out) = match parsed {
+            (content_sha256, Ok((event, left_out))) => (content_sha256, event, left_out),
+            (_, Err(e)) => return self.fail(run, uuid, FailureStage::Parse, e).await,
+        };
+        if let Some((status, reason)) = left_out {
+            let left = LeftOut {
+                uuid: uuid.to_string(),
+                source_key: uuid.to_string(),
+                manifest_timestamp: Some(entry.timestamp),
+                info: entry.info.clone(),
+                status,
+                reason,
+            };
+            return self.leave_out(run, left).await;
         }
+        self.convert_and_push(run, uuid, event, content_sha256, reason)
+            .await
+    }
+
+    /// Filtered and refused events are decided again when the settings that left them out
+    /// change.
+    pub(super) async fn reopen_if_settings_changed(&self) -> Result<(), PipelineError> {
+        let feed = &self.settings.misp_feed;
+        let fingerprint = decision_fingerprint(&feed.filters, &feed.guards);
+        let reopened = self.ledger.reopen_left_out(fingerprint).await?;
+        if reopened > 0 {
+            tracing::info!(
+                reopened,
+                "the import filters or MISP_FEED_MAX_ATTRIBUTES changed: events they left out are decided again"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -41,6 +41,12 @@ pub struct RunReport {
     /// Skipped for another reason (older than the import floor, backing off, given up).
     pub skipped: u64,
     pub failed: u64,
+    /// Left out by the import filters.
+    pub filtered: u64,
+    /// Refused by a guard (too many attributes).
+    pub refused: u64,
+    /// Due, but owed to the next runs (`MISP_FEED_MAX_EVENTS_PER_RUN`).
+    pub deferred: u64,
     /// The checkpoint the run stored.
     pub checkpoint: Option<Checkpoint>,
     pub duration_ms: u64,
@@ -55,16 +61,34 @@ impl RunReport {
             unchanged: 0,
             skipped: 0,
             failed: 0,
+            filtered: 0,
+            refused: 0,
+            deferred: 0,
             checkpoint: None,
             duration_ms: 0,
         }
     }
 
     pub fn message(&self) -> String {
-        format!(
+        let mut message = format!(
             "{} event(s) pushed, {} unchanged, {} skipped, {} failed",
             self.pushed, self.unchanged, self.skipped, self.failed
-        )
+        );
+        for (count, what) in [
+            (self.filtered, "filtered"),
+            (self.refused, "refused"),
+            (self.deferred, "owed to the next runs"),
+        ] {
+            if count > 0 {
+                message.push_str(&format!(", {count} {what}"));
+            }
+        }
+        message
+    }
+
+    /// Events the run did not push on purpose: unchanged, skipped, left out or owed.
+    fn set_aside(&self) -> u64 {
+        self.unchanged + self.skipped + self.filtered + self.refused + self.deferred
     }
 
     /// Counts an event's outcome (its metric moved when the outcome was emitted).
@@ -73,6 +97,8 @@ impl RunReport {
             Outcome::Pushed => self.pushed += 1,
             Outcome::Unchanged => self.unchanged += 1,
             Outcome::Failed => self.failed += 1,
+            Outcome::Filtered => self.filtered += 1,
+            Outcome::Refused => self.refused += 1,
         }
     }
 }
@@ -83,6 +109,8 @@ enum Outcome {
     Pushed,
     Unchanged,
     Failed,
+    Filtered,
+    Refused,
 }
 
 pub struct Pipeline {
@@ -175,7 +203,7 @@ impl Pipeline {
         report.duration_ms = clock.elapsed().as_millis() as u64;
         let summary = RunSummary {
             pushed: report.pushed,
-            skipped: report.unchanged + report.skipped,
+            skipped: report.set_aside(),
             failed: report.failed,
             checkpoint: report.checkpoint.clone(),
             started: report.started,
@@ -197,7 +225,7 @@ impl Pipeline {
         let outcome = RunOutcome {
             status,
             pushed: report.pushed,
-            skipped: report.unchanged + report.skipped,
+            skipped: report.set_aside(),
             failed: report.failed,
             message: message.clone(),
         };

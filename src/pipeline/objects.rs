@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use chrono::SecondsFormat;
 use futures::StreamExt;
 
-use super::event::sha256_hex;
+use super::event::{screen, sha256_hex};
 use super::{Outcome, Pipeline, PipelineError, Run, RunReport};
 use crate::convert;
 use crate::ledger::{
-    Checkpoint, EventRecord, EventStatus, FailureStage, ObjectStatus, QueuedEvent,
+    Checkpoint, EventRecord, EventStatus, FailureStage, LeftOut, ObjectStatus, QueuedEvent,
 };
 use crate::reconciler::{self, Decision, ProcessReason, SkipReason};
 use crate::source::{Deletion, FetchedFile, ObjectEntry};
@@ -45,6 +45,7 @@ impl Pipeline {
         checkpoint: Checkpoint,
         objects: Vec<ObjectEntry>,
     ) -> Result<RunReport, PipelineError> {
+        self.reopen_if_settings_changed().await?;
         let mut report = RunReport::new(run.id, run.started);
         let mut due = Vec::new();
         for object in objects {
@@ -67,6 +68,14 @@ impl Pipeline {
                     }
                     .emit();
                 }
+            }
+        }
+        // Backfill pacing, object by object: the others are downloaded by the next runs.
+        if let Some(limit) = self.settings.misp_feed.guards.max_events_per_run {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            if due.len() > limit {
+                report.deferred = (due.len() - limit) as u64;
+                due.truncate(limit);
             }
         }
         let bar = self.progress_bar(due.len() as u64);
@@ -235,6 +244,18 @@ impl Pipeline {
                     },
                 }
                 .emit();
+                continue;
+            }
+            if let Some((status, reason)) = screen(&self.settings, &event.event) {
+                let left = LeftOut {
+                    uuid: uuid.clone(),
+                    source_key: object.key.clone(),
+                    manifest_timestamp: event.timestamp(),
+                    info: event.info().map(str::to_owned),
+                    status,
+                    reason,
+                };
+                counts.add(self.leave_out(run, left).await?);
                 continue;
             }
             self.queue_object_event(run, object, &uuid, event.timestamp(), event.info())

@@ -2,6 +2,7 @@
 //! send_to_directory does; the OpenCTI sink publishes to the platform.
 
 pub mod directory;
+pub mod dry_run;
 pub mod fanout;
 pub mod opencti;
 

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::{Listing, ManifestEntry, ManifestValidators, SourceError};
+use crate::reconciler::filters::EventFacts;
 
 /// The manifest's file name, next to the event files.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -95,12 +96,14 @@ pub fn parse_manifest(
             }
         };
         let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+        let facts = EventFacts::of_manifest_entry(&Value::Object(fields.clone()));
         entries.push(ManifestEntry {
             timestamp,
             info: text("info"),
             date: text("date"),
             uuid,
             key,
+            facts,
         });
     }
     collapse_case_repeats(&mut entries, &mut rejected);

@@ -19,6 +19,9 @@ pub struct ManifestEntry {
     /// The key as the manifest lists it (a uuid in any case): the event file is requested
     /// by this name, `<key>.json`.
     pub key: String,
+    /// What the entry says of its event (tags, creator organisation, threat level...), for
+    /// the import filters.
+    pub facts: crate::reconciler::filters::EventFacts,
     /// Seconds since the epoch, as the manifest gives it (string or number).
     pub timestamp: i64,
     pub info: Option<String>,

@@ -2,9 +2,11 @@
 //! and the `Settings` field it fills). Loading, defaults, redaction, `Debug`, `check` and the
 //! generated documents (README tables, `config.yml.sample`, `__metadata__/`) all read it.
 //!
-//! The entries live in `platform.rs` (opencti, connector, mq) and `feed.rs` (misp_feed, aws).
+//! The entries live in `platform.rs` (opencti, connector, mq), `feed.rs` (misp_feed, aws) and
+//! `import.rs` (the import filters and guards, also under misp_feed).
 
 mod feed;
+mod import;
 mod platform;
 
 use std::sync::LazyLock;
@@ -292,6 +294,7 @@ pub static OPTIONS: LazyLock<Vec<OptionSpec>> = LazyLock::new(|| {
         platform::OPENCTI,
         platform::CONNECTOR,
         feed::MISP_FEED,
+        import::IMPORT_CONTROL,
         feed::AWS,
         platform::MQ,
     ]

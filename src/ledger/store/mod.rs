@@ -4,6 +4,7 @@
 
 mod events;
 mod floor;
+mod left_out;
 mod operator;
 mod runs;
 mod s3;
@@ -13,6 +14,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, Row, params};
 
 pub use floor::OldEntry;
+pub use left_out::LeftOut;
 
 use super::lock::WriterLock;
 use super::types::*;
@@ -81,6 +83,22 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         schema::check_readable(&conn, path)?;
         Ok(Store { conn, _lock: None })
+    }
+
+    /// A consistent copy of the ledger at `path` into `target` (a new file): what
+    /// `once --dry-run` works on, so that the ledger itself is never written.
+    pub(crate) fn copy_file(path: &Path, target: &Path) -> Result<()> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| LedgerError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute("VACUUM INTO ?1", params![target.display().to_string()])?;
+        Ok(())
     }
 
     /// `PRAGMA integrity_check`: "ok" when the file is sound.

@@ -123,11 +123,11 @@ impl Store {
         Ok(changed as u64)
     }
 
-    /// Gives failed and given-up events (or one of them) a fresh set of attempts.
+    /// Gives failed, given-up and refused events (or one of them) a fresh set of attempts.
     pub(crate) fn retry(&mut self, uuid: Option<&str>) -> Result<u64> {
         let now = now_text();
         let tx = self.conn.transaction()?;
-        let filter = "status IN (?3, ?4) AND (?2 IS NULL OR uuid = ?2)";
+        let filter = "status IN (?3, ?4, ?6) AND (?2 IS NULL OR uuid = ?2)";
         tx.execute(
             &format!(
                 "INSERT INTO event_history (event_uuid, at, action, detail)
@@ -138,7 +138,8 @@ impl Store {
                 uuid,
                 EventStatus::Failed,
                 EventStatus::GaveUp,
-                HistoryAction::Retry
+                HistoryAction::Retry,
+                EventStatus::Refused
             ],
         )?;
         let changed = tx.execute(
@@ -151,7 +152,8 @@ impl Store {
                 uuid,
                 EventStatus::Failed,
                 EventStatus::GaveUp,
-                EventStatus::Pending
+                EventStatus::Pending,
+                EventStatus::Refused
             ],
         )?;
         tx.commit()?;

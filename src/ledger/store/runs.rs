@@ -106,10 +106,10 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare(
-                "INSERT INTO manifest_entries (uuid, timestamp, info, date, first_seen_at, last_seen_at, last_seen_run, key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
+                "INSERT INTO manifest_entries (uuid, timestamp, info, date, first_seen_at, last_seen_at, last_seen_run, key, facts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)
                  ON CONFLICT(uuid) DO UPDATE SET timestamp = ?2, info = ?3, date = ?4,
-                    last_seen_at = ?5, last_seen_run = ?6, key = ?7",
+                    last_seen_at = ?5, last_seen_run = ?6, key = ?7, facts = ?8",
             )?;
             for entry in entries {
                 stmt.execute(params![
@@ -119,7 +119,8 @@ impl Store {
                     entry.date,
                     now,
                     run,
-                    entry.key
+                    entry.key,
+                    serde_json::to_string(&entry.facts).ok()
                 ])?;
             }
         }
@@ -135,7 +136,7 @@ impl Store {
     /// The manifest as last recorded (used when the feed answers "not modified").
     pub(crate) fn manifest_entries(&self) -> Result<Vec<ManifestEntry>> {
         let mut stmt = self.conn.prepare(
-            "SELECT uuid, timestamp, info, date, COALESCE(key, uuid) FROM manifest_entries
+            "SELECT uuid, timestamp, info, date, COALESCE(key, uuid), facts FROM manifest_entries
              ORDER BY timestamp, uuid",
         )?;
         let rows = stmt
@@ -146,6 +147,11 @@ impl Store {
                     info: r.get(2)?,
                     date: r.get(3)?,
                     key: r.get(4)?,
+                    // Entries recorded before facts were kept know none: the event file decides.
+                    facts: r
+                        .get::<_, Option<String>>(5)?
+                        .and_then(|text| serde_json::from_str(&text).ok())
+                        .unwrap_or_default(),
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

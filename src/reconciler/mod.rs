@@ -10,6 +10,11 @@
 //! - an event the ledger owes (pending, in flight at a crash, failed and due) goes again;
 //! - a pushed event goes again only when its manifest timestamp changed.
 
+pub mod filters;
+mod guards;
+
+pub use guards::{Guards, attribute_count, decision_fingerprint};
+
 use chrono::{DateTime, Utc};
 
 use crate::ledger::{EventRecord, EventStatus, ObjectStatus, S3ObjectRecord};
@@ -56,6 +61,10 @@ pub enum SkipReason {
     TooOld,
     BackingOff,
     GaveUp,
+    /// Left out by the import filters (decided again when they change).
+    Filtered,
+    /// Refused by a guard (decided again when it changes, or on `misp-feed retry`).
+    Refused,
 }
 
 impl SkipReason {
@@ -65,6 +74,8 @@ impl SkipReason {
             SkipReason::TooOld => "older than the import floor",
             SkipReason::BackingOff => "failed, waiting for its retry time",
             SkipReason::GaveUp => "gave up after too many failures (use `misp-feed retry`)",
+            SkipReason::Filtered => "left out by the import filters",
+            SkipReason::Refused => "refused by a guard (use `misp-feed retry` once it allows it)",
         }
     }
 }
@@ -100,6 +111,15 @@ pub fn decide_entry(
             Decision::Process(ProcessReason::TimestampChanged)
         }
         EventStatus::Pushed => Decision::Skip(SkipReason::Unchanged),
+        // A new version is decided again; the same one stays left out until the settings
+        // that left it out change (the ledger then reopens it).
+        EventStatus::Filtered | EventStatus::Refused
+            if record.manifest_timestamp != Some(entry.timestamp) =>
+        {
+            Decision::Process(ProcessReason::TimestampChanged)
+        }
+        EventStatus::Filtered => Decision::Skip(SkipReason::Filtered),
+        EventStatus::Refused => Decision::Skip(SkipReason::Refused),
     }
 }
 
@@ -156,6 +176,7 @@ mod tests {
     fn entry(uuid: &str, timestamp: i64) -> ManifestEntry {
         ManifestEntry {
             uuid: uuid.into(),
+            facts: Default::default(),
             key: uuid.into(),
             timestamp,
             info: None,
