@@ -410,6 +410,59 @@ fn rows() -> Vec<Row> {
             bad: Some("/nonexistent/feed-ca.pem"),
         },
         Row {
+            env: "MISP_FEED_HTTP_HEADERS",
+            yaml: "misp_feed.http_headers",
+            read: |s| {
+                s.misp_feed
+                    .http_headers
+                    .iter()
+                    .map(|(n, v)| format!("{n}={}", v.expose()))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            },
+            default: Some(""),
+            env_value: "X-Tenant: blue;X-Api-Key:k1;",
+            env_expected: "X-Tenant=blue|X-Api-Key=k1",
+            yaml_value: "'X-Tenant:green'",
+            yaml_expected: "X-Tenant=green",
+            // A secret: its bad values are checked without being shown, below.
+            bad: None,
+        },
+        Row {
+            env: "MISP_FEED_CLIENT_CERT",
+            yaml: "misp_feed.client_cert",
+            read: |s| {
+                opt(&s
+                    .misp_feed
+                    .client_cert
+                    .as_ref()
+                    .map(|p| p.display().to_string()))
+            },
+            default: Some("None"),
+            env_value: "{PEM}",
+            env_expected: "{PEM}",
+            yaml_value: "'{PEM}'",
+            yaml_expected: "{PEM}",
+            bad: Some("/nonexistent/client.pem"),
+        },
+        Row {
+            env: "MISP_FEED_CLIENT_KEY",
+            yaml: "misp_feed.client_key",
+            read: |s| {
+                opt(&s
+                    .misp_feed
+                    .client_key
+                    .as_ref()
+                    .map(|p| p.display().to_string()))
+            },
+            default: Some("None"),
+            env_value: "{PEM}",
+            env_expected: "{PEM}",
+            yaml_value: "'{PEM}'",
+            yaml_expected: "{PEM}",
+            bad: Some("/nonexistent/client.key"),
+        },
+        Row {
             env: "MISP_FEED_BUCKET_NAME",
             yaml: "misp_feed.bucket_name",
             read: |s| opt(&s.misp_feed.bucket_name),
@@ -884,11 +937,17 @@ fn rows() -> Vec<Row> {
     rows
 }
 
-/// Options that only load together with another (an AWS key needs its pair).
+const CLIENT_CERT_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/tls/client.pem");
+const CLIENT_KEY_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/tls/client.key");
+
+/// Options that only load together with another (an AWS key, a client certificate and its
+/// key need their pair).
 fn companions(env: &str) -> Vec<(&'static str, &'static str)> {
     match env {
         "AWS_ACCESS_KEY_ID" => vec![("AWS_SECRET_ACCESS_KEY", "companion-secret")],
         "AWS_SECRET_ACCESS_KEY" => vec![("AWS_ACCESS_KEY_ID", "AKIACOMPANION")],
+        "MISP_FEED_CLIENT_CERT" => vec![("MISP_FEED_CLIENT_KEY", CLIENT_KEY_FILE)],
+        "MISP_FEED_CLIENT_KEY" => vec![("MISP_FEED_CLIENT_CERT", CLIENT_CERT_FILE)],
         _ => vec![],
     }
 }
@@ -1299,6 +1358,110 @@ fn cross_option_rules() {
     assert_eq!(
         settings.misp_feed.url.as_deref(),
         Some("tests/fixtures/misp/feed")
+    );
+}
+
+#[test]
+fn feed_access_rules_name_the_option_and_never_a_header_value() {
+    // A client certificate needs its key and the reverse.
+    let mut env = base_env();
+    env.insert("MISP_FEED_CLIENT_CERT".into(), CLIENT_CERT_FILE.into());
+    assert_eq!(missing_variable(&env, None), "MISP_FEED_CLIENT_KEY");
+    let mut env = base_env();
+    env.insert("MISP_FEED_CLIENT_KEY".into(), CLIENT_KEY_FILE.into());
+    assert_eq!(missing_variable(&env, None), "MISP_FEED_CLIENT_CERT");
+
+    // Each bad header list stops start-up with one line naming the option, never the value.
+    for (value, says) in [
+        ("X-Tenant:blue;SECRET-no-colon", "pair #2 is not name:value"),
+        ("X-Tenant:blue;:SECRET-no-name", "pair #2 is not name:value"),
+        ("X Token SECRET:x", "the name of pair #1 is not"),
+        ("X-Api-Key:SECRET\u{7}bell", "the value of X-Api-Key does"),
+        (
+            "X-Api-Key:SECRET\r\nX-Injected: yes",
+            "the value of X-Api-Key does",
+        ),
+        ("Host:SECRET.example", "Host is set by the connector itself"),
+        (
+            "If-None-Match:SECRET",
+            "If-None-Match is set by the connector itself",
+        ),
+        (
+            "X-Api-Key:SECRET-1;x-api-key:SECRET-2",
+            "x-api-key is given twice",
+        ),
+    ] {
+        for in_file in [false, true] {
+            let mut env = base_env();
+            let yaml = if in_file {
+                let escaped = value
+                    .replace('\u{7}', "\\a")
+                    .replace('\r', "\\r")
+                    .replace('\n', "\\n");
+                Some(format!("misp_feed:\n  http_headers: \"{escaped}\"\n"))
+            } else {
+                env.insert("MISP_FEED_HTTP_HEADERS".into(), value.into());
+                None
+            };
+            let line = Settings::load_from(&env, yaml.as_deref(), now())
+                .expect_err(value)
+                .to_string();
+            assert!(
+                line.starts_with("invalid MISP_FEED_HTTP_HEADERS")
+                    && line.contains("<redacted>")
+                    && line.contains("expected \"name1:value1;name2:value2\"")
+                    && line.contains(says)
+                    && !line.contains('\n'),
+                "{value}: {line}"
+            );
+            assert!(!line.contains("SECRET"), "{value}: {line}");
+            if in_file {
+                assert!(line.contains("misp_feed.http_headers"), "{line}");
+            }
+        }
+    }
+
+    // The Authorization header has its own option: given both ways, start-up stops.
+    let mut env = base_env();
+    env.insert(
+        "MISP_FEED_HTTP_AUTHORIZATION_HEADER".into(),
+        "Bearer SECRET-A".into(),
+    );
+    env.insert(
+        "MISP_FEED_HTTP_HEADERS".into(),
+        "authorization:Bearer SECRET-B".into(),
+    );
+    let line = Settings::load_from(&env, None, now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        line.contains("MISP_FEED_HTTP_HEADERS")
+            && line.contains("MISP_FEED_HTTP_AUTHORIZATION_HEADER")
+            && !line.contains("SECRET"),
+        "{line}"
+    );
+
+    // The summary (`check`) shows the header names and the paths, never a value.
+    let mut env = base_env();
+    env.insert(
+        "MISP_FEED_HTTP_HEADERS".into(),
+        "X-Tenant:tenant-4e1b;X-Api-Key:key-9a0c".into(),
+    );
+    env.insert("MISP_FEED_CLIENT_CERT".into(), CLIENT_CERT_FILE.into());
+    env.insert("MISP_FEED_CLIENT_KEY".into(), CLIENT_KEY_FILE.into());
+    let settings = Settings::load_from(&env, None, now()).unwrap();
+    let shown = format!("{}\n{settings:?}", settings.redacted_summary());
+    assert!(
+        !shown.contains("tenant-4e1b") && !shown.contains("key-9a0c"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("MISP_FEED_HTTP_HEADERS = X-Tenant;X-Api-Key (values hidden)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("MISP_FEED_CLIENT_KEY = {CLIENT_KEY_FILE}")),
+        "{shown}"
     );
 }
 

@@ -4,6 +4,8 @@
 //! fail because of those very secrets. None of the markers may appear in standard output or
 //! error, `status --json`, `events --json`, `show --json`, `verify --json`, the ledger's
 //! bytes (with its WAL) or the bundle files. The ledger and the bundle files are owner-only.
+//! The same holds for feed access over mutual TLS: the extra headers' values and the client
+//! key file's contents, through runs and `check`s that succeed and that fail.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -356,5 +358,151 @@ fn secrets_stay_out_of_outputs_and_ledger_over_s3() {
     println!(
         "secrets (S3): {} outputs and files checked",
         evidence.items.len()
+    );
+}
+
+const TENANT_HEADER: &str = "tenant-MARKER-a61f0c";
+const API_KEY_HEADER: &str = "apikey-MARKER-3b8d27";
+
+/// The forms a leaked PEM key could take: its whole text and each line of its body.
+fn key_secret_forms(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(FeedServer::tls_file(name)).unwrap();
+    let mut forms: Vec<String> = text
+        .lines()
+        .filter(|line| !line.starts_with("-----") && line.len() >= 16)
+        .map(str::to_string)
+        .collect();
+    assert!(!forms.is_empty(), "{name} has no body");
+    forms.push(text);
+    forms
+}
+
+#[test]
+fn feed_access_secrets_stay_out_of_debug_logs_check_and_the_ledger() {
+    let feed_root = tempfile::tempdir().unwrap();
+    let uuids = small_synthetic_feed(feed_root.path(), 4, 0x5ec4_e7a0);
+    let server = FeedServer::start_mutual_tls(feed_root.path());
+    let cert = FeedServer::tls_file("client.pem");
+    let tls_path = |name: &str| FeedServer::tls_file(name).display().to_string();
+    let mut ws = Workspace::new(&server.url());
+    for (key, value) in [
+        ("CONNECTOR_LOG_LEVEL", "debug".to_string()),
+        ("RUST_LOG", "debug".to_string()),
+        ("MISP_FEED_MAX_ATTEMPTS", "1".to_string()),
+        ("MISP_FEED_CA_BUNDLE", tls_path("ca.pem")),
+        ("MISP_FEED_CLIENT_CERT", tls_path("client.pem")),
+        ("MISP_FEED_CLIENT_KEY", tls_path("client.key")),
+        (
+            "MISP_FEED_HTTP_HEADERS",
+            format!("X-Tenant:{TENANT_HEADER};X-Api-Key:{API_KEY_HEADER}"),
+        ),
+    ] {
+        ws.set(key, &value);
+    }
+    let mut evidence = Evidence::new();
+
+    // 1. A run through mutual TLS with the headers, every library logging at debug level.
+    let (report, out) = ws.once();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["pushed"], uuids.len(), "{report}");
+    let debug_lines = crate::support::workspace::stderr_lines(&out)
+        .iter()
+        .filter(|l| {
+            l["level"]
+                .as_str()
+                .is_some_and(|l| l.eq_ignore_ascii_case("debug"))
+        })
+        .count();
+    assert!(debug_lines > 0, "the run did not log at debug level");
+    // The secrets were in use: every request carried the header values.
+    assert_eq!(server.requests().len(), uuids.len() + 1);
+    for request in server.requests() {
+        assert_eq!(request.header("x-tenant"), Some(TENANT_HEADER));
+        assert_eq!(request.header("x-api-key"), Some(API_KEY_HEADER));
+    }
+    evidence.output("mutual TLS run", &out);
+
+    // 2. `check` reports the feed with its access: the certificate's path, the header names.
+    let out = ws.run(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "feed: ok (HTTP feed {} (client certificate {}; headers X-Tenant, X-Api-Key))",
+            server.url(),
+            cert.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("MISP_FEED_HTTP_HEADERS = X-Tenant;X-Api-Key (values hidden)"),
+        "{stdout}"
+    );
+    evidence.output("check", &out);
+
+    // 3. The feed failing an event (retried, then recorded as failed).
+    server.bump_timestamp(&uuids[0], 5);
+    server.fail_always(&format!("{}.json", uuids[0]), Fault::Status(500));
+    let (report, out) = ws.once();
+    assert_eq!(report["failed"], 1, "{report}");
+    evidence.output("feed failing an event", &out);
+    evidence.ledger_views(&ws, "after the mutual TLS runs");
+    server.clear_faults();
+
+    // 4. No client certificate: the server refuses the handshake; `once` and `check` say so.
+    let mut anonymous = Workspace::new(&server.url());
+    anonymous.env = ws
+        .env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("MISP_FEED_CLIENT_") && k != "MISP_FEED_LEDGER_PATH")
+        .cloned()
+        .collect();
+    anonymous.set(
+        "MISP_FEED_LEDGER_PATH",
+        &anonymous.ledger_path().display().to_string(),
+    );
+    let out = anonymous.run(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("feed: FAILED") && stdout.contains("the server refused the TLS handshake"),
+        "{stdout}"
+    );
+    evidence.output("check without a client certificate", &out);
+    let out = anonymous.run(&["once", "--json"]);
+    evidence.output("run without a client certificate", &out);
+
+    // 5. The key of another certificate: start-up stops naming both files.
+    let mut mismatched = Workspace::new(&server.url());
+    mismatched.env = anonymous.env.clone();
+    mismatched.set("MISP_FEED_CLIENT_CERT", &tls_path("client.pem"));
+    mismatched.set("MISP_FEED_CLIENT_KEY", &tls_path("client-rsa.key"));
+    let out = mismatched.run(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !out.status.success()
+            && stdout.contains("the private key does not belong to the certificate"),
+        "{stdout}"
+    );
+    evidence.output("check with a mismatched key", &out);
+    let out = mismatched.run(&["once"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(stderr.contains("MISP_FEED_CLIENT_KEY"), "{stderr}");
+    evidence.output("run with a mismatched key", &out);
+
+    let mut secrets: Vec<String> = vec![TENANT_HEADER.to_string(), API_KEY_HEADER.to_string()];
+    secrets.extend(key_secret_forms("client.key"));
+    secrets.extend(key_secret_forms("client-rsa.key"));
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    evidence.assert_free_of(&secrets);
+    println!(
+        "feed access secrets: {} outputs and files checked for {} markers",
+        evidence.items.len(),
+        secrets.len()
     );
 }

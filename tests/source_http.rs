@@ -21,6 +21,8 @@ fn options() -> HttpOptions {
         ssl_verify: true,
         ca_bundle: None,
         authorization: None,
+        headers: Vec::new(),
+        client_identity: None,
         connect_timeout: Duration::from_secs(2),
         read_timeout: Duration::from_secs(2),
         deadline: Duration::from_secs(30),

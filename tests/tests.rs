@@ -39,6 +39,7 @@ mod reliability_outages;
 mod reliability_secrets;
 mod reliability_soak;
 mod source_http;
+mod source_http_access;
 mod source_http_proxy;
 mod source_local;
 mod source_s3;

@@ -8,6 +8,7 @@
 //! [`Scope`], so `convert` needs no feed and the ledger commands need only the ledger's path.
 
 pub mod docs;
+mod headers;
 mod load;
 pub mod options;
 mod parsers;

@@ -40,7 +40,7 @@ impl Shape {
         }
     }
 
-    fn formatted(json_type: &'static str, format: &'static str) -> Shape {
+    pub(crate) fn formatted(json_type: &'static str, format: &'static str) -> Shape {
         Shape {
             format: Some(format),
             ..Shape::of(json_type)
@@ -549,48 +549,6 @@ impl Parser for SecretText {
         Some("<set>".to_string())
     }
     fn json(&self, _: &Secret) -> Json {
-        Json::Null
-    }
-    fn shape(&self) -> Shape {
-        Shape::formatted("string", "password")
-    }
-}
-
-/// pycti's `OPENCTI_CUSTOM_HEADERS`: `name1:value1;name2:value2`. A malformed pair is
-/// skipped with a warning, as pycti does, without its text.
-pub(crate) struct Headers;
-
-impl Parser for Headers {
-    type Value = Vec<(String, Secret)>;
-    fn parse(&self, raw: &Raw, context: &mut Context) -> Result<Self::Value, ConfigError> {
-        let text = raw.text()?;
-        let mut headers = Vec::new();
-        for (index, pair) in text.split(';').enumerate() {
-            if pair.trim().is_empty() {
-                continue;
-            }
-            match pair.split_once(':') {
-                Some((name, value)) if !name.trim().is_empty() => {
-                    headers.push((name.trim().to_string(), Secret::new(value.trim())));
-                }
-                _ => context.warnings.push(format!(
-                    "{}: header pair #{} is not \"name:value\" and is ignored",
-                    raw.origin,
-                    index + 1
-                )),
-            }
-        }
-        Ok(headers)
-    }
-    fn show(&self, value: &Self::Value) -> Option<String> {
-        let names: Vec<&str> = value.iter().map(|(name, _)| name.as_str()).collect();
-        (!names.is_empty()).then(|| format!("{} (values hidden)", names.join(";")))
-    }
-    /// The header names are not secret; their values never leave their [`Secret`]s.
-    fn redacted(&self, value: &Self::Value) -> Option<String> {
-        self.show(value)
-    }
-    fn json(&self, _: &Self::Value) -> Json {
         Json::Null
     }
     fn shape(&self) -> Shape {

@@ -77,6 +77,11 @@ pub struct MispFeedSettings {
     pub ssl_verify: bool,
     pub http_authorization_header: Option<Secret>,
     pub ca_bundle: Option<PathBuf>,
+    /// `MISP_FEED_HTTP_HEADERS` ("h1:v1;h2:v2"), checked to be valid headers.
+    pub http_headers: Vec<(String, Secret)>,
+    /// Mutual TLS: the client certificate (PEM) and its key; set together or not at all.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     pub bucket_name: Option<String>,
     pub bucket_prefix: Option<String>,
     pub s3_delete_after_import: bool,

@@ -15,6 +15,7 @@ pub(super) fn across_options(scope: Scope, settings: &mut Settings) -> Result<()
         settings.connector.run_and_terminate = true;
     }
     feed_is_given(settings)?;
+    feed_access_is_consistent(settings)?;
     bundles_have_a_destination(settings)?;
     aws_keys_come_in_pairs(settings)
 }
@@ -39,6 +40,40 @@ fn feed_is_given(settings: &Settings) -> Result<(), ConfigError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The client certificate needs its key and the reverse; the Authorization header is given
+/// by one option only.
+fn feed_access_is_consistent(settings: &Settings) -> Result<(), ConfigError> {
+    let feed = &settings.misp_feed;
+    match (&feed.client_cert, &feed.client_key) {
+        (Some(_), None) => {
+            return Err(missing(
+                "MISP_FEED_CLIENT_KEY",
+                "required when MISP_FEED_CLIENT_CERT is set (a file holding both may be named twice)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(missing(
+                "MISP_FEED_CLIENT_CERT",
+                "required when MISP_FEED_CLIENT_KEY is set",
+            ));
+        }
+        _ => {}
+    }
+    let authorization_twice = feed.http_authorization_header.is_some()
+        && feed
+            .http_headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    if authorization_twice {
+        return Err(ConfigError::Invalid {
+            variable: "MISP_FEED_HTTP_HEADERS".to_string(),
+            value: None,
+            expected: "no Authorization header while MISP_FEED_HTTP_AUTHORIZATION_HEADER is set (give it once)".to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn bundles_have_a_destination(settings: &Settings) -> Result<(), ConfigError> {

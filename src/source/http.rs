@@ -6,6 +6,13 @@
 //! they pass the size limit, after decompression, so a compressed bomb cannot exhaust memory.
 //! Proxies come from the standard environment variables (`HTTPS_PROXY`, `HTTP_PROXY`,
 //! `ALL_PROXY`, `NO_PROXY`), which reqwest reads unless told not to; this client never does.
+//!
+//! Access: the `Authorization` header and the extra headers go with every request, retries
+//! included, marked sensitive so that no debug output of hyper or reqwest shows them; with
+//! extra headers, a redirect to another origin is refused rather than followed, as their
+//! values are meant for the feed server only. A client certificate (see `identity.rs`) is
+//! shown to servers that ask for one; a server that refuses the handshake is reported as
+//! such, without retries.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,11 +20,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use reqwest::header::{
-    AUTHORIZATION, ETAG, HeaderMap, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
-    RETRY_AFTER,
+    AUTHORIZATION, ETAG, HeaderMap, HeaderName, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, RETRY_AFTER,
 };
 use url::Url;
 
+pub use super::identity::ClientIdentityFiles;
 use super::manifest::{MANIFEST_FILE, event_file_for_key, parse_manifest};
 use super::retry::RetryPolicy;
 use super::{FeedSource, FetchedFile, Listing, ManifestValidators, SourceError};
@@ -33,6 +41,10 @@ pub struct HttpOptions {
     pub ca_bundle: Option<PathBuf>,
     /// Sent as the `Authorization` header of every feed request.
     pub authorization: Option<Secret>,
+    /// Sent with every feed request (`MISP_FEED_HTTP_HEADERS`).
+    pub headers: Vec<(String, Secret)>,
+    /// Shown to a server that asks for a client certificate (mutual TLS).
+    pub client_identity: Option<ClientIdentityFiles>,
     pub connect_timeout: Duration,
     /// Longest wait for any read (the response head or the next part of a body).
     pub read_timeout: Duration,
@@ -43,14 +55,35 @@ pub struct HttpOptions {
 }
 
 impl HttpOptions {
-    pub fn from_settings(feed: &MispFeedSettings) -> HttpOptions {
-        HttpOptions {
+    pub fn from_settings(feed: &MispFeedSettings) -> Result<HttpOptions, SourceError> {
+        let client_identity = match (&feed.client_cert, &feed.client_key) {
+            (Some(cert), Some(key)) => Some(ClientIdentityFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid_setting(
+                    "MISP_FEED_CLIENT_KEY",
+                    "is not set, but MISP_FEED_CLIENT_CERT is",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid_setting(
+                    "MISP_FEED_CLIENT_CERT",
+                    "is not set, but MISP_FEED_CLIENT_KEY is",
+                ));
+            }
+        };
+        Ok(HttpOptions {
             ssl_verify: feed.ssl_verify,
             ca_bundle: feed.ca_bundle.clone(),
             authorization: feed
                 .http_authorization_header
                 .clone()
                 .filter(|header| !header.is_empty()),
+            headers: feed.http_headers.clone(),
+            client_identity,
             connect_timeout: feed.connect_timeout,
             read_timeout: feed.read_timeout,
             deadline: feed.fetch_deadline,
@@ -59,7 +92,7 @@ impl HttpOptions {
                 retries: feed.http_retries,
                 ..RetryPolicy::default()
             },
-        }
+        })
     }
 }
 
@@ -69,7 +102,11 @@ pub struct HttpSource {
     /// `base` with any credentials masked, for messages.
     shown: String,
     client: reqwest::Client,
-    authorization: Option<HeaderValue>,
+    /// Sent with every request: the extra headers, then `Authorization`; all sensitive.
+    headers: HeaderMap,
+    /// `" (client certificate …; headers …)"` or empty: how `describe` shows the access.
+    access: String,
+    has_identity: bool,
     max_file_size: u64,
     retry: RetryPolicy,
 }
@@ -79,7 +116,7 @@ impl std::fmt::Debug for HttpSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpSource")
             .field("url", &self.shown)
-            .field("authorization", &self.authorization.as_ref().map(|_| "***"))
+            .field("access", &self.access)
             .field("max_file_size", &self.max_file_size)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
@@ -124,6 +161,7 @@ impl HttpSource {
         base.set_fragment(None);
         let shown = mask_credentials(&base);
 
+        let headers = request_headers(&options)?;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("misp-feed/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.connect_timeout)
@@ -154,31 +192,24 @@ impl HttpSource {
                 builder = builder.add_root_certificate(certificate);
             }
         }
+        if let Some(files) = &options.client_identity {
+            builder = builder.identity(files.load()?);
+        }
+        if !options.headers.is_empty() {
+            builder = builder.redirect(same_origin_redirects());
+        }
         let client = builder.build().map_err(|err| SourceError::Invalid {
             what: "HTTP client".into(),
             message: error_chain(&err.without_url()),
         })?;
 
-        let authorization = match &options.authorization {
-            None => None,
-            Some(secret) => {
-                let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
-                    invalid_setting(
-                        "MISP_FEED_HTTP_AUTHORIZATION_HEADER",
-                        "is not a valid header value",
-                    )
-                })?;
-                // Keeps the value out of hyper's and reqwest's own debug output.
-                value.set_sensitive(true);
-                Some(value)
-            }
-        };
-
         Ok(HttpSource {
             base,
             shown,
             client,
-            authorization,
+            headers,
+            access: describe_access(&options),
+            has_identity: options.client_identity.is_some(),
             max_file_size: options.max_file_size,
             retry: options.retry,
         })
@@ -239,10 +270,7 @@ impl HttpSource {
         what: &str,
         conditional: Option<&ManifestValidators>,
     ) -> Attempt {
-        let mut headers = HeaderMap::new();
-        if let Some(value) = &self.authorization {
-            headers.insert(AUTHORIZATION, value.clone());
-        }
+        let mut headers = self.headers.clone();
         if let Some(validators) = conditional {
             let pairs = [
                 (IF_NONE_MATCH, &validators.etag),
@@ -259,7 +287,7 @@ impl HttpSource {
 
         let mut response = match self.client.get(url).headers(headers).send().await {
             Ok(response) => response,
-            Err(err) => return classify(err, what, "request failed"),
+            Err(err) => return self.request_failed(err, what),
         };
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED && conditional.is_some() {
@@ -356,7 +384,7 @@ impl HttpSource {
 #[async_trait]
 impl FeedSource for HttpSource {
     fn describe(&self) -> String {
-        format!("HTTP feed {}", self.shown)
+        format!("HTTP feed {}{}", self.shown, self.access)
     }
 
     async fn list(&self, previous: Option<&ManifestValidators>) -> Result<Listing, SourceError> {
@@ -385,6 +413,112 @@ impl FeedSource for HttpSource {
             bytes: download.bytes,
             etag: download.etag,
         })
+    }
+}
+
+impl HttpSource {
+    /// A request that got no response: a handshake the server refused is final (its verdict,
+    /// which another try would only hear again), anything else is sorted by [`classify`].
+    fn request_failed(&self, err: reqwest::Error, what: &str) -> Attempt {
+        if let Some(alert) = refusal_alert(&err) {
+            let hint = if self.has_identity {
+                "it does not accept the client certificate of MISP_FEED_CLIENT_CERT"
+            } else {
+                "it may require a client certificate (MISP_FEED_CLIENT_CERT and MISP_FEED_CLIENT_KEY)"
+            };
+            return Attempt::Failed(SourceError::Transport {
+                what: what.into(),
+                message: format!("the server refused the TLS handshake (alert {alert:?}): {hint}"),
+            });
+        }
+        classify(err, what, "request failed")
+    }
+}
+
+/// The alert a server sent to end the TLS handshake, if that is why the request failed.
+/// rustls' error travels inside an `io::Error`, whose `source` skips it.
+fn refusal_alert(err: &reqwest::Error) -> Option<rustls::AlertDescription> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = cause {
+        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
+            current
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::AlertReceived(alert)) = tls {
+            return Some(*alert);
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// Redirects within the feed's origin (scheme, host and port) only: the extra headers would
+/// follow a redirect anywhere, and their values are for the feed server alone.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let leaves = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() != attempt.url().origin());
+        if leaves {
+            attempt.error("redirected to another origin, where MISP_FEED_HTTP_HEADERS are not sent")
+        } else if attempt.previous().len() >= 10 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// The extra headers, then `Authorization`, each marked sensitive: hyper's and reqwest's own
+/// debug output then never shows them.
+fn request_headers(options: &HttpOptions) -> Result<HeaderMap, SourceError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &options.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            invalid_setting("MISP_FEED_HTTP_HEADERS", "holds an invalid header name")
+        })?;
+        let mut value =
+            HeaderValue::from_str(value.expose()).map_err(|_| SourceError::Invalid {
+                what: "MISP_FEED_HTTP_HEADERS".into(),
+                message: format!("the value of {name} is not a valid header value"),
+            })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    if let Some(secret) = &options.authorization {
+        let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
+            invalid_setting(
+                "MISP_FEED_HTTP_AUTHORIZATION_HEADER",
+                "is not a valid header value",
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
+/// `" (client certificate <path>; headers <names>)"`: what `describe` adds, never a value.
+fn describe_access(options: &HttpOptions) -> String {
+    let mut parts = Vec::new();
+    if let Some(files) = &options.client_identity {
+        parts.push(format!("client certificate {}", files.cert.display()));
+    }
+    if !options.headers.is_empty() {
+        let names: Vec<&str> = options
+            .headers
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        parts.push(format!("headers {}", names.join(", ")));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
     }
 }
 
@@ -460,6 +594,8 @@ mod tests {
             ssl_verify: true,
             ca_bundle: None,
             authorization: None,
+            headers: Vec::new(),
+            client_identity: None,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             deadline: Duration::from_secs(5),
@@ -484,6 +620,28 @@ mod tests {
             root.file_url("a.json").unwrap().as_str(),
             "http://feeds.example/a.json"
         );
+    }
+
+    #[test]
+    fn extra_headers_are_sensitive_and_only_their_names_described() {
+        let source = HttpSource::new(
+            "https://feeds.example/misp",
+            HttpOptions {
+                headers: vec![
+                    ("X-Tenant".into(), Secret::new("tenant-value-51")),
+                    ("X-Api-Key".into(), Secret::new("key-value-52")),
+                ],
+                authorization: Some(Secret::new("Bearer token-value-53")),
+                ..options()
+            },
+        )
+        .unwrap();
+        assert_eq!(source.headers.len(), 3);
+        assert!(source.headers.values().all(HeaderValue::is_sensitive));
+        assert_eq!(source.headers["x-api-key"], "key-value-52");
+        let shown = format!("{} {source:?} {:?}", source.describe(), source.headers);
+        assert!(shown.contains("headers X-Tenant, X-Api-Key"), "{shown}");
+        assert!(!shown.contains("-value-5"), "{shown}");
     }
 
     #[test]

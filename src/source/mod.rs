@@ -2,6 +2,7 @@
 //! bucket). A source lists what the feed holds and fetches one file; it decides nothing.
 
 pub mod http;
+mod identity;
 pub mod local;
 pub mod manifest;
 pub mod retry;
@@ -157,7 +158,7 @@ pub async fn build_source_with_retry(
                 FeedLocation::Http(url) => {
                     let options = http::HttpOptions {
                         retry,
-                        ..http::HttpOptions::from_settings(feed)
+                        ..http::HttpOptions::from_settings(feed)?
                     };
                     Ok(Box::new(http::HttpSource::new(&url, options)?))
                 }

@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +86,8 @@ struct State {
     dir: PathBuf,
     behaviour: Mutex<Behaviour>,
     log: Mutex<Vec<Request>>,
+    /// TLS handshakes that failed: refused by the server (an alert sent) or by the client.
+    refused_handshakes: AtomicUsize,
 }
 
 pub struct FeedServer {
@@ -115,31 +118,24 @@ impl FeedServer {
     /// Serves a copy of the files of `feed` at `https://127.0.0.1:<port>/feed/`, with the
     /// test certificate of `tests/support/tls/` (signed by the test CA in `ca.pem`).
     pub fn start_tls(feed: impl AsRef<Path>) -> FeedServer {
-        use tokio_rustls::rustls;
-        use tokio_rustls::rustls::pki_types::pem::PemObject;
-        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        FeedServer::start_with(feed.as_ref(), Some(tls_acceptor(false)))
+    }
 
-        let tls = tls_dir();
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(tls.join("server.pem"))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-        let key = PrivateKeyDer::from_pem_file(tls.join("server.key")).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        FeedServer::start_with(feed.as_ref(), Some(acceptor))
+    /// As [`FeedServer::start_tls`], and the handshake requires a client certificate signed
+    /// by the test client CA (`client-ca.pem`): a client without one, or with another, is
+    /// refused with a TLS alert and never gets to send a request.
+    pub fn start_mutual_tls(feed: impl AsRef<Path>) -> FeedServer {
+        FeedServer::start_with(feed.as_ref(), Some(tls_acceptor(true)))
     }
 
     /// The test CA that signed the TLS server's certificate (a PEM file).
     pub fn tls_ca_bundle() -> PathBuf {
         tls_dir().join("ca.pem")
+    }
+
+    /// A file of `tests/support/tls/` (see its README): `client.pem`, `client.key` ...
+    pub fn tls_file(name: &str) -> PathBuf {
+        tls_dir().join(name)
     }
 
     fn start_with(feed: &Path, tls: Option<tokio_rustls::TlsAcceptor>) -> FeedServer {
@@ -163,6 +159,7 @@ impl FeedServer {
             dir: dir.clone(),
             behaviour: Mutex::default(),
             log: Mutex::default(),
+            refused_handshakes: AtomicUsize::new(0),
         });
         let serving = state.clone();
         let secure = tls.is_some();
@@ -173,10 +170,12 @@ impl FeedServer {
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let _ = match tls {
-                        // A failed handshake (a client refusing the certificate) just ends.
-                        Some(acceptor) => match acceptor.accept(stream).await {
+                        Some(acceptor) => match acceptor.accept(stream).into_fallible().await {
                             Ok(stream) => serve(stream, state).await,
-                            Err(_) => Ok(()),
+                            Err((_, stream)) => {
+                                state.refused_handshakes.fetch_add(1, Ordering::SeqCst);
+                                linger(stream).await
+                            }
                         },
                         None => serve(stream, state).await,
                     };
@@ -235,6 +234,11 @@ impl FeedServer {
 
     pub fn requests(&self) -> Vec<Request> {
         self.state.log.lock().unwrap().clone()
+    }
+
+    /// How many TLS handshakes failed (see `State::refused_handshakes`).
+    pub fn refused_handshakes(&self) -> usize {
+        self.state.refused_handshakes.load(Ordering::SeqCst)
     }
 
     pub fn requests_for(&self, name: &str) -> usize {
@@ -296,6 +300,52 @@ impl FeedServer {
 
 fn tls_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls")
+}
+
+/// The server's TLS side: its certificate, and with `require_client_certificate` a verifier
+/// of client certificates against `client-ca.pem`.
+fn tls_acceptor(require_client_certificate: bool) -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let tls = tls_dir();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(tls.join("server.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(tls.join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = if require_client_certificate {
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in CertificateDer::pem_file_iter(tls.join("client-ca.pem")).unwrap() {
+            roots.add(certificate.unwrap()).unwrap();
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder.with_single_cert(chain, key).unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// After a refused handshake (the alert is sent): close the sending side and read what the
+/// client still sends before closing, so that the alert is not lost to a reset.
+async fn linger(mut stream: tokio::net::TcpStream) -> std::io::Result<()> {
+    stream.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while stream.read(&mut sink).await.is_ok_and(|read| read > 0) {}
+    })
+    .await;
+    Ok(())
 }
 
 async fn serve<S>(mut stream: S, state: Arc<State>) -> std::io::Result<()>

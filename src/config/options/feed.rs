@@ -3,6 +3,7 @@
 use super::Need::{Conversion, Ledger, Sync};
 use super::Origin::{Ours, PythonConnector};
 use super::{Maybe, OptionSpec, Plain, field};
+use crate::config::headers::CheckedHeaders;
 use crate::config::parsers::{
     FeedUrl, FilePath, Flag, HttpUrl, ImportFrom, Int, IntervalMinutes, Number, PemFile, Seconds,
     SecretText, Size, Text, Variant,
@@ -33,6 +34,17 @@ const fn switch(
         description,
     )
 }
+
+/// Headers the feed client sets itself, which `MISP_FEED_HTTP_HEADERS` may not replace: the
+/// connection's framing and the manifest's conditional GET.
+const FEED_CLIENT_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "if-none-match",
+    "if-modified-since",
+];
 
 pub(super) const MISP_FEED: &[OptionSpec] = &[
     OptionSpec::new(
@@ -86,6 +98,39 @@ pub(super) const MISP_FEED: &[OptionSpec] = &[
         Ours,
         Sync,
         "Extra CA bundle (PEM) trusted for the feed server.",
+    ),
+    OptionSpec::new(
+        "MISP_FEED_HTTP_HEADERS",
+        "misp_feed",
+        "http_headers",
+        &Plain(
+            CheckedHeaders {
+                reserved: FEED_CLIENT_HEADERS,
+            },
+            field!(misp_feed.http_headers),
+        ),
+        Ours,
+        Sync,
+        "Extra headers sent on every HTTP(S) feed request, as \"name1:value1;name2:value2\" (the format of OPENCTI_CUSTOM_HEADERS).",
+    )
+    .secret(),
+    OptionSpec::new(
+        "MISP_FEED_CLIENT_CERT",
+        "misp_feed",
+        "client_cert",
+        &Maybe(PemFile, field!(misp_feed.client_cert)),
+        Ours,
+        Sync,
+        "Client certificate (PEM, intermediates after it) shown to an HTTPS feed server that requires one (mutual TLS); needs MISP_FEED_CLIENT_KEY.",
+    ),
+    OptionSpec::new(
+        "MISP_FEED_CLIENT_KEY",
+        "misp_feed",
+        "client_key",
+        &Maybe(PemFile, field!(misp_feed.client_key)),
+        Ours,
+        Sync,
+        "Private key of MISP_FEED_CLIENT_CERT (unencrypted PEM: PKCS#8, RSA or EC); the path is shown, the key never.",
     ),
     OptionSpec::new(
         "MISP_FEED_BUCKET_NAME",

@@ -3,9 +3,10 @@
 use super::Need::{Ledger, Logging, Sync};
 use super::Origin::{Ours, Pycti};
 use super::{Maybe, OptionSpec, Plain, field};
+use crate::config::headers::Headers;
 use crate::config::parsers::{
-    Flag, Headers, HttpUrl, Int, IsoDuration, MetricName, Number, OneOf, PemFile, PemFileOrText,
-    SecretText, Text, TextList, Variant,
+    Flag, HttpUrl, Int, IsoDuration, MetricName, Number, OneOf, PemFile, PemFileOrText, SecretText,
+    Text, TextList, Variant,
 };
 use crate::config::settings::QueueProtocol;
 
