@@ -38,7 +38,9 @@ CREATE TABLE checkpoint (
     -- 1 from an operator's reset until the platform has been told the ledger's state
     reset_pending          INTEGER NOT NULL DEFAULT 0,
     -- the filters and size limit that decided the filtered and refused events
-    decision_fingerprint   TEXT
+    decision_fingerprint   TEXT,
+    -- the conversion options the object hashes were made under
+    convert_fingerprint    TEXT
 );
 
 -- Every manifest entry seen, as the feed last listed it.
@@ -110,3 +112,12 @@ CREATE TABLE event_history (
     destination_kind TEXT CHECK (destination_kind IN ('file', 'work'))
 );
 CREATE INDEX event_history_by_event ON event_history(event_uuid, id);
+
+-- The delta push: per pushed event, a short hash of each STIX object's stable content, as the
+-- platform confirmed it.
+CREATE TABLE pushed_objects (
+    event_uuid TEXT NOT NULL,
+    object_id  TEXT NOT NULL,
+    hash       BLOB NOT NULL,
+    PRIMARY KEY (event_uuid, object_id)
+) WITHOUT ROWID;

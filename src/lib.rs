@@ -21,3 +21,5 @@ pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;

@@ -137,5 +137,16 @@ pub(crate) fn rows() -> Vec<Row> {
             yaml_expected: "500",
             bad: Some("-3"),
         },
+        Row {
+            env: "MISP_FEED_DELTA_PUSH",
+            yaml: "misp_feed.delta_push",
+            read: |s| s.misp_feed.delta_push.to_string(),
+            default: Some("true"),
+            env_value: "no",
+            env_expected: "false",
+            yaml_value: "false",
+            yaml_expected: "false",
+            bad: Some("partly"),
+        },
     ]
 }

@@ -54,7 +54,7 @@ async fn push(ledger: &Ledger, run: RunId, uuid: &str, ts: i64, destination: Des
         .await
         .unwrap();
     ledger
-        .mark_pushed(run, uuid.into(), receipt(destination, 1))
+        .mark_pushed(run, uuid.into(), receipt(destination, 1), None)
         .await
         .unwrap();
 }
@@ -169,7 +169,7 @@ async fn an_event_goes_pending_in_flight_pushed_with_its_history() {
     assert_eq!(rec.attempts, 1);
     let work = Destination::Work("work--1".into());
     ledger
-        .mark_pushed(run, A.into(), receipt(work.clone(), 12))
+        .mark_pushed(run, A.into(), receipt(work.clone(), 12), None)
         .await
         .unwrap();
     let rec = ledger.event(A.into()).await.unwrap().unwrap();

@@ -18,6 +18,7 @@ mod convert_default;
 mod convert_fuzz;
 mod convert_input;
 mod convert_parity;
+mod delta_push;
 mod engine_crash;
 mod engine_http;
 mod engine_s3;

@@ -111,6 +111,16 @@ pub struct MispFeedSettings {
     pub filters: crate::reconciler::filters::ImportFilters,
     /// `MISP_FEED_MAX_ATTRIBUTES`, `MISP_FEED_MAX_EVENTS_PER_RUN`.
     pub guards: crate::reconciler::Guards,
+    /// `MISP_FEED_DELTA_PUSH`; see [`MispFeedSettings::delta_push_on`].
+    pub delta_push: bool,
+}
+
+impl MispFeedSettings {
+    /// The delta push applies unless reference compatibility asks for the Python connector's
+    /// behaviour, which sends every bundle whole.
+    pub fn delta_push_on(&self) -> bool {
+        self.delta_push && !self.convert.reference_compat
+    }
 }
 
 /// The `aws` section (blank by `Default`, see [`OpenCtiSettings`]).

@@ -195,7 +195,7 @@ mod tests {
             destination: Destination::Work("work".into()),
             messages: 1,
         };
-        ledger.mark_pushed(run, uuid, receipt).await.unwrap();
+        ledger.mark_pushed(run, uuid, receipt, None).await.unwrap();
         let outcome = RunOutcome {
             status: RunStatus::Completed,
             pushed: 1,

@@ -166,6 +166,40 @@ impl StixBundle {
         (bundle_around(&objects), digest)
     }
 
+    /// A bundle of the objects at `positions` only (in their order), and the SHA-256 of the
+    /// serialised `objects` array of the whole bundle (what [`to_json_and_objects_sha256`]
+    /// gives): each object is serialised once for both.
+    ///
+    /// [`to_json_and_objects_sha256`]: StixBundle::to_json_and_objects_sha256
+    pub fn part_json_and_objects_sha256(&self, positions: &[usize]) -> (String, String) {
+        use sha2::Digest;
+        let texts: Vec<String> = self
+            .objects
+            .iter()
+            .map(|object| serde_json::to_string(object).unwrap_or_else(|_| "{}".to_owned()))
+            .collect();
+        let mut digest = sha2::Sha256::new();
+        digest.update(b"[");
+        for (index, text) in texts.iter().enumerate() {
+            if index > 0 {
+                digest.update(b",");
+            }
+            digest.update(text.as_bytes());
+        }
+        digest.update(b"]");
+        let mut part = String::from("[");
+        for (n, position) in positions.iter().enumerate() {
+            if n > 0 {
+                part.push(',');
+            }
+            if let Some(text) = texts.get(*position) {
+                part.push_str(text);
+            }
+        }
+        part.push(']');
+        (bundle_around(&part), hex::encode(digest.finalize()))
+    }
+
     fn objects_json(&self) -> String {
         serde_json::to_string(&self.objects).unwrap_or_else(|_| "[]".to_owned())
     }
@@ -259,10 +293,19 @@ pub fn convert_event(
     options: &ConvertOptions,
     threats: &ResolvedThreats,
 ) -> Result<StixBundle, InputError> {
+    convert_event_at(event, options, threats, chrono::Utc::now())
+}
+
+/// [`convert_event`] with the clock given: what stix2 stamps on objects the event gives no
+/// time for (the delta push must know which fields those are).
+pub fn convert_event_at(
+    event: &MispEvent,
+    options: &ConvertOptions,
+    threats: &ResolvedThreats,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<StixBundle, InputError> {
     let view = input::read_event(&event.event).map_err(|e| event.error(e))?;
-    let now = chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
+    let now = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let objects = event::convert(&view, options, threats, &now).map_err(|e| event.error(e))?;
     Ok(StixBundle { objects })
 }

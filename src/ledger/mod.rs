@@ -300,9 +300,28 @@ impl Ledger {
             .await
     }
 
-    /// `pushed`: the sink's receipt.
-    pub async fn mark_pushed(&self, run: RunId, uuid: String, receipt: Receipt) -> Result<()> {
-        self.call(move |store| store.mark_pushed(run, &uuid, &receipt))
+    /// `pushed`: the sink's receipt, and the hashes of the objects it confirmed (in the same
+    /// transaction).
+    pub async fn mark_pushed(
+        &self,
+        run: RunId,
+        uuid: String,
+        receipt: Receipt,
+        objects: Option<PushedObjects>,
+    ) -> Result<()> {
+        self.call(move |store| store.mark_pushed(run, &uuid, &receipt, objects.as_ref()))
+            .await
+    }
+
+    /// The stable-content hashes of `uuid`'s objects on the platform; `None` when unknown.
+    pub async fn object_hashes(&self, uuid: String) -> Result<Option<HashMap<String, [u8; 8]>>> {
+        self.call(move |store| store.object_hashes(&uuid)).await
+    }
+
+    /// Forgets every recorded object hash when the conversion options changed (`fingerprint`
+    /// differs from the stored one). Returns whether hashes made under other options went.
+    pub async fn forget_hashes_if_options_changed(&self, fingerprint: String) -> Result<bool> {
+        self.call(move |store| store.forget_hashes_if_options_changed(&fingerprint))
             .await
     }
 

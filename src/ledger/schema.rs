@@ -37,6 +37,11 @@ const UPGRADES: &[(i64, &str, &str)] = &[
         "0004_left_out",
         include_str!("../../migrations/0004_left_out.sql"),
     ),
+    (
+        5,
+        "0005_pushed_objects",
+        include_str!("../../migrations/0005_pushed_objects.sql"),
+    ),
 ];
 
 pub(crate) fn latest_version() -> i64 {

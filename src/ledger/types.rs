@@ -325,6 +325,20 @@ pub struct PushedContent {
     pub bundle_sha256: String,
 }
 
+/// The objects a confirmed push leaves on the platform, by stable-content hash (the delta
+/// push's memory).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushedObjects {
+    /// The whole bundle went: the event's previous hashes are replaced.
+    pub full: bool,
+    /// The objects sent, with their hashes.
+    pub sent: Vec<(String, [u8; 8])>,
+    /// Objects the previous push had that the event no longer has.
+    pub removed: Vec<String>,
+    /// How many objects the event's bundle has in all.
+    pub total: usize,
+}
+
 /// Proof that a sink holds an event's bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {

@@ -7,10 +7,10 @@ use sha2::{Digest, Sha256};
 
 use super::{Outcome, Pipeline, PipelineError, Run};
 use crate::convert;
-use crate::ledger::{EventStatus, FailureStage, LeftOut, PushedContent};
-use crate::reconciler::ProcessReason;
+use crate::ledger::{EventStatus, FailureStage, LeftOut, PushedContent, PushedObjects};
 use crate::reconciler::attribute_count;
 use crate::reconciler::filters::{EventFacts, Verdict};
+use crate::reconciler::{ProcessReason, delta};
 use crate::sink::Delivery;
 use crate::telemetry::events::{EventFailed, EventPushed, EventSkipped, InternalEvent, Skip};
 
@@ -74,11 +74,19 @@ impl Pipeline {
                 })?,
             None => (event, convert::ResolvedThreats::default()),
         };
+        // What the platform already holds of this event (the delta push): the hashes of the
+        // objects its last confirmed push left there.
+        let previous = if self.settings.misp_feed.delta_push_on() {
+            self.ledger.object_hashes(uuid.to_string()).await?
+        } else {
+            None
+        };
         let converted = crate::cpu::run(move || {
             convert::convert_event(&event, &options, &threats)
                 .map(|bundle| {
-                    let (json, objects_sha256) = bundle.to_json_and_objects_sha256();
-                    (json, objects_sha256, bundle.objects.len())
+                    let delta = delta::select(&bundle.objects, previous.as_ref());
+                    let (json, objects_sha256) = bundle.part_json_and_objects_sha256(&delta.send);
+                    (json, objects_sha256, delta)
                 })
                 .map_err(|e| e.to_string())
         })
@@ -87,7 +95,7 @@ impl Pipeline {
             job: "conversion",
             reason,
         })?;
-        let (bundle_json, bundle_sha256, object_count) = match converted {
+        let (bundle_json, bundle_sha256, delta) = match converted {
             Ok(converted) => converted,
             Err(e) => return self.fail(run, uuid, FailureStage::Convert, e).await,
         };
@@ -107,13 +115,25 @@ impl Pipeline {
             Ok(receipt) => {
                 let latency = push_started.elapsed();
                 let destination = receipt.destination.text();
+                let (sent, total) = (delta.sent(), delta.total());
+                let objects = PushedObjects {
+                    full: delta.full,
+                    sent: delta
+                        .send
+                        .iter()
+                        .filter_map(|position| delta.hashes.get(*position).cloned())
+                        .collect(),
+                    removed: delta.removed,
+                    total,
+                };
                 self.ledger
-                    .mark_pushed(run.id, uuid.to_string(), receipt)
+                    .mark_pushed(run.id, uuid.to_string(), receipt, Some(objects))
                     .await?;
                 EventPushed {
                     uuid,
                     reason: reason.as_str(),
-                    objects: object_count,
+                    objects: sent,
+                    total,
                     destination: &destination,
                     latency,
                 }

@@ -246,6 +246,7 @@ impl Pipeline {
     }
 
     async fn run_inner(&self, run: &Run) -> Result<RunReport, PipelineError> {
+        self.forget_hashes_if_options_changed().await?;
         let checkpoint = self.ledger.checkpoint().await?;
         let listing = self
             .source
@@ -276,6 +277,24 @@ impl Pipeline {
             }
             Listing::Objects(objects) => self.sync_objects(run, checkpoint, objects).await,
         }
+    }
+
+    /// Object hashes made under other conversion options describe other bundles: the next
+    /// push of every event is then a full one.
+    async fn forget_hashes_if_options_changed(&self) -> Result<(), PipelineError> {
+        use sha2::Digest;
+        let options = format!("{:?}", self.settings.misp_feed.convert);
+        let fingerprint = hex::encode(&sha2::Sha256::digest(options.as_bytes())[..8]);
+        if self
+            .ledger
+            .forget_hashes_if_options_changed(fingerprint)
+            .await?
+        {
+            tracing::info!(
+                "the conversion options changed: the next push of every event sends its whole bundle"
+            );
+        }
+        Ok(())
     }
 
     /// Closes the sink's connections (the broker's): the connector is done with runs.

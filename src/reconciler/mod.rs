@@ -10,6 +10,7 @@
 //! - an event the ledger owes (pending, in flight at a crash, failed and due) goes again;
 //! - a pushed event goes again only when its manifest timestamp changed.
 
+pub mod delta;
 pub mod filters;
 mod guards;
 

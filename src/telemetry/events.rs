@@ -100,7 +100,10 @@ pub(crate) struct EventPushed<'a> {
     pub uuid: &'a str,
     /// Why it was due (`new`, `timestamp changed` ...).
     pub reason: &'a str,
+    /// Objects sent (all of them, or the delta's).
     pub objects: usize,
+    /// Objects of the event's bundle.
+    pub total: usize,
     pub destination: &'a str,
     /// From handing the bundle to the sink to its confirmation.
     pub latency: Duration,
@@ -112,15 +115,27 @@ impl InternalEvent for EventPushed<'_> {
         metrics.inc_bundles_sent();
         metrics.add_records_sent(self.objects as u64);
         metrics.inc_event_outcome("pushed");
-        let (uuid, objects) = (self.uuid, self.objects);
-        tracing::info!(
-            event = %uuid,
-            decision = "pushed",
-            reason = self.reason,
-            objects,
-            destination = %self.destination,
-            "event {uuid} pushed ({objects} objects)"
-        );
+        let (uuid, objects, total) = (self.uuid, self.objects, self.total);
+        if objects == total {
+            tracing::info!(
+                event = %uuid,
+                decision = "pushed",
+                reason = self.reason,
+                objects,
+                destination = %self.destination,
+                "event {uuid} pushed ({objects} objects)"
+            );
+        } else {
+            tracing::info!(
+                event = %uuid,
+                decision = "pushed",
+                reason = self.reason,
+                objects,
+                total,
+                destination = %self.destination,
+                "event {uuid} pushed: delta of {objects} of its {total} objects"
+            );
+        }
     }
 }
 

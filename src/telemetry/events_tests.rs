@@ -38,6 +38,7 @@ fn event_pushed_logs_its_decision_and_counts_bundle_records_and_latency() {
         uuid: "5f1e0000-aaaa-4bbb-8ccc-000000000001",
         reason: "new",
         objects: 12,
+        total: 12,
         destination: "work_1",
         latency: Duration::from_millis(20),
     });

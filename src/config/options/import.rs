@@ -1,6 +1,6 @@
 //! The options of import control: which events are imported (the sibling MISP connector's
-//! `MISP_IMPORT_*` filters, with the `MISP_FEED_` prefix and the same value formats) and the
-//! guards that protect the platform (event size, events per run).
+//! `MISP_IMPORT_*` filters, with the `MISP_FEED_` prefix and the same value formats), the
+//! guards that protect the platform (event size, events per run), and the delta push.
 
 use super::Need::Sync;
 use super::Origin::Ours;
@@ -126,4 +126,14 @@ pub(super) const IMPORT_CONTROL: &[OptionSpec] = &[
         Sync,
         "At most this many events are fetched and pushed per run, oldest first; the rest stays owed to the next runs. Unset: no limit.",
     ),
+    OptionSpec::new(
+        "MISP_FEED_DELTA_PUSH",
+        "misp_feed",
+        "delta_push",
+        &Plain(Flag, field!(misp_feed.delta_push)),
+        Ours,
+        Sync,
+        "An updated event sends only its new and changed objects (and its report), not its whole bundle. Always off with MISP_FEED_REFERENCE_COMPAT.",
+    )
+    .or("true"),
 ];

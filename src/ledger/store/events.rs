@@ -96,10 +96,31 @@ impl Store {
         })
     }
 
-    /// The sink confirmed the bundle.
-    pub(crate) fn mark_pushed(&mut self, run: RunId, uuid: &str, receipt: &Receipt) -> Result<()> {
-        let detail = format!("{} message(s) confirmed", receipt.messages);
+    /// The sink confirmed the bundle. The hashes of what it sent are recorded in the same
+    /// transaction: never hashes of objects the platform did not confirm.
+    pub(crate) fn mark_pushed(
+        &mut self,
+        run: RunId,
+        uuid: &str,
+        receipt: &Receipt,
+        objects: Option<&PushedObjects>,
+    ) -> Result<()> {
+        let mut detail = format!("{} message(s) confirmed", receipt.messages);
+        match objects {
+            Some(objects) if objects.full => {
+                detail.push_str(&format!("; full: {} objects", objects.total))
+            }
+            Some(objects) => detail.push_str(&format!(
+                "; delta: {} of {} objects",
+                objects.sent.len(),
+                objects.total
+            )),
+            None => {}
+        }
         self.transition(uuid, |tx, now| {
+            if let Some(objects) = objects {
+                record_pushed_objects(tx, uuid, objects)?;
+            }
             tx.execute(
                 "UPDATE events SET status = ?2, destination = ?3, destination_kind = ?4,
                     messages = ?5, pushed_at = ?6, last_error = NULL, next_attempt_at = NULL,
@@ -123,6 +144,25 @@ impl Store {
             };
             Ok(((), HistoryAction::Pushed, row))
         })
+    }
+
+    /// The stable-content hashes the platform holds for `uuid`'s objects; `None` when none
+    /// are known (never pushed, reset, or pushed before hashes were kept).
+    pub(crate) fn object_hashes(&self, uuid: &str) -> Result<Option<HashMap<String, [u8; 8]>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT object_id, hash FROM pushed_objects WHERE event_uuid = ?1")?;
+        let mut hashes = HashMap::new();
+        let rows = stmt.query_map(params![uuid], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        for row in rows {
+            let (id, bytes) = row?;
+            if let Ok(hash) = <[u8; 8]>::try_from(bytes.as_slice()) {
+                hashes.insert(id, hash);
+            }
+        }
+        Ok((!hashes.is_empty()).then_some(hashes))
     }
 
     /// A fetch, conversion or push failed. Counts an attempt (a fetch or conversion failure
@@ -281,4 +321,27 @@ impl Store {
         }
         Ok(counts)
     }
+}
+
+/// Brings the event's recorded hashes to what the platform holds after this push.
+fn record_pushed_objects(tx: &Transaction<'_>, uuid: &str, objects: &PushedObjects) -> Result<()> {
+    if objects.full {
+        tx.execute(
+            "DELETE FROM pushed_objects WHERE event_uuid = ?1",
+            params![uuid],
+        )?;
+    }
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO pushed_objects (event_uuid, object_id, hash) VALUES (?1, ?2, ?3)
+         ON CONFLICT(event_uuid, object_id) DO UPDATE SET hash = ?3",
+    )?;
+    for (id, hash) in &objects.sent {
+        upsert.execute(params![uuid, id, &hash[..]])?;
+    }
+    let mut delete =
+        tx.prepare_cached("DELETE FROM pushed_objects WHERE event_uuid = ?1 AND object_id = ?2")?;
+    for id in &objects.removed {
+        delete.execute(params![uuid, id])?;
+    }
+    Ok(())
 }

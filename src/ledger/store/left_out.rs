@@ -115,4 +115,30 @@ impl Store {
         tx.commit()?;
         Ok(reopened as u64)
     }
+
+    /// When `fingerprint` (of the conversion options) differs from the one stored, the
+    /// recorded object hashes are forgotten (every event's next push is a full one) and the
+    /// new fingerprint is stored. Returns whether they were.
+    pub(crate) fn forget_hashes_if_options_changed(&mut self, fingerprint: &str) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let stored: Option<String> = tx
+            .query_row(
+                "SELECT convert_fingerprint FROM checkpoint WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        if stored.as_deref() == Some(fingerprint) {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM pushed_objects", [])?;
+        tx.execute(
+            "INSERT INTO checkpoint (id, convert_fingerprint, updated_at) VALUES (1, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET convert_fingerprint = ?1, updated_at = ?2",
+            params![fingerprint, now_text()],
+        )?;
+        tx.commit()?;
+        Ok(stored.is_some())
+    }
 }

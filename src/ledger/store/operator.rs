@@ -23,6 +23,8 @@ impl Store {
             params![now, HistoryAction::Reset, why],
         )?;
         let removed = tx.execute("DELETE FROM events", [])?;
+        // The next push of every event is a full one.
+        tx.execute("DELETE FROM pushed_objects", [])?;
         tx.execute("DELETE FROM manifest_entries", [])?;
         tx.execute("DELETE FROM s3_objects", [])?;
         match scope {
@@ -61,6 +63,10 @@ impl Store {
              VALUES (?1, ?2, ?3, 'reset by operator')",
             params![uuid, now, HistoryAction::Reset],
         )?;
+        tx.execute(
+            "DELETE FROM pushed_objects WHERE event_uuid = ?1",
+            params![uuid],
+        )?;
         let listed: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM manifest_entries WHERE uuid = ?1)
                 OR EXISTS (SELECT 1 FROM s3_objects o JOIN events e ON o.key = e.source_key
@@ -96,6 +102,11 @@ impl Store {
                 format!("reset since {}", time_text(since)),
                 since_ts
             ],
+        )?;
+        tx.execute(
+            "DELETE FROM pushed_objects WHERE event_uuid IN
+                (SELECT uuid FROM events WHERE manifest_timestamp >= ?1)",
+            params![since_ts],
         )?;
         let changed = tx.execute(
             "UPDATE events SET status = ?3, attempts = 0, next_attempt_at = NULL,
