@@ -6,6 +6,7 @@
 //! platform client (registration, state, works, threat search) the OpenCTI side relies on.
 //! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all,
 //! and `pycompat` holds the Python behaviour the output must match byte for byte.
+//! `warninglists` answers whether a value is on one of MISP's warninglists.
 
 pub mod commands;
 pub mod config;
@@ -21,3 +22,4 @@ pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
+pub mod warninglists;

@@ -46,3 +46,4 @@ mod telemetry_logs;
 mod telemetry_metrics;
 mod trust_cli;
 mod trust_manifest;
+mod warninglists;
