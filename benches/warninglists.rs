@@ -125,6 +125,9 @@ fn main() {
         }
     };
     let load = started.elapsed();
+    for warning in lists.warnings() {
+        eprintln!("{warning}");
+    }
     let entries: usize = lists.lists().iter().map(|list| list.entries).sum();
     println!(
         "load {} lists, {entries} entries ({}): {load:?}",

@@ -10,55 +10,68 @@
 //!   The value itself is not lower-cased (MISP stores hostnames and domains lower-cased; URLs
 //!   keep their case, so `https://Bio.fm/x` matches no entry `bio.fm` there either).
 
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
 use super::eligibility::{ListId, ListSet};
 
-enum Owners {
-    One(ListId),
-    /// Ascending.
-    Many(Box<[ListId]>),
+/// Marks `Slot::owners` as an index into `ExactIndex::shared` rather than a list.
+const SHARED: u32 = 1 << 31;
+
+/// One entry: where its text is in the arena, and the lists holding it.
+#[derive(Clone, Copy)]
+struct Slot {
+    start: usize,
+    len: u32,
+    /// The one list holding it, or `SHARED | i` for `shared[i]`.
+    owners: u32,
 }
 
-impl Owners {
-    fn add(&mut self, list: ListId) {
-        match self {
-            Owners::One(only) if *only == list => {}
-            Owners::One(only) => *self = Owners::Many(Box::new([*only, list])),
-            Owners::Many(lists) if lists.last() == Some(&list) => {}
-            Owners::Many(lists) => {
-                let mut grown = lists.to_vec();
-                grown.push(list);
-                *lists = grown.into_boxed_slice();
-            }
-        }
-    }
-
-    fn first(&self, eligible: &ListSet, before: ListId) -> Option<ListId> {
-        let lists: &[ListId] = match self {
-            Owners::One(only) => std::slice::from_ref(only),
-            Owners::Many(lists) => lists,
-        };
-        lists
-            .iter()
-            .copied()
-            .take_while(|list| *list < before)
-            .find(|list| eligible.contains(*list))
-    }
-}
-
+/// Entries live back to back in one string and the table holds only their place: a
+/// million-entry list costs no million allocations.
 #[derive(Default)]
 pub(super) struct ExactIndex {
-    entries: foldhash::HashMap<Box<str>, Owners>,
+    text: String,
+    slots: HashTable<Slot>,
+    /// The lists holding an entry that several lists hold, ascending.
+    shared: Vec<Vec<ListId>>,
+    hasher: foldhash::fast::RandomState,
+}
+
+fn entry_of<'t>(text: &'t str, slot: &Slot) -> &'t str {
+    &text[slot.start..slot.start + slot.len as usize]
 }
 
 impl ExactIndex {
     /// Lists are added in ascending order.
     pub(super) fn insert_string(&mut self, entry: &str, list: ListId) {
-        match self.entries.get_mut(entry) {
-            Some(owners) => owners.add(list),
-            None => {
-                self.entries.insert(entry.into(), Owners::One(list));
+        let hash = self.hasher.hash_one(entry);
+        let text = &self.text;
+        if let Some(slot) = self
+            .slots
+            .find_mut(hash, |slot| entry_of(text, slot) == entry)
+        {
+            if slot.owners & SHARED != 0 {
+                let lists = &mut self.shared[(slot.owners & !SHARED) as usize];
+                if lists.last() != Some(&list) {
+                    lists.push(list);
+                }
+            } else if slot.owners != list {
+                self.shared.push(vec![slot.owners, list]);
+                slot.owners = SHARED | (self.shared.len() - 1) as u32;
             }
+            return;
         }
+        let slot = Slot {
+            start: self.text.len(),
+            len: entry.len() as u32,
+            owners: list,
+        };
+        self.text.push_str(entry);
+        let (text, hasher) = (&self.text, &self.hasher);
+        self.slots
+            .insert_unique(hash, slot, |slot| hasher.hash_one(entry_of(text, slot)));
     }
 
     pub(super) fn insert_hostname(&mut self, entry: &str, list: ListId) {
@@ -69,7 +82,11 @@ impl ExactIndex {
     }
 
     pub(super) fn shrink(&mut self) {
-        self.entries.shrink_to_fit();
+        self.text.shrink_to_fit();
+        self.shared.shrink_to_fit();
+        let (text, hasher) = (&self.text, &self.hasher);
+        self.slots
+            .shrink_to_fit(|slot| hasher.hash_one(entry_of(text, slot)));
     }
 
     /// The lowest eligible list below `before` holding `value`, with the entry.
@@ -79,10 +96,21 @@ impl ExactIndex {
         eligible: &ListSet,
         before: ListId,
     ) -> Option<(ListId, &str)> {
-        let (entry, owners) = self.entries.get_key_value(value)?;
-        owners
-            .first(eligible, before)
-            .map(|list| (list, entry.as_ref()))
+        let hash = self.hasher.hash_one(value);
+        let slot = self
+            .slots
+            .find(hash, |slot| entry_of(&self.text, slot) == value)?;
+        let lists: &[ListId] = if slot.owners & SHARED != 0 {
+            &self.shared[(slot.owners & !SHARED) as usize]
+        } else {
+            std::slice::from_ref(&slot.owners)
+        };
+        lists
+            .iter()
+            .copied()
+            .take_while(|list| *list < before)
+            .find(|list| eligible.contains(*list))
+            .map(|list| (list, entry_of(&self.text, slot)))
     }
 
     /// The lowest eligible list below `before` holding the value's host or a parent domain of

@@ -252,9 +252,9 @@ impl Builder {
             ListKind::Cidr => self.add_networks(&list, id)?,
             ListKind::Regex => self.add_patterns(&list, id)?,
         };
-        if entries == 0 {
+        if list.kept_entries().next().is_none() {
             self.warnings.push(format!(
-                "warninglist {} ({:?}) has no entry that can match",
+                "warninglist {} ({:?}) has no entries",
                 list.file.display(),
                 list.name
             ));

@@ -7,10 +7,11 @@
 //!   counted); any other closes with itself. A backslash escapes the next character.
 //! - Modifiers: `i` `m` `s` `x` `U` map to the crate's flags of the same meaning; `A` anchors at
 //!   the start; `u` turns on UTF-8 and Unicode classes (PHP sets `PCRE2_UCP` with it); without
-//!   `u` the pattern is matched on bytes with ASCII classes and ASCII case folding, as PCRE
-//!   does. `D`, `S`, `X`, `J`, `n`, `r` change nothing that matters to a yes/no match on a
-//!   trimmed value (MISP trims values before storing them). White space and newlines among the
-//!   modifiers are ignored, as PHP ignores them.
+//!   `u` the pattern is matched on bytes with ASCII classes and ASCII case folding, and a
+//!   non-ASCII character in it stands for its UTF-8 bytes, as PCRE does. `D`, `S`, `X`, `J`,
+//!   `n`, `r` change nothing that matters to a yes/no match on a trimmed value (MISP trims
+//!   values before storing them). White space and newlines among the modifiers are ignored,
+//!   as PHP ignores them.
 //! - `\<` and `\>` are the literal characters in PCRE (word boundaries in the crate), and `\Z`
 //!   ends the subject, as `\z` does on a trimmed value.
 //!
@@ -117,6 +118,10 @@ fn assemble(body: &str, modifiers: &Modifiers) -> String {
     }
     let mut chars = body.chars();
     while let Some(c) = chars.next() {
+        if !c.is_ascii() && !modifiers.unicode {
+            push_bytes(&mut pattern, c);
+            continue;
+        }
         if c != '\\' {
             pattern.push(c);
             continue;
@@ -124,6 +129,9 @@ fn assemble(body: &str, modifiers: &Modifiers) -> String {
         match chars.next() {
             Some(literal @ ('<' | '>')) => pattern.push(literal),
             Some('Z') => pattern.push_str(r"\z"),
+            Some(escaped) if !escaped.is_ascii() && !modifiers.unicode => {
+                push_bytes(&mut pattern, escaped);
+            }
             Some(escaped) => {
                 pattern.push('\\');
                 pattern.push(escaped);
@@ -140,6 +148,16 @@ fn assemble(body: &str, modifiers: &Modifiers) -> String {
         });
     }
     pattern
+}
+
+/// Without `u`, PCRE reads a non-ASCII character as its UTF-8 bytes: `é+` repeats the last
+/// byte and `[é]` is a class of two bytes. The crate reads a character as one unit, and
+/// refuses it in a class outside Unicode mode, so the bytes are written out.
+fn push_bytes(pattern: &mut String, c: char) {
+    let mut buffer = [0; 4];
+    for byte in c.encode_utf8(&mut buffer).bytes() {
+        let _ = write!(pattern, "\\x{byte:02X}");
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +221,13 @@ mod tests {
             matches("/é/", "café"),
             "a literal non-ASCII character matches its bytes"
         );
+        assert!(matches("/^[é]+$/", "é"), "a class of its two bytes");
+        assert!(
+            usable("/^é+$/").is_match(b"\xC3\xA9\xA9"),
+            "the quantifier repeats the last byte"
+        );
+        assert!(!matches("/^é+$/", "éé"));
+        assert!(matches("/^é+$/u", "éé"), "with u the character is one unit");
     }
 
     #[test]

@@ -72,18 +72,31 @@ const PHP_BLANKS: [char; 6] = [' ', '\t', '\n', '\r', '\0', '\x0B'];
 pub(super) fn stored_form<'v>(attribute_type: &str, value: &'v str) -> Cow<'v, str> {
     let value = value.trim_matches(PHP_BLANKS);
     match attribute_type {
-        "domain" => Cow::Owned(lower(value).trim_matches('.').to_string()),
+        "domain" => match lower(value) {
+            Cow::Borrowed(value) => Cow::Borrowed(value.trim_matches('.')),
+            Cow::Owned(value) => Cow::Owned(value.trim_matches('.').to_string()),
+        },
         "domain|ip" => {
             let lowered = lower(value);
-            Cow::Owned(match lowered.split_once('|') {
-                Some((domain, ip)) => format!("{}|{ip}", domain.trim_matches('.')),
-                None => lowered.into_owned(),
-            })
+            match lowered.split_once('|') {
+                Some((domain, ip)) if domain.starts_with('.') || domain.ends_with('.') => {
+                    Cow::Owned(format!("{}|{ip}", domain.trim_matches('.')))
+                }
+                _ => lowered,
+            }
         }
-        "x509-fingerprint-md5" | "x509-fingerprint-sha1" | "x509-fingerprint-sha256" => {
+        "x509-fingerprint-md5" | "x509-fingerprint-sha1" | "x509-fingerprint-sha256"
+            if value.contains(':') =>
+        {
             Cow::Owned(value.replace(':', "").to_ascii_lowercase())
         }
-        "hostname|port" => Cow::Owned(value.to_ascii_lowercase().replace(':', "|")),
+        "x509-fingerprint-md5" | "x509-fingerprint-sha1" | "x509-fingerprint-sha256" => {
+            lower(value)
+        }
+        "hostname|port" if value.contains(':') => {
+            Cow::Owned(value.to_ascii_lowercase().replace(':', "|"))
+        }
+        "hostname|port" => lower(value),
         kind if LOWER_CASED.contains(&kind) => lower(value),
         kind if FILENAME_AND_HASH.contains(&kind) => match value.find('|') {
             Some(bar) => match lower(&value[bar..]) {
@@ -131,6 +144,9 @@ mod tests {
             ),
             ("x509-fingerprint-sha1", "AB:CD:EF", "abcdef"),
             ("hostname|port", "Example.com:443", "example.com|443"),
+            ("hostname|port", "Example.com|443", "example.com|443"),
+            ("x509-fingerprint-md5", "ABCDEF", "abcdef"),
+            ("domain|ip", "Example.com|10.0.0.1", "example.com|10.0.0.1"),
             ("url", " HTTPS://Example.com/A ", "HTTPS://Example.com/A"),
             ("ip-dst", "\t10.0.0.1 ", "10.0.0.1"),
             ("filename", "Café.EXE", "Café.EXE"),
@@ -148,5 +164,13 @@ mod tests {
             Cow::Borrowed(_)
         ));
         assert!(matches!(stored_form("text", "Any Thing"), Cow::Borrowed(_)));
+        assert!(matches!(
+            stored_form("domain", "example.com"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            stored_form("domain|ip", "example.com|10.0.0.1"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -183,6 +183,18 @@ fn the_first_list_in_load_order_wins_and_its_first_matching_part() {
 }
 
 #[test]
+fn within_one_list_the_first_part_is_the_match() {
+    let folder = Folder::new();
+    folder.list("both", list("Both", "string", &[], &["second", "first"]));
+    let lists = folder.load();
+    let found = lists.check("x|y", "first|second").unwrap();
+    assert_eq!(found.entry, "first");
+    let found = lists.check("malware-sample", "second|first").unwrap();
+    assert_eq!(found.entry, "second", "malware-sample is composite too");
+    assert_eq!(hit(&lists, "text", "first|second"), None);
+}
+
+#[test]
 fn a_list_without_matching_attributes_or_with_all_applies_to_every_type() {
     let folder = Folder::new();
     folder
@@ -345,6 +357,20 @@ fn an_unknown_type_is_skipped_with_a_warning_naming_the_list() {
     assert!(
         warning.contains("lists/asn/list.json") && warning.contains("\"asn\""),
         "{warning}"
+    );
+}
+
+#[test]
+fn an_empty_list_loads_with_a_warning_and_matches_nothing() {
+    let folder = Folder::new();
+    folder.list("empty", list("Empty", "substring", &[], &["", "0"]));
+    let lists = folder.load();
+    assert_eq!(hit(&lists, "text", "anything 0"), None);
+    assert_eq!(lists.warnings().len(), 1);
+    assert!(
+        lists.warnings()[0].contains("has no entries"),
+        "{:?}",
+        lists.warnings()
     );
 }
 
