@@ -6,6 +6,7 @@
 //! platform client (registration, state, works, threat search) the OpenCTI side relies on.
 //! `pipeline` drives one run through those stages; `config` and `telemetry` serve them all,
 //! and `pycompat` holds the Python behaviour the output must match byte for byte.
+//! `warninglists` answers whether a value is on one of MISP's warninglists.
 
 pub mod commands;
 pub mod config;
@@ -23,3 +24,4 @@ pub mod source;
 pub mod telemetry;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+pub mod warninglists;

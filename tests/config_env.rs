@@ -781,6 +781,23 @@ fn rows() -> Vec<Row> {
             bad: Some("files"),
         },
         Row {
+            env: "MISP_FEED_WARNINGLISTS_PATH",
+            yaml: "misp_feed.warninglists_path",
+            read: |s| {
+                opt(&s
+                    .misp_feed
+                    .warninglists_path
+                    .as_ref()
+                    .map(|p| p.display().to_string()))
+            },
+            default: Some("None"),
+            env_value: "{DIR}",
+            env_expected: "{DIR}",
+            yaml_value: "'{DIR}/lists'",
+            yaml_expected: "{DIR}/lists",
+            bad: Some("/nonexistent/warninglists"),
+        },
+        Row {
             env: "MISP_FEED_REFERENCE_COMPAT",
             yaml: "misp_feed.reference_compat",
             read: |s| s.misp_feed.convert.reference_compat.to_string(),
@@ -955,6 +972,8 @@ fn companions(env: &str) -> Vec<(&'static str, &'static str)> {
 struct Fixture {
     _dir: tempfile::TempDir,
     pem: String,
+    /// A folder holding a `lists` folder.
+    folder: String,
 }
 
 fn fixture() -> Fixture {
@@ -966,7 +985,14 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let pem = pem.display().to_string();
-    Fixture { _dir: dir, pem }
+    let folder = dir.path().join("folder");
+    std::fs::create_dir_all(folder.join("lists")).unwrap();
+    let folder = folder.display().to_string();
+    Fixture {
+        _dir: dir,
+        pem,
+        folder,
+    }
 }
 
 fn env_for(row: &Row) -> HashMap<String, String> {
@@ -984,7 +1010,7 @@ fn yaml_for(row: &Row, value: &str) -> String {
 }
 
 fn fill(text: &str, fx: &Fixture) -> String {
-    text.replace("{PEM}", &fx.pem)
+    text.replace("{PEM}", &fx.pem).replace("{DIR}", &fx.folder)
 }
 
 #[test]

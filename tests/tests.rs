@@ -52,3 +52,4 @@ mod trust_cli;
 mod trust_manifest;
 mod trust_platform;
 mod trust_s3;
+mod warninglists;

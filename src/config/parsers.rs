@@ -286,6 +286,30 @@ impl Parser for PemFile {
     }
 }
 
+/// The path of a folder that exists now (checked at start, not at first use).
+pub(crate) struct FolderPath;
+
+impl Parser for FolderPath {
+    type Value = PathBuf;
+    fn parse(&self, raw: &Raw, context: &mut Context) -> Result<PathBuf, ConfigError> {
+        let path = FilePath.parse(raw, context)?;
+        if path.is_dir() {
+            Ok(path)
+        } else {
+            Err(raw.invalid("the path of an existing folder"))
+        }
+    }
+    fn show(&self, value: &PathBuf) -> Option<String> {
+        FilePath.show(value)
+    }
+    fn json(&self, value: &PathBuf) -> Json {
+        FilePath.json(value)
+    }
+    fn shape(&self) -> Shape {
+        Shape::of("string")
+    }
+}
+
 /// pycti's way of giving a CA: the PEM text itself, or the path of a PEM file.
 pub(crate) struct PemFileOrText;
 

@@ -105,6 +105,8 @@ pub struct MispFeedSettings {
     /// How often `run` pings OpenCTI with the state (pycti's PingAlive: 40 s), which is also
     /// how soon a UI reset is noticed.
     pub heartbeat_period: Duration,
+    /// A folder of MISP warninglists (`crate::warninglists`); `None`: no list applies.
+    pub warninglists_path: Option<PathBuf>,
     /// `MISP_FEED_CREATE_REPORTS` ... `MISP_FEED_REFERENCE_COMPAT`.
     pub convert: ConvertOptions,
     /// `MISP_FEED_IMPORT_TAGS` ... `MISP_FEED_IMPORT_ONLY_PUBLISHED`.

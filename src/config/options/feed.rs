@@ -5,8 +5,8 @@ use super::Origin::{Ours, PythonConnector};
 use super::{Maybe, OptionSpec, Plain, field};
 use crate::config::headers::CheckedHeaders;
 use crate::config::parsers::{
-    FeedUrl, FilePath, Flag, HttpUrl, ImportFrom, Int, IntervalMinutes, Number, PemFile, Seconds,
-    SecretText, Size, Text, Variant,
+    FeedUrl, FilePath, Flag, FolderPath, HttpUrl, ImportFrom, Int, IntervalMinutes, Number,
+    PemFile, Seconds, SecretText, Size, Text, Variant,
 };
 use crate::config::settings::SourceType;
 
@@ -418,6 +418,15 @@ pub(super) const MISP_FEED: &[OptionSpec] = &[
         "Import attachment and malware-sample files.",
     )
     .or("false"),
+    OptionSpec::new(
+        "MISP_FEED_WARNINGLISTS_PATH",
+        "misp_feed",
+        "warninglists_path",
+        &Maybe(FolderPath, field!(misp_feed.warninglists_path)),
+        Ours,
+        Conversion,
+        "MISP warninglists folder (a misp-warninglists checkout: lists/<name>/list.json); an attribute whose value is on a list makes no indicator, its observable is kept.",
+    ),
     OptionSpec::new(
         "MISP_FEED_REFERENCE_COMPAT",
         "misp_feed",
