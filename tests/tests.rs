@@ -17,6 +17,7 @@ mod convert_default;
 mod convert_fuzz;
 mod convert_input;
 mod convert_parity;
+mod convert_shapes;
 mod engine_crash;
 mod engine_http;
 mod engine_s3;

@@ -199,6 +199,7 @@ impl Pipeline {
         })?;
         match parsed {
             (content_sha256, Ok(event)) => {
+                (event.warnings().iter()).for_each(|w| tracing::warn!(event = %uuid, "{w}"));
                 self.convert_and_push(run, uuid, event, content_sha256, reason)
                     .await
             }

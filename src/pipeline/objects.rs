@@ -237,6 +237,7 @@ impl Pipeline {
                 .emit();
                 continue;
             }
+            (event.warnings().iter()).for_each(|w| tracing::warn!(event = %uuid, "{w}"));
             self.queue_object_event(run, object, &uuid, event.timestamp(), event.info())
                 .await?;
             let outcome = self
