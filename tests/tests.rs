@@ -20,6 +20,7 @@ mod convert_parity;
 mod convert_shapes;
 mod engine_crash;
 mod engine_http;
+mod engine_options;
 mod engine_s3;
 mod hostile_input;
 mod ids_vectors;
