@@ -96,6 +96,28 @@ fn compat_output_is_the_connectors_on_every_shape() {
     assert_eq!(compared, 4 * 3 * 2);
 }
 
+#[test]
+fn compat_output_stays_the_references_with_every_option_of_ours_set() {
+    let mut compared = 0;
+    for entry in fs::read_dir(fixtures().join("misp/events")).unwrap() {
+        let path = entry.unwrap().path();
+        let uuid = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let event = read_json(&path);
+        for profile in PROFILES {
+            let expected =
+                read_json(&fixtures().join(format!("reference/normalized/{uuid}.{profile}.json")));
+            let options = with_every_option_of_ours(profile_options(profile, true));
+            let actual = normalize_objects(&convert_value(&event, &options));
+            assert!(
+                actual == expected,
+                "{uuid}.{profile} differs from the reference"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 27);
+}
+
 /// Objects by type, name (or value) and id, normalized, the report left out.
 fn by_name(objects: &[Value]) -> BTreeMap<String, Value> {
     objects
