@@ -49,6 +49,7 @@ fn options_from(profile: &Value, compat: bool) -> ConvertOptions {
         ),
         import_with_attachments: flag("import_with_attachments", defaults.import_with_attachments),
         reference_compat: compat,
+        ..defaults
     }
 }
 

@@ -36,6 +36,7 @@ fn options(profiles_file: &str, profile: &str, reference_compat: bool) -> Conver
         ),
         import_with_attachments: flag("import_with_attachments"),
         reference_compat,
+        ..ConvertOptions::default()
     }
 }
 
@@ -139,6 +140,17 @@ fn check_pair(event_path: &Path, profiles_file: &str, profile: &str, tally: &mut
                 o.as_object_mut().unwrap().remove("created");
                 o.as_object_mut().unwrap().remove("modified");
             }
+        }
+        // The connector copies `to_ids` as given; the default mode sends the boolean it
+        // means (MISP writes a boolean, other writers 0/1).
+        if let Some(detection) = expected.get_mut("x_opencti_detection")
+            && !detection.is_boolean()
+        {
+            *detection = Value::Bool(match &*detection {
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => matches!(s.trim(), "1" | "true" | "yes"),
+                _ => false,
+            });
         }
         if object["type"] == "report" {
             let compat_refs: Vec<&Value> =

@@ -3,7 +3,9 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::LazyLock;
 
+use misp_feed::convert::normalize::normalize_objects;
 use misp_feed::convert::{ConvertOptions, ResolvedThreats, convert_event, parse_event_file};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -287,6 +289,178 @@ fn mutate(mut value: Value, mutations: &[(usize, u8, Value)]) -> Value {
         }
     }
     value
+}
+
+/// What kind of MISP element a JSON object of an event is, by where it sits.
+#[derive(Clone, Copy, Debug)]
+enum Element {
+    Event,
+    Attribute,
+    Object,
+    Reference,
+    Tag,
+    Galaxy,
+    Cluster,
+    Meta,
+    Sighting,
+    Organisation,
+    Report,
+}
+
+impl Element {
+    /// The keys the conversion reads (in some configuration); every other key is unused.
+    fn read_keys(self) -> &'static [&'static str] {
+        match self {
+            Element::Event => &[
+                "info",
+                "date",
+                "timestamp",
+                "threat_level_id",
+                "Orgc",
+                "Org",
+                "Tag",
+                "Galaxy",
+                "Attribute",
+                "Object",
+                "EventReport",
+            ],
+            Element::Attribute => &[
+                "type",
+                "value",
+                "category",
+                "comment",
+                "uuid",
+                "to_ids",
+                "timestamp",
+                "deleted",
+                "Tag",
+                "Galaxy",
+                "Sighting",
+                "data",
+            ],
+            Element::Object => &[
+                "uuid",
+                "name",
+                "description",
+                "deleted",
+                "Attribute",
+                "ObjectReference",
+            ],
+            Element::Reference => &[
+                "source_uuid",
+                "object_uuid",
+                "referenced_uuid",
+                "relationship_type",
+                "comment",
+                "deleted",
+            ],
+            Element::Tag | Element::Organisation => &["name"],
+            Element::Galaxy => &["namespace", "name", "GalaxyCluster"],
+            Element::Cluster => &["value", "description", "meta"],
+            Element::Meta => &["synonyms", "external_id", "ISO"],
+            Element::Sighting => &["Organisation", "date_sighting"],
+            Element::Report => &["name", "content", "timestamp", "deleted"],
+        }
+    }
+
+    /// The element kinds held under `key` (in a list, or as one object).
+    fn child(self, key: &str) -> Option<Element> {
+        Some(match (self, key) {
+            (Element::Event | Element::Object, "Attribute") => Element::Attribute,
+            (Element::Event, "Object") => Element::Object,
+            (Element::Event, "EventReport") => Element::Report,
+            (Element::Event, "Orgc" | "Org") | (Element::Sighting, "Organisation") => {
+                Element::Organisation
+            }
+            (Element::Event | Element::Attribute, "Tag") => Element::Tag,
+            (Element::Event | Element::Attribute, "Galaxy") => Element::Galaxy,
+            (Element::Attribute, "Sighting") => Element::Sighting,
+            (Element::Object, "ObjectReference") => Element::Reference,
+            (Element::Galaxy, "GalaxyCluster") => Element::Cluster,
+            (Element::Cluster, "meta") => Element::Meta,
+            _ => return None,
+        })
+    }
+}
+
+/// Every MISP element of an event, with its JSON pointer.
+fn elements(value: &Value, pointer: String, kind: Element, out: &mut Vec<(String, Element)>) {
+    let Some(map) = value.as_object() else {
+        return;
+    };
+    out.push((pointer.clone(), kind));
+    for (key, child) in map {
+        let Some(child_kind) = kind.child(key) else {
+            continue;
+        };
+        match child {
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    elements(item, format!("{pointer}/{key}/{index}"), child_kind, out);
+                }
+            }
+            Value::Object(_) => elements(child, format!("{pointer}/{key}"), child_kind, out),
+            _ => {}
+        }
+    }
+}
+
+/// The conversion of an event under each option set: its objects normalized, or the error.
+type Outcomes = Vec<Result<Value, String>>;
+
+/// The conversion of `event` under every option set.
+fn outcomes(event: &Value) -> Outcomes {
+    let events = parse_event_file(event.to_string().as_bytes(), "unused.json").unwrap();
+    option_sets()
+        .iter()
+        .map(|options| {
+            convert_event(&events[0], options, &ResolvedThreats::default())
+                .map(|bundle| normalize_objects(&bundle.objects))
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// The fixture events with their conversions, computed once for every case.
+static CONVERTED_FIXTURES: LazyLock<Vec<(Value, Outcomes)>> = LazyLock::new(|| {
+    fixture_events()
+        .into_iter()
+        .map(|event| {
+            let converted = outcomes(&event);
+            (event, converted)
+        })
+        .collect()
+});
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A field the converter does not use, whatever it holds, changes nothing: neither the
+    /// output nor whether the event converts.
+    #[test]
+    fn unused_fields_change_nothing(
+        which in 0usize..16,
+        seed in any::<usize>(),
+        key_seed in any::<usize>(),
+        junk in any_json(),
+    ) {
+        let (event, before) = &CONVERTED_FIXTURES[which % CONVERTED_FIXTURES.len()];
+        let mut event = event.clone();
+        let root = if event.get("Event").is_some() { "/Event" } else { "" };
+        let mut found = Vec::new();
+        elements(event.pointer(root).unwrap(), root.to_string(), Element::Event, &mut found);
+        let (pointer, kind) = found[seed % found.len()].clone();
+        let target = event.pointer_mut(&pointer).unwrap().as_object_mut().unwrap();
+        let mut unused: Vec<String> = target
+            .keys()
+            .filter(|key| !kind.read_keys().contains(&key.as_str()))
+            .cloned()
+            .collect();
+        unused.push("x_not_misp".to_string());
+        let key = unused[key_seed % unused.len()].clone();
+        target.insert(key.clone(), junk);
+        prop_assert_eq!(&outcomes(&event), before, "{}/{} ({:?})", pointer, key, kind);
+    }
 }
 
 proptest! {

@@ -43,6 +43,7 @@ fn options_from(profiles_file: &str, profile: &str, reference_compat: bool) -> C
                 .unwrap(),
         import_with_attachments: p["import_with_attachments"].as_bool().unwrap(),
         reference_compat,
+        ..ConvertOptions::default()
     }
 }
 

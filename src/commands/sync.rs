@@ -81,10 +81,19 @@ pub fn convert(settings: &Settings, path: &Path) -> Result<Answer, CommandError>
     })?;
     let name = path.display().to_string();
     let events = crate::convert::parse_event_file(&bytes, &name)?;
+    if events.len() > 1 {
+        tracing::warn!(
+            "{name}: holds {} events; only the first is converted",
+            events.len()
+        );
+    }
     let event = events
         .into_iter()
         .next()
         .ok_or_else(|| CommandError::Usage(format!("{name}: no event in the file")))?;
+    for warning in event.warnings() {
+        tracing::warn!("{warning}");
+    }
     let bundle = crate::convert::convert_event(
         &event,
         &settings.misp_feed.convert,

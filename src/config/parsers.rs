@@ -15,6 +15,7 @@ use super::raw::{Context, Raw, RawValue};
 use super::values::{
     format_iso_duration, mask_url_credentials, parse_bool, parse_import_from_date, parse_size,
 };
+use crate::convert::ThreatLevelScores;
 use crate::secret::Secret;
 
 const BOOL_ACCEPTED: &str = "a boolean: true/false, yes/no, on/off, t/f, y/n or 1/0 (any case)";
@@ -623,6 +624,30 @@ impl Parser for MetricName {
     }
     fn json(&self, value: &String) -> Json {
         json!(value)
+    }
+    fn shape(&self) -> Shape {
+        Shape::of("string")
+    }
+}
+
+/// The MISP connector's threat-level scores, `1:90;2:60;3:30;4:50`.
+pub(crate) struct ScoreMapping;
+
+impl Parser for ScoreMapping {
+    type Value = ThreatLevelScores;
+    fn parse(&self, raw: &Raw, _: &mut Context) -> Result<ThreatLevelScores, ConfigError> {
+        ThreatLevelScores::parse(&raw.text()?).map_err(|reason| {
+            raw.invalid(format!(
+                "<level>:<score> entries separated by ';', levels 1 to 4 with 4 required, \
+                 scores whole numbers from 0 to 100, such as 1:90;2:60;3:30;4:50 ({reason})"
+            ))
+        })
+    }
+    fn show(&self, value: &ThreatLevelScores) -> Option<String> {
+        Some(value.to_string())
+    }
+    fn json(&self, value: &ThreatLevelScores) -> Json {
+        json!(value.to_string())
     }
     fn shape(&self) -> Shape {
         Shape::of("string")

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::ConvertOptions;
+use super::elements::{ElementContext, Elements, prepare_elements};
 use super::ids::sco_id;
 use super::input::{Attribute, FieldError, JsonPath};
 use super::resolve::{Resolver, resolve_type, valid_hash};
@@ -13,7 +14,7 @@ use super::stix::{
     Marking, Markings, Object, identity_id, indicator_id, marking_refs, organization, put_list,
     relationship_id, sco, sdo, sighting_id, single_property_sco_id,
 };
-use super::tags::{ElementContext, Elements, prepare_elements, resolve_labels, resolve_markings};
+use super::tags::{resolve_labels, resolve_markings};
 use super::threats::ThreatLookup;
 use crate::pycompat::text::{py_int, py_len};
 use crate::pycompat::time::{utc_millis, utc_seconds};
@@ -82,9 +83,11 @@ fn relationship(
 }
 
 /// Whether [`process_attribute`] converts the attribute at all, and so reads its tags: the
-/// connector leaves out `External analysis` links and the types it cannot resolve.
+/// connector leaves out `External analysis` links and the types it cannot resolve; the
+/// default mode also leaves out deleted attributes unless asked for.
 pub fn is_converted(attribute: &Attribute<'_>, options: &ConvertOptions) -> bool {
-    !is_external_analysis_link(attribute)
+    options.keeps(attribute.deleted)
+        && !is_external_analysis_link(attribute)
         && resolve_type(
             attribute.kind,
             attribute.value,
@@ -113,6 +116,33 @@ pub fn is_external_analysis_link(attribute: &Attribute<'_>) -> bool {
     attribute.kind == "link" && attribute.category == "External analysis"
 }
 
+/// `MISP_FEED_INDICATOR_VALID_DAYS` after `valid_from` (seconds), outside compat mode; none
+/// past the year 9999.
+fn valid_until(valid_from: i64, options: &ConvertOptions) -> Option<String> {
+    let days = options
+        .indicator_valid_days
+        .filter(|_| !options.reference_compat)?;
+    valid_from
+        .checked_add(i64::from(days).checked_mul(86_400)?)
+        .and_then(utc_seconds)
+}
+
+/// `MISP_FEED_PROPAGATE_LABELS`: the event's labels, then the attribute's own, each once.
+fn with_event_labels(event_labels: &Value, own: Vec<String>) -> Vec<String> {
+    let mut labels: Vec<String> = event_labels
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|label| label.as_str().map(str::to_string))
+        .collect();
+    for label in own {
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    labels
+}
+
 /// The connector's `_process_attribute`, for part `part` of the attribute's value (the
 /// connector only ever converts part 0). `None` when the attribute yields nothing.
 #[allow(clippy::too_many_arguments)]
@@ -126,6 +156,7 @@ pub fn process_attribute(
     part: usize,
 ) -> Result<Option<AttributeResult>, FieldError> {
     let options = ctx.options;
+    let compat = options.reference_compat;
     if is_external_analysis_link(attribute) {
         return Ok(None);
     }
@@ -153,7 +184,12 @@ pub fn process_attribute(
             } else {
                 Rc::new(own)
             };
-            let labels = resolve_labels(tags, options.create_tags_as_labels);
+            let own = resolve_labels(tags, options);
+            let labels = if options.propagate_labels && !compat {
+                with_event_labels(ctx.event_labels, own)
+            } else {
+                own
+            };
             (
                 markings,
                 Value::Array(labels.into_iter().map(Value::String).collect()),
@@ -165,13 +201,14 @@ pub fn process_attribute(
         &attribute.galaxies,
         attribute.tags.as_deref().unwrap_or(&[]),
         &ElementContext {
+            compat,
             author_id: ctx.author_id,
             now: ctx.now,
             markings: &markings,
             guess_threats_from_tags: options.guess_threats_from_tags,
             threats: ctx.threats,
         },
-    );
+    )?;
 
     let resolver = this.resolver;
     let observable_type = resolver.observable_type();
@@ -205,15 +242,18 @@ pub fn process_attribute(
             .map(|(kind, path)| format!("[{kind}:{path} = {}]", pattern_literal(value))),
     };
 
+    let to_ids = attribute.to_ids(compat);
     let mut score = ctx.score;
     if let Some(no_score) = options.import_to_ids_no_score
-        && !attribute.to_ids_truthy()
+        && !to_ids
     {
         score = no_score;
     }
 
     let mut indicator: Option<Value> = None;
+    let wants_indicator = !(options.indicators_only_to_ids && !compat && !to_ids);
     if options.create_indicators
+        && wants_indicator
         && let Some(pattern) = &pattern
     {
         // The connector builds the indicator in a try block: a bad timestamp or a
@@ -221,9 +261,9 @@ pub fn process_attribute(
         let timestamps = attribute
             .timestamp
             .and_then(py_int)
-            .and_then(|secs| Some((utc_seconds(secs)?, utc_millis(secs)?)));
+            .and_then(|secs| Some((secs, utc_seconds(secs)?, utc_millis(secs)?)));
         let pattern_ok = pattern_type != "stix" || valid_hash(resolver, value);
-        if let (Some((valid_from, created)), true) = (timestamps, pattern_ok) {
+        if let (Some((secs, valid_from, created)), true) = (timestamps, pattern_ok) {
             let id = indicator_id(pattern);
             let mut object = sdo("indicator", &id, &created, &created);
             if let Some(name) = name {
@@ -236,6 +276,9 @@ pub fn process_attribute(
                 object.insert("pattern_version".into(), "2.1".into());
             }
             object.insert("valid_from".into(), valid_from.into());
+            if let Some(valid_until) = valid_until(secs, options) {
+                object.insert("valid_until".into(), valid_until.into());
+            }
             put_list(&mut object, "labels", &labels);
             object.insert("created_by_ref".into(), ctx.author_id.into());
             put_list(&mut object, "object_marking_refs", &marking_refs(&markings));
@@ -246,8 +289,15 @@ pub fn process_attribute(
                     observable_type.into(),
                 );
             }
-            if let Some(to_ids) = attribute.to_ids {
-                object.insert("x_opencti_detection".into(), to_ids.clone());
+            // The connector copies `to_ids` as it is; OpenCTI reads a boolean.
+            match attribute.to_ids {
+                Some(given) if compat => {
+                    object.insert("x_opencti_detection".into(), given.clone());
+                }
+                Some(_) => {
+                    object.insert("x_opencti_detection".into(), Value::Bool(to_ids));
+                }
+                None => {}
             }
             object.insert("x_opencti_score".into(), score.into());
             indicator = Some(Value::Object(object));

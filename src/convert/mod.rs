@@ -1,7 +1,9 @@
 //! MISP event -> STIX 2.1 bundle, as the Python MISP Feed connector builds it.
 //!
 //! One code path, two behaviours: `reference_compat` reproduces the Python output exactly,
-//! defects included; the default corrects three of its defects and changes nothing else.
+//! defects included; the default corrects three of its defects, reads values MISP writes as
+//! lists or numbers as what they mean (`input/`), and applies the options of ours
+//! (`options.rs`); it changes nothing else.
 //! The objects a correction adds are emitted after every object the connector emits, so
 //! first-wins de-duplication can never let them displace one of the connector's objects.
 //!
@@ -23,11 +25,19 @@
 //!    - before: two `text--<same id>` objects with different fields.
 //!    - after: the first one only (the attribute's), as for every other repeated id.
 
+mod assembly;
 mod attribute;
+mod elements;
 mod event;
+mod file;
 pub mod ids;
 mod input;
+mod links;
 pub mod normalize;
+#[cfg(test)]
+mod option_tests;
+mod options;
+mod report;
 mod resolve;
 mod stix;
 mod tags;
@@ -35,48 +45,9 @@ mod threats;
 
 use serde_json::Value;
 
+pub use self::file::{ListedEvent, parse_event_file, parse_event_list};
+pub use self::options::{ConvertOptions, ThreatLevelScores};
 pub use self::threats::{ResolvedThreats, Threat, threat_tag_values};
-
-/// The conversion options of the seed's configuration table (`MISP_FEED_*`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConvertOptions {
-    pub create_reports: bool,
-    pub report_type: String,
-    pub create_indicators: bool,
-    pub create_observables: bool,
-    pub create_object_observables: bool,
-    pub create_tags_as_labels: bool,
-    pub guess_threats_from_tags: bool,
-    pub author_from_tags: bool,
-    pub markings_from_tags: bool,
-    pub import_to_ids_no_score: Option<i64>,
-    pub import_unsupported_observables_as_text: bool,
-    pub import_unsupported_observables_as_text_transparent: bool,
-    pub import_with_attachments: bool,
-    /// `MISP_FEED_REFERENCE_COMPAT`: reproduce the Python connector exactly, defects included.
-    pub reference_compat: bool,
-}
-
-impl Default for ConvertOptions {
-    fn default() -> Self {
-        ConvertOptions {
-            create_reports: true,
-            report_type: "misp-event".into(),
-            create_indicators: false,
-            create_observables: false,
-            create_object_observables: false,
-            create_tags_as_labels: true,
-            guess_threats_from_tags: false,
-            author_from_tags: false,
-            markings_from_tags: false,
-            import_to_ids_no_score: None,
-            import_unsupported_observables_as_text: false,
-            import_unsupported_observables_as_text_transparent: true,
-            import_with_attachments: false,
-            reference_compat: false,
-        }
-    }
-}
 
 /// One MISP event as read from a feed file.
 #[derive(Debug, Clone)]
@@ -87,6 +58,8 @@ pub struct MispEvent {
     source: String,
     /// The event's JSON path inside the file (`Event`, or `[0].Event` in a list).
     path: String,
+    /// What the file holds around the event that no conversion uses.
+    warnings: Vec<String>,
 }
 
 impl MispEvent {
@@ -96,7 +69,15 @@ impl MispEvent {
             event,
             source: source.into(),
             path: "Event".into(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// What the file holds around or in the event that the conversion leaves out (keys
+    /// beside `Event`, galaxies without a namespace), one line each naming the file and the
+    /// JSON path: to be logged by whoever reads the file.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The file the event was read from.
@@ -215,74 +196,6 @@ fn bundle_around(objects_json: &str) -> String {
     bundle.push_str(objects_json);
     bundle.push('}');
     bundle
-}
-
-/// Parses a feed file: `{"Event": {...}}`, a bare event, or a list of either. Every field
-/// the conversion reads is checked here, so a malformed event is reported with its path.
-pub fn parse_event_file(bytes: &[u8], file: &str) -> Result<Vec<MispEvent>, InputError> {
-    parse_event_list(bytes, file)?
-        .into_iter()
-        .map(|listed| listed.event)
-        .collect()
-}
-
-/// One event of a feed file, read on its own.
-#[derive(Debug)]
-pub struct ListedEvent {
-    /// Its uuid (lower case) when the event carries one, even if the rest is malformed.
-    pub uuid: Option<String>,
-    pub event: Result<MispEvent, InputError>,
-}
-
-/// [`parse_event_file`], each event on its own: a file that is not JSON (or holds nothing) is
-/// an error, but in a list one malformed event is an error for that event only, so that its
-/// neighbours still go through.
-pub fn parse_event_list(bytes: &[u8], file: &str) -> Result<Vec<ListedEvent>, InputError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| InputError {
-        file: file.to_string(),
-        path: "$".into(),
-        message: format!("invalid JSON: {e}"),
-    })?;
-    let (items, in_list) = match value {
-        Value::Array(items) => (items, true),
-        other => (vec![other], false),
-    };
-    if items.is_empty() {
-        return Err(InputError {
-            file: file.to_string(),
-            path: "$".into(),
-            message: "expected an event, got an empty list".into(),
-        });
-    }
-    Ok(items
-        .into_iter()
-        .enumerate()
-        .map(|(index, item)| {
-            let prefix = if in_list {
-                format!("[{index}].")
-            } else {
-                String::new()
-            };
-            let (event, path) = match item {
-                Value::Object(mut map) if map.contains_key("Event") => (
-                    map.remove("Event").unwrap_or(Value::Null),
-                    format!("{prefix}Event"),
-                ),
-                other => (other, format!("{prefix}Event")),
-            };
-            let event = MispEvent {
-                event,
-                source: file.to_string(),
-                path,
-            };
-            let uuid = event.uuid().map(str::to_lowercase);
-            let event = match input::read_event(&event.event) {
-                Ok(_) => Ok(event),
-                Err(e) => Err(event.error(e)),
-            };
-            ListedEvent { uuid, event }
-        })
-        .collect())
 }
 
 /// Converts one event to the objects of its STIX 2.1 bundle, in the connector's order.

@@ -81,10 +81,14 @@ pub fn threat_tag_values(event: &MispEvent, options: &ConvertOptions) -> Vec<Str
     let Ok(view) = read_event(&event.event) else {
         return Vec::new();
     };
+    let kept_objects = view
+        .objects
+        .iter()
+        .filter(|object| options.keeps(object.deleted));
     let attributes = view
         .attributes
         .iter()
-        .chain(view.objects.iter().flat_map(|object| &object.attributes))
+        .chain(kept_objects.flat_map(|object| &object.attributes))
         .filter(|attribute| is_converted(attribute, options))
         .filter_map(|attribute| attribute.tags.as_deref());
     let tag_lists = view.tags.as_deref().into_iter().chain(attributes);

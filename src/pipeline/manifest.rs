@@ -263,6 +263,9 @@ impl Pipeline {
             };
             return self.leave_out(run, left).await;
         }
+        for warning in event.warnings() {
+            tracing::warn!(event = %uuid, "{warning}");
+        }
         self.convert_and_push(run, uuid, event, content_sha256, reason)
             .await
     }

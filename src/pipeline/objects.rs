@@ -258,6 +258,9 @@ impl Pipeline {
                 counts.add(self.leave_out(run, left).await?);
                 continue;
             }
+            for warning in event.warnings() {
+                tracing::warn!(event = %uuid, "{warning}");
+            }
             self.queue_object_event(run, object, &uuid, event.timestamp(), event.info())
                 .await?;
             let outcome = self

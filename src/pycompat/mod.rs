@@ -7,7 +7,10 @@
 //! * [`text`]: `str.strip()`, `str.isdigit()`, `len()`, `s[:-1]` and `int()`.
 //! * [`time`]: `datetime.isoformat()`, `strptime("%Y-%m-%d")` and the UTC timestamps stix2
 //!   prints.
+//! * [`repr`]: `str()` and `repr()` of decoded JSON, which stix2 stores when a string property
+//!   is given a list.
 
 pub(crate) mod json;
+pub(crate) mod repr;
 pub(crate) mod text;
 pub(crate) mod time;

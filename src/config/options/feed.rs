@@ -6,7 +6,7 @@ use super::{Maybe, OptionSpec, Plain, field};
 use crate::config::headers::CheckedHeaders;
 use crate::config::parsers::{
     FeedUrl, FilePath, Flag, FolderPath, HttpUrl, ImportFrom, Int, IntervalMinutes, Number,
-    PemFile, Seconds, SecretText, Size, Text, Variant,
+    PemFile, ScoreMapping, Seconds, SecretText, Size, Text, TextList, Variant,
 };
 use crate::config::settings::SourceType;
 
@@ -16,6 +16,17 @@ const TIMEOUT: Seconds = Seconds(Number {
     below: 1.0e9,
     expected: "a number of seconds greater than 0",
 });
+
+/// A conversion option of ours (read by `convert` too); like the MISP connector's options of
+/// the same name, it changes the default mode only.
+const fn conversion(
+    env: &'static str,
+    key: &'static str,
+    value: &'static dyn super::Slot,
+    description: &'static str,
+) -> OptionSpec {
+    OptionSpec::new(env, "misp_feed", key, value, Ours, Conversion, description)
+}
 
 /// A conversion switch of the Python connector (read by `convert` too).
 const fn switch(
@@ -435,6 +446,55 @@ pub(super) const MISP_FEED: &[OptionSpec] = &[
         Ours,
         Conversion,
         "Reproduce the Python connector's output exactly, its defects included.",
+    )
+    .or("false"),
+    conversion(
+        "MISP_FEED_IMPORT_DELETED",
+        "import_deleted",
+        &Plain(Flag, field!(misp_feed.convert.import_deleted)),
+        "Also import the attributes, objects, object references and event reports MISP marks deleted (reference_compat always does, as the Python connector).",
+    )
+    .or("false"),
+    conversion(
+        "MISP_FEED_INDICATORS_ONLY_TO_IDS",
+        "indicators_only_to_ids",
+        &Plain(Flag, field!(misp_feed.convert.indicators_only_to_ids)),
+        "Create indicators only from attributes whose to_ids is set (observables are still made from the others; not with reference_compat).",
+    )
+    .or("false"),
+    conversion(
+        "MISP_FEED_INDICATOR_VALID_DAYS",
+        "indicator_valid_days",
+        &Maybe(
+            Int::new(1, 36_500, "a whole number of days from 1 to 36500"),
+            field!(misp_feed.convert.indicator_valid_days),
+        ),
+        "Days an indicator stays valid: valid_until is this many days after valid_from (unset, or with reference_compat: no valid_until).",
+    ),
+    conversion(
+        "MISP_FEED_THREAT_LEVEL_SCORE_MAPPING",
+        "threat_level_score_mapping",
+        &Plain(
+            ScoreMapping,
+            field!(misp_feed.convert.threat_level_score_mapping),
+        ),
+        "Score of each MISP threat level (1 high, 2 medium, 3 low, 4 undefined) as <level>:<score> entries separated by ';', scores 0 to 100; level 4 is required and scores any level left out (the MISP connector's format; reference_compat keeps the Python connector's fixed scores).",
+    )
+    .or("1:90;2:60;3:30;4:50"),
+    conversion(
+        "MISP_FEED_KEEP_ORIGINAL_TAGS_AS_LABEL",
+        "keep_original_tags_as_label",
+        &Plain(
+            TextList,
+            field!(misp_feed.convert.keep_original_tags_as_label),
+        ),
+        "Comma-separated tag prefixes: a tag starting with one becomes a label as it is written (as the MISP connector; not with reference_compat).",
+    ),
+    conversion(
+        "MISP_FEED_PROPAGATE_LABELS",
+        "propagate_labels",
+        &Plain(Flag, field!(misp_feed.convert.propagate_labels)),
+        "Attributes with tags of their own also carry the event's labels (as the MISP connector; not with reference_compat).",
     )
     .or("false"),
 ];

@@ -380,6 +380,41 @@ mod tests {
         }
     }
 
+    /// `ConvertOptions::default()` (what the converter's callers and tests start from) holds
+    /// the table's defaults: each conversion option shows the same value in both.
+    #[test]
+    fn convert_options_default_is_the_tables() {
+        let mut from_type = Settings::default();
+        from_type.misp_feed.convert = crate::convert::ConvertOptions::default();
+        let mut context = Context {
+            now: chrono::Utc::now(),
+            warnings: Vec::new(),
+        };
+        let conversion: Vec<&OptionSpec> = OPTIONS
+            .iter()
+            .filter(|spec| spec.need == Need::Conversion)
+            .collect();
+        assert!(conversion.len() >= 20);
+        for spec in conversion {
+            let expected = match spec.default {
+                Some(text) => {
+                    let mut from_table = Settings::default();
+                    let raw = Raw {
+                        value: RawValue::Text(text.to_string()),
+                        origin: spec.env.to_string(),
+                        secret: spec.secret,
+                    };
+                    spec.value
+                        .read(&mut from_table, &raw, &mut context)
+                        .unwrap();
+                    spec.shown(&from_table)
+                }
+                None => "<unset>".to_string(),
+            };
+            assert_eq!(spec.shown(&from_type), expected, "{}", spec.env);
+        }
+    }
+
     #[test]
     fn deprecated_options_name_an_option_that_replaces_them() {
         for spec in OPTIONS.iter().filter(|spec| spec.deprecated) {

@@ -1,122 +1,31 @@
 //! A typed, borrowed view of one MISP event, read from its JSON value.
 //!
-//! Reading checks every field the conversion uses: a field of the wrong JSON type is an
-//! error naming its JSON path (`Event.Attribute[12].value: expected a string`). Optional keys
-//! may be absent. Numeric fields (timestamps, threat level) are kept as raw values and read
-//! with Python's `int()` rules where they are used, because the connector treats a bad
-//! attribute timestamp differently from a bad event timestamp.
+//! Every field the conversion uses is read here, in the shapes MISP writes (`shapes.rs`): a
+//! list where a text is expected, a PHP array written as an object. A field of a type no
+//! MISP writes is an error naming its JSON path (`Event.Attribute[12].value: expected a
+//! string`), but only if the conversion uses the field: one the connector reads only in some
+//! configurations is [`Deferred`], one it only compares with a constant is read leniently
+//! (a number where a text is expected matches nothing), and one it never reads is never
+//! looked at. Numeric fields (timestamps, threat level) are kept raw and read with Python's
+//! rules where they are used, because the connector treats a bad attribute timestamp
+//! differently from a bad event timestamp.
+
+mod path;
+mod shapes;
 
 use serde_json::{Map, Value};
 
-/// One step of a JSON path, kept as a borrowed chain so that a path string is only built
-/// when an error is reported.
-#[derive(Clone, Copy)]
-pub struct JsonPath<'p> {
-    parent: Option<&'p JsonPath<'p>>,
-    step: Step<'p>,
-}
-
-#[derive(Clone, Copy)]
-enum Step<'p> {
-    Root(&'p str),
-    Key(&'p str),
-    Index(usize),
-}
-
-impl<'p> JsonPath<'p> {
-    pub fn root(name: &'p str) -> Self {
-        JsonPath {
-            parent: None,
-            step: Step::Root(name),
-        }
-    }
-
-    pub fn key(&'p self, key: &'p str) -> JsonPath<'p> {
-        JsonPath {
-            parent: Some(self),
-            step: Step::Key(key),
-        }
-    }
-
-    pub fn index(&'p self, index: usize) -> JsonPath<'p> {
-        JsonPath {
-            parent: Some(self),
-            step: Step::Index(index),
-        }
-    }
-
-    pub fn render(&self) -> String {
-        let mut steps = Vec::new();
-        let mut current = Some(self);
-        while let Some(path) = current {
-            steps.push(path.step);
-            current = path.parent;
-        }
-        let mut out = String::new();
-        for step in steps.iter().rev() {
-            match step {
-                Step::Root(name) => out.push_str(name),
-                Step::Key(key) => {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(key);
-                }
-                Step::Index(index) => {
-                    out.push('[');
-                    out.push_str(&index.to_string());
-                    out.push(']');
-                }
-            }
-        }
-        out
-    }
-}
-
-/// A field error before the file name is attached: JSON path and message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(path: &JsonPath<'_>, message: impl Into<String>) -> Self {
-        FieldError {
-            path: path.render(),
-            message: message.into(),
-        }
-    }
-}
+use self::path::expected;
+pub use self::path::{Deferred, FieldError, JsonPath};
+pub use self::shapes::Text;
+pub(crate) use self::shapes::list_items;
 
 type Res<T> = Result<T, FieldError>;
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn expected(path: &JsonPath<'_>, what: &str, got: &Value) -> FieldError {
-    FieldError::new(path, format!("expected {what}, got {}", json_kind(got)))
-}
 
 fn as_object<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<&'a Map<String, Value>> {
     value
         .as_object()
         .ok_or_else(|| expected(path, "an object", value))
-}
-
-fn as_list<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<&'a [Value]> {
-    match value {
-        Value::Array(items) => Ok(items),
-        other => Err(expected(path, "a list", other)),
-    }
 }
 
 /// A required string field.
@@ -141,16 +50,23 @@ fn opt_str<'a>(
     }
 }
 
-/// An optional numeric field given as a number or a string; kept raw.
-fn opt_num<'a>(
-    map: &'a Map<String, Value>,
-    key: &str,
-    path: &JsonPath<'_>,
-) -> Res<Option<&'a Value>> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ (Value::String(_) | Value::Number(_))) => Ok(Some(v)),
-        Some(other) => Err(expected(&path.key(key), "a number or a string", other)),
+/// A string the connector only compares or looks up: anything else is no match.
+fn lenient_str<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    map.get(key).and_then(Value::as_str)
+}
+
+/// A field kept as given, `null` counting as absent.
+fn raw<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    map.get(key).filter(|value| !value.is_null())
+}
+
+/// MISP's soft deletion: `"deleted": true` (also `1`, `"1"`, `"true"` from other writers).
+fn is_deleted(map: &Map<String, Value>) -> bool {
+    match map.get("deleted") {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::Number(number)) => number.as_i64() == Some(1),
+        Some(Value::String(text)) => text == "1" || text.eq_ignore_ascii_case("true"),
+        _ => false,
     }
 }
 
@@ -168,9 +84,9 @@ fn opt_list<'a, T>(
         return Ok(None);
     }
     let list_path = path.key(key);
-    let items = as_list(value, &list_path)?;
+    let items = list_items(value).ok_or_else(|| expected(&list_path, "a list", value))?;
     let mut out = Vec::with_capacity(items.len());
-    for (index, item) in items.iter().enumerate() {
+    for (index, item) in items.into_iter().enumerate() {
         out.push(read(item, &list_path.index(index))?);
     }
     Ok(Some(out))
@@ -184,17 +100,24 @@ pub struct Tag<'a> {
 #[derive(Debug, Clone)]
 pub struct GalaxyCluster<'a> {
     pub value: &'a str,
-    pub description: Option<&'a str>,
+    pub description: Option<Text<'a>>,
+    /// `meta.synonyms`: a list, or a text where the galaxy has one synonym.
     pub synonyms: Option<&'a Value>,
+    /// `meta.external_id`: a list in MISP exports, a text in the galaxy's own JSON.
     pub external_id: Option<&'a Value>,
-    pub iso: Option<&'a str>,
+    /// `meta.ISO`: likewise.
+    pub iso: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Galaxy<'a> {
+    /// `None` when absent (the connector skips such a galaxy) or not a text (it matches
+    /// nothing).
     pub namespace: Option<&'a str>,
+    /// Empty when absent or not a text.
     pub name: &'a str,
-    pub clusters: Vec<GalaxyCluster<'a>>,
+    /// Read only for the galaxies the conversion uses.
+    pub clusters: Deferred<Vec<GalaxyCluster<'a>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -213,11 +136,13 @@ pub struct Attribute<'a> {
     pub uuid: &'a str,
     pub to_ids: Option<&'a Value>,
     pub timestamp: Option<&'a Value>,
+    pub deleted: bool,
     /// `None` when the attribute has no `Tag` key (then the event's labels apply).
     pub tags: Option<Vec<Tag<'a>>>,
     pub galaxies: Vec<Galaxy<'a>>,
     pub sightings: Vec<Sighting<'a>>,
-    pub data: Option<&'a str>,
+    /// The attachment's content, as given (the connector copies it as it is).
+    pub data: Option<&'a Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -225,40 +150,48 @@ pub struct ObjectReference<'a> {
     pub source_uuid: Option<&'a str>,
     pub object_uuid: Option<&'a str>,
     pub referenced_uuid: Option<&'a str>,
-    pub relationship_type: &'a str,
-    pub comment: &'a str,
+    pub relationship_type: Option<Text<'a>>,
+    pub comment: Option<Text<'a>>,
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct MispObject<'a> {
     pub uuid: Option<&'a str>,
-    pub name: &'a str,
-    pub description: Option<&'a str>,
+    /// Read as a text only where the object's name is used (opaque object observables).
+    pub name: Option<&'a Value>,
+    pub description: Option<Text<'a>>,
+    pub deleted: bool,
     pub attributes: Vec<Attribute<'a>>,
     pub references: Vec<ObjectReference<'a>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct EventReport<'a> {
-    pub name: Option<&'a str>,
+    pub name: Option<Text<'a>>,
     pub content: &'a str,
     pub timestamp: Option<&'a Value>,
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
-    pub info: Option<&'a str>,
-    pub date: Option<&'a str>,
+    /// Read as texts where the report uses them.
+    pub info: Option<&'a Value>,
+    pub date: Option<&'a Value>,
     pub timestamp: Option<&'a Value>,
     pub threat_level_id: Option<&'a Value>,
-    pub orgc_name: Option<&'a str>,
+    /// The author, unless tags name one.
+    pub orgc_name: Deferred<Option<&'a str>>,
+    /// Our fallback author: a malformed `Org` is no author.
     pub org_name: Option<&'a str>,
     /// `None` when the event has no `Tag` key (default TLP:WHITE marking, no labels).
     pub tags: Option<Vec<Tag<'a>>>,
     pub galaxies: Vec<Galaxy<'a>>,
     pub attributes: Vec<Attribute<'a>>,
     pub objects: Vec<MispObject<'a>>,
-    pub event_reports: Vec<EventReport<'a>>,
+    /// Read only when reports are made.
+    pub event_reports: Deferred<Vec<EventReport<'a>>>,
 }
 
 fn read_tag<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Tag<'a>> {
@@ -270,30 +203,24 @@ fn read_tag<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Tag<'a>> {
 
 fn read_cluster<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<GalaxyCluster<'a>> {
     let map = as_object(value, path)?;
-    let meta = match map.get("meta") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(meta)) => Some(meta),
-        Some(other) => return Err(expected(&path.key("meta"), "an object", other)),
-    };
-    let meta_path = path.key("meta");
+    // An empty `meta` is `[]` in MISP exports; the connector only asks it for keys.
+    let meta = map.get("meta").and_then(Value::as_object);
+    let meta_value = |key: &str| meta.and_then(|m| raw(m, key));
     Ok(GalaxyCluster {
         value: req_str(map, "value", path)?,
-        description: opt_str(map, "description", path)?,
+        description: Text::of(map.get("description")),
         synonyms: meta.and_then(|m| m.get("synonyms")),
-        external_id: meta.and_then(|m| m.get("external_id")),
-        iso: match meta {
-            Some(m) => opt_str(m, "ISO", &meta_path)?,
-            None => None,
-        },
+        external_id: meta_value("external_id"),
+        iso: Text::of(meta_value("ISO")),
     })
 }
 
 fn read_galaxy<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Galaxy<'a>> {
     let map = as_object(value, path)?;
     Ok(Galaxy {
-        namespace: opt_str(map, "namespace", path)?,
-        name: opt_str(map, "name", path)?.unwrap_or(""),
-        clusters: opt_list(map, "GalaxyCluster", path, read_cluster)?.unwrap_or_default(),
+        namespace: lenient_str(map, "namespace"),
+        name: lenient_str(map, "name").unwrap_or(""),
+        clusters: opt_list(map, "GalaxyCluster", path, read_cluster).map(Option::unwrap_or_default),
     })
 }
 
@@ -309,18 +236,8 @@ fn read_sighting<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Sighting<'a>>
     };
     Ok(Sighting {
         organisation,
-        date_sighting: opt_num(map, "date_sighting", path)?,
+        date_sighting: raw(map, "date_sighting"),
     })
-}
-
-/// `to_ids` as given (a boolean, or 0/1 as a number or a string): the connector copies it
-/// to `x_opencti_detection` unchanged and tests its Python truth value.
-fn read_to_ids<'a>(map: &'a Map<String, Value>, path: &JsonPath<'_>) -> Res<Option<&'a Value>> {
-    match map.get("to_ids") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ (Value::Bool(_) | Value::Number(_) | Value::String(_))) => Ok(Some(v)),
-        Some(other) => Err(expected(&path.key("to_ids"), "a boolean", other)),
-    }
 }
 
 pub fn read_attribute<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Attribute<'a>> {
@@ -331,32 +248,35 @@ pub fn read_attribute<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Attribut
         category: opt_str(map, "category", path)?.unwrap_or(""),
         comment: opt_str(map, "comment", path)?.unwrap_or(""),
         uuid: opt_str(map, "uuid", path)?.unwrap_or(""),
-        to_ids: read_to_ids(map, path)?,
-        timestamp: opt_num(map, "timestamp", path)?,
+        to_ids: raw(map, "to_ids"),
+        timestamp: raw(map, "timestamp"),
+        deleted: is_deleted(map),
         tags: opt_list(map, "Tag", path, read_tag)?,
         galaxies: opt_list(map, "Galaxy", path, read_galaxy)?.unwrap_or_default(),
         sightings: opt_list(map, "Sighting", path, read_sighting)?.unwrap_or_default(),
-        data: opt_str(map, "data", path)?,
+        data: raw(map, "data"),
     })
 }
 
 fn read_reference<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<ObjectReference<'a>> {
     let map = as_object(value, path)?;
     Ok(ObjectReference {
-        source_uuid: opt_str(map, "source_uuid", path)?,
-        object_uuid: opt_str(map, "object_uuid", path)?,
-        referenced_uuid: opt_str(map, "referenced_uuid", path)?,
-        relationship_type: opt_str(map, "relationship_type", path)?.unwrap_or(""),
-        comment: opt_str(map, "comment", path)?.unwrap_or(""),
+        source_uuid: lenient_str(map, "source_uuid"),
+        object_uuid: lenient_str(map, "object_uuid"),
+        referenced_uuid: lenient_str(map, "referenced_uuid"),
+        relationship_type: Text::of(map.get("relationship_type")),
+        comment: Text::of(map.get("comment")),
+        deleted: is_deleted(map),
     })
 }
 
 fn read_object<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<MispObject<'a>> {
     let map = as_object(value, path)?;
     Ok(MispObject {
-        uuid: opt_str(map, "uuid", path)?,
-        name: opt_str(map, "name", path)?.unwrap_or(""),
-        description: opt_str(map, "description", path)?,
+        uuid: lenient_str(map, "uuid"),
+        name: raw(map, "name"),
+        description: Text::of(map.get("description")),
+        deleted: is_deleted(map),
         attributes: opt_list(map, "Attribute", path, read_attribute)?.unwrap_or_default(),
         references: opt_list(map, "ObjectReference", path, read_reference)?.unwrap_or_default(),
     })
@@ -365,9 +285,10 @@ fn read_object<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<MispObject<'a>>
 fn read_event_report<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<EventReport<'a>> {
     let map = as_object(value, path)?;
     Ok(EventReport {
-        name: opt_str(map, "name", path)?,
+        name: Text::of(map.get("name")),
         content: req_str(map, "content", path)?,
-        timestamp: opt_num(map, "timestamp", path)?,
+        timestamp: raw(map, "timestamp"),
+        deleted: is_deleted(map),
     })
 }
 
@@ -391,29 +312,62 @@ pub fn read_event(value: &Value) -> Res<Event<'_>> {
     let root = JsonPath::root("Event");
     let map = as_object(value, &root)?;
     Ok(Event {
-        info: opt_str(map, "info", &root)?,
-        date: opt_str(map, "date", &root)?,
-        timestamp: opt_num(map, "timestamp", &root)?,
-        threat_level_id: opt_num(map, "threat_level_id", &root)?,
-        orgc_name: org_name(map, "Orgc", &root)?,
-        org_name: org_name(map, "Org", &root)?,
+        info: raw(map, "info"),
+        date: raw(map, "date"),
+        timestamp: raw(map, "timestamp"),
+        threat_level_id: raw(map, "threat_level_id"),
+        orgc_name: org_name(map, "Orgc", &root),
+        org_name: org_name(map, "Org", &root).ok().flatten(),
         tags: opt_list(map, "Tag", &root, read_tag)?,
         galaxies: opt_list(map, "Galaxy", &root, read_galaxy)?.unwrap_or_default(),
         attributes: opt_list(map, "Attribute", &root, read_attribute)?.unwrap_or_default(),
         objects: opt_list(map, "Object", &root, read_object)?.unwrap_or_default(),
-        event_reports: opt_list(map, "EventReport", &root, read_event_report)?.unwrap_or_default(),
+        event_reports: opt_list(map, "EventReport", &root, read_event_report)
+            .map(Option::unwrap_or_default),
     })
 }
 
+/// A text field the conversion needs at `path`.
+pub fn required_text<'a>(value: Option<&'a Value>, path: &JsonPath<'_>) -> Res<&'a str> {
+    match value {
+        Some(Value::String(text)) => Ok(text),
+        Some(other) => Err(expected(path, "a string", other)),
+        None => Err(FieldError::new(path, "missing")),
+    }
+}
+
 impl Attribute<'_> {
-    /// Python's truth value of `to_ids` (a non-empty string, even "0", is true).
+    /// Python's truth value of `to_ids` (a non-empty string, even "0", is true): what the
+    /// connector tests.
     pub fn to_ids_truthy(&self) -> bool {
         match self.to_ids {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
             Some(Value::String(s)) => !s.is_empty(),
-            Some(_) => true,
+            Some(Value::Array(items)) => !items.is_empty(),
+            Some(Value::Object(members)) => !members.is_empty(),
+        }
+    }
+
+    /// Whether `to_ids` means yes: `true`, a non-zero number, or a text such as `1`, `true`,
+    /// `yes` (`"0"` and `"false"` mean no).
+    pub fn to_ids_flag(&self) -> bool {
+        match self.to_ids {
+            Some(Value::String(text)) => matches!(
+                text.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "y" | "t" | "on"
+            ),
+            _ => self.to_ids_truthy(),
+        }
+    }
+
+    /// `to_ids` as the conversion reads it: Python's truth value in compat mode.
+    pub fn to_ids(&self, compat: bool) -> bool {
+        if compat {
+            self.to_ids_truthy()
+        } else {
+            self.to_ids_flag()
         }
     }
 }
