@@ -94,6 +94,7 @@ async fn setup(delete_after_import: bool, refuse: &str) -> Setup {
         sink.clone(),
         ledger.clone(),
         None,
+        None,
         false,
     );
     Setup {

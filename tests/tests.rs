@@ -55,3 +55,4 @@ mod trust_manifest;
 mod trust_platform;
 mod trust_s3;
 mod warninglists;
+mod warninglists_import;

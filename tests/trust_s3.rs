@@ -534,6 +534,7 @@ async fn engine(s3: S3Server, sink: impl FnOnce(&Settings, &S3Server) -> Arc<dyn
         sink,
         ledger.clone(),
         None,
+        None,
         false,
     );
     Engine {

@@ -25,6 +25,19 @@ pub async fn check(settings: Settings) -> Result<Answer, CommandError> {
             out.push_str(&format!("feed: FAILED: {e}\n"));
         }
     }
+    if settings.misp_feed.warninglists_path.is_some() {
+        match crate::warninglists::load_configured(&settings) {
+            Ok(Some(lists)) => out.push_str(&format!(
+                "warninglists: ok ({} lists)\n",
+                lists.lists().len()
+            )),
+            Ok(None) => out.push_str("warninglists: not used (MISP_FEED_REFERENCE_COMPAT)\n"),
+            Err(e) => {
+                healthy = false;
+                out.push_str(&format!("warninglists: FAILED: {e}\n"));
+            }
+        }
+    }
     if runs_offline(&settings) {
         out.push_str("opencti: not used (offline: bundles go to the bundle folder)\n");
     } else {

@@ -84,6 +84,8 @@ pub async fn dry_run(settings: Settings, as_json: bool) -> Result<Answer, Comman
     let source = crate::source::build_source(&dry)
         .await
         .map_err(|e| CommandError::Connector(crate::connector::ConnectorError::Source(e)))?;
+    let warninglists = crate::warninglists::load_configured(&dry)
+        .map_err(|e| CommandError::Connector(e.into()))?;
     let sink = Arc::new(DryRunSink::default());
     let pipeline = Pipeline::new(
         Arc::new(dry),
@@ -91,6 +93,7 @@ pub async fn dry_run(settings: Settings, as_json: bool) -> Result<Answer, Comman
         sink.clone(),
         ledger.clone(),
         None,
+        warninglists,
         false,
     );
     let report = pipeline

@@ -94,11 +94,18 @@ pub fn convert(settings: &Settings, path: &Path) -> Result<Answer, CommandError>
     for warning in event.warnings() {
         tracing::warn!("{warning}");
     }
-    let bundle = crate::convert::convert_event(
+    let warninglists = crate::warninglists::load_configured(settings)
+        .map_err(|e| CommandError::Connector(e.into()))?;
+    let bundle = crate::convert::convert_event_at(
         &event,
         &settings.misp_feed.convert,
         &crate::convert::ResolvedThreats::default(),
+        warninglists.as_deref(),
+        chrono::Utc::now(),
     )
     .map_err(CommandError::Input)?;
+    for (list, attributes) in &bundle.warninglisted {
+        tracing::info!("{attributes} attribute(s) on the warninglist {list:?} made no indicator");
+    }
     Ok(Answer::done(format!("{}\n", bundle.to_json())))
 }

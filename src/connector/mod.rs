@@ -36,6 +36,8 @@ pub enum ConnectorError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error("MISP_FEED_WARNINGLISTS_PATH: {0}")]
+    Warninglists(#[from] crate::warninglists::WarninglistError),
     #[error(
         "no OpenCTI to push to and CONNECTOR_SEND_TO_DIRECTORY is off: set OPENCTI_URL and OPENCTI_TOKEN, \
          or CONNECTOR_SEND_TO_DIRECTORY=true with CONNECTOR_SEND_TO_DIRECTORY_PATH"
@@ -128,12 +130,14 @@ impl Connector {
             }
             _ => None,
         };
+        let warninglists = crate::warninglists::load_configured(&settings)?;
         let pipeline = Pipeline::new(
             Arc::clone(&settings),
             Arc::from(source),
             sink,
             ledger.clone(),
             resolver,
+            warninglists,
             progress,
         );
         Ok(Connector {

@@ -18,6 +18,7 @@ use super::tags::{resolve_labels, resolve_markings};
 use super::threats::ThreatLookup;
 use crate::pycompat::text::{py_int, py_len};
 use crate::pycompat::time::{utc_millis, utc_seconds};
+use crate::warninglists::Warninglists;
 
 /// stix2's string constant in a pattern: backslashes and quotes escaped.
 fn pattern_literal(value: &str) -> String {
@@ -44,6 +45,9 @@ pub struct AttributeResult {
     pub markings: Markings,
     pub identities: Vec<Value>,
     pub sightings: Vec<Value>,
+    /// The warninglist that kept the attribute from becoming an indicator (part 0 only, so
+    /// that an attribute is counted once).
+    pub warninglisted: Option<String>,
 }
 
 /// Everything an attribute's conversion reads besides the attribute itself.
@@ -57,6 +61,9 @@ pub struct AttributeContext<'c> {
     pub event_markings: &'c Markings,
     pub event_labels: &'c Value,
     pub score: i64,
+    /// Values on these lists make no indicator (never in compat mode: the Python connector
+    /// has no warninglists).
+    pub warninglists: Option<&'c Warninglists>,
 }
 
 fn relationship(
@@ -252,8 +259,21 @@ pub fn process_attribute(
 
     let mut indicator: Option<Value> = None;
     let wants_indicator = !(options.indicators_only_to_ids && !compat && !to_ids);
+    // A known-benign value (a public resolver, a top site) keeps its observable but makes no
+    // indicator: detection rules built from it would only raise false positives.
+    let warninglisted = match ctx.warninglists {
+        Some(lists)
+            if !compat && options.create_indicators && wants_indicator && pattern.is_some() =>
+        {
+            lists
+                .check(attribute.kind, attribute.value)
+                .map(|hit| hit.list.name.clone())
+        }
+        _ => None,
+    };
     if options.create_indicators
         && wants_indicator
+        && warninglisted.is_none()
         && let Some(pattern) = &pattern
     {
         // The connector builds the indicator in a try block: a bad timestamp or a
@@ -499,6 +519,7 @@ pub fn process_attribute(
         markings,
         identities,
         sightings,
+        warninglisted: warninglisted.filter(|_| part == 0),
     }))
 }
 

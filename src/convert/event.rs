@@ -10,6 +10,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::ConvertOptions;
+use super::WarninglistTally;
 use super::assembly::{Assembly, Ledger};
 use super::attribute::{
     AttributeContext, AttributeResult, extra_parts, is_external_analysis_link, process_attribute,
@@ -23,6 +24,7 @@ use super::stix::{
 };
 use super::tags::{resolve_labels, resolve_markings};
 use super::threats::ThreatLookup;
+use crate::warninglists::Warninglists;
 
 fn external_reference(attribute: &Attribute<'_>) -> Value {
     let mut reference = Object::new();
@@ -166,13 +168,15 @@ impl Converted {
     }
 }
 
-/// Converts one event to its bundle's objects.
+/// Converts one event to its bundle's objects, and counts per warninglist the attributes
+/// that made no indicator because their value is on it.
 pub fn convert(
     event: &Event<'_>,
     options: &ConvertOptions,
     threats: &dyn ThreatLookup,
+    warninglists: Option<&Warninglists>,
     now: &str,
-) -> Result<Vec<Value>, FieldError> {
+) -> Result<(Vec<Value>, WarninglistTally), FieldError> {
     let root = JsonPath::root("Event");
     let compat = options.reference_compat;
     let event_tags = event.tags.as_deref().unwrap_or(&[]);
@@ -218,6 +222,7 @@ pub fn convert(
         event_markings: &event_markings,
         event_labels: &event_labels,
         score: options.threat_level_score(event.threat_level_id),
+        warninglists,
     };
 
     let no_refs = Value::Array(Vec::new());
@@ -294,6 +299,14 @@ pub fn convert(
     for element in event_elements.into_all() {
         bundle.referenced_entity(Ledger::Entities, element.object);
     }
+    let mut warninglisted = WarninglistTally::new();
+    for list in converted
+        .results
+        .iter()
+        .filter_map(|r| r.warninglisted.clone())
+    {
+        *warninglisted.entry(list).or_default() += 1;
+    }
     let mut relationships: Vec<Value> = Vec::new();
     for result in converted.results {
         bundle.emit_result(result, &mut relationships);
@@ -342,5 +355,5 @@ pub fn convert(
         };
         emit_report_and_notes(event, options, parts, &mut bundle, &mut uuid_index)?;
     }
-    Ok(bundle.objects)
+    Ok((bundle.objects, warninglisted))
 }

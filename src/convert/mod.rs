@@ -45,6 +45,8 @@ mod threats;
 
 use serde_json::Value;
 
+use crate::warninglists::Warninglists;
+
 pub use self::file::{ListedEvent, parse_event_file, parse_event_list};
 pub use self::options::{ConvertOptions, ThreatLevelScores};
 pub use self::threats::{ResolvedThreats, Threat, threat_tag_values};
@@ -125,10 +127,14 @@ pub struct InputError {
     pub message: String,
 }
 
+/// Attributes that made no indicator because their value is on a warninglist, by list name.
+pub type WarninglistTally = std::collections::BTreeMap<String, usize>;
+
 /// A converted event: the STIX objects in emission order.
 #[derive(Debug, Clone, Default)]
 pub struct StixBundle {
     pub objects: Vec<Value>,
+    pub warninglisted: WarninglistTally,
 }
 
 impl StixBundle {
@@ -206,19 +212,25 @@ pub fn convert_event(
     options: &ConvertOptions,
     threats: &ResolvedThreats,
 ) -> Result<StixBundle, InputError> {
-    convert_event_at(event, options, threats, chrono::Utc::now())
+    convert_event_at(event, options, threats, None, chrono::Utc::now())
 }
 
-/// [`convert_event`] with the clock given: what stix2 stamps on objects the event gives no
-/// time for (the delta push must know which fields those are).
+/// [`convert_event`] with the clock given (what stix2 stamps on objects the event gives no
+/// time for: the delta push must know which fields those are) and the warninglists whose
+/// values make no indicator.
 pub fn convert_event_at(
     event: &MispEvent,
     options: &ConvertOptions,
     threats: &ResolvedThreats,
+    warninglists: Option<&Warninglists>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<StixBundle, InputError> {
     let view = input::read_event(&event.event).map_err(|e| event.error(e))?;
     let now = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    let objects = event::convert(&view, options, threats, &now).map_err(|e| event.error(e))?;
-    Ok(StixBundle { objects })
+    let (objects, warninglisted) =
+        event::convert(&view, options, threats, warninglists, &now).map_err(|e| event.error(e))?;
+    Ok(StixBundle {
+        objects,
+        warninglisted,
+    })
 }

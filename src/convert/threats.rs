@@ -127,7 +127,7 @@ mod tests {
     fn asked_by_conversion(event: &MispEvent, options: &ConvertOptions) -> Vec<String> {
         let recorder = Recorder::default();
         let view = read_event(&event.event).unwrap();
-        event::convert(&view, options, &recorder, "2024-01-01T00:00:00.000Z").unwrap();
+        event::convert(&view, options, &recorder, None, "2024-01-01T00:00:00.000Z").unwrap();
         let mut seen = HashSet::new();
         let asked = recorder.asked.into_inner();
         asked

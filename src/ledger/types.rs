@@ -337,6 +337,8 @@ pub struct PushedObjects {
     pub removed: Vec<String>,
     /// How many objects the event's bundle has in all.
     pub total: usize,
+    /// Attributes that made no indicator because their value is on a warninglist, by list.
+    pub warninglisted: std::collections::BTreeMap<String, usize>,
 }
 
 /// Proof that a sink holds an event's bundle.

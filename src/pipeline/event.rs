@@ -12,7 +12,9 @@ use crate::reconciler::attribute_count;
 use crate::reconciler::filters::{EventFacts, Verdict};
 use crate::reconciler::{ProcessReason, delta};
 use crate::sink::Delivery;
-use crate::telemetry::events::{EventFailed, EventPushed, EventSkipped, InternalEvent, Skip};
+use crate::telemetry::events::{
+    EventFailed, EventPushed, EventSkipped, InternalEvent, Skip, WarninglistedAttributes,
+};
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -81,12 +83,14 @@ impl Pipeline {
         } else {
             None
         };
+        let warninglists = self.warninglists.clone();
         let converted = crate::cpu::run(move || {
-            convert::convert_event(&event, &options, &threats)
+            let now = chrono::Utc::now();
+            convert::convert_event_at(&event, &options, &threats, warninglists.as_deref(), now)
                 .map(|bundle| {
                     let delta = delta::select(&bundle.objects, previous.as_ref());
                     let (json, objects_sha256) = bundle.part_json_and_objects_sha256(&delta.send);
-                    (json, objects_sha256, delta)
+                    (json, objects_sha256, delta, bundle.warninglisted)
                 })
                 .map_err(|e| e.to_string())
         })
@@ -95,7 +99,7 @@ impl Pipeline {
             job: "conversion",
             reason,
         })?;
-        let (bundle_json, bundle_sha256, delta) = match converted {
+        let (bundle_json, bundle_sha256, delta, warninglisted) = match converted {
             Ok(converted) => converted,
             Err(e) => return self.fail(run, uuid, FailureStage::Convert, e).await,
         };
@@ -125,6 +129,7 @@ impl Pipeline {
                         .collect(),
                     removed: delta.removed,
                     total,
+                    warninglisted: warninglisted.clone(),
                 };
                 self.ledger
                     .mark_pushed(run.id, uuid.to_string(), receipt, Some(objects))
@@ -138,6 +143,13 @@ impl Pipeline {
                     latency,
                 }
                 .emit();
+                if !warninglisted.is_empty() {
+                    WarninglistedAttributes {
+                        uuid,
+                        tally: &warninglisted,
+                    }
+                    .emit();
+                }
                 Ok(Outcome::Pushed)
             }
             Err(e) => {

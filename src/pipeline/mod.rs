@@ -20,6 +20,7 @@ use crate::opencti::ThreatResolver;
 use crate::sink::{RunSummary, Sink};
 use crate::source::{FeedSource, Listing, SourceError};
 use crate::telemetry::events::{self, InternalEvent};
+use crate::warninglists::Warninglists;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -121,6 +122,8 @@ pub struct Pipeline {
     /// Finds the threats tags name (`guess_threats_from_tags` with OpenCTI); `None` when no
     /// search is made.
     resolver: Option<Arc<ThreatResolver>>,
+    /// Values on these lists make no indicator.
+    warninglists: Option<Arc<Warninglists>>,
     retry_policy: RetryPolicy,
     /// Draw a progress bar (interactive `once`).
     progress: bool,
@@ -139,6 +142,7 @@ impl Pipeline {
         sink: Arc<dyn Sink>,
         ledger: Ledger,
         resolver: Option<Arc<ThreatResolver>>,
+        warninglists: Option<Arc<Warninglists>>,
         progress: bool,
     ) -> Pipeline {
         let retry_policy = RetryPolicy {
@@ -152,6 +156,7 @@ impl Pipeline {
             sink,
             ledger,
             resolver,
+            warninglists,
             retry_policy,
             progress,
         }

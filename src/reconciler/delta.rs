@@ -203,8 +203,8 @@ mod tests {
         for event in fixture_events() {
             for options in profiles() {
                 let threats = ResolvedThreats::default();
-                let a = convert_event_at(&event, &options, &threats, early).unwrap();
-                let b = convert_event_at(&event, &options, &threats, late).unwrap();
+                let a = convert_event_at(&event, &options, &threats, None, early).unwrap();
+                let b = convert_event_at(&event, &options, &threats, None, late).unwrap();
                 assert_eq!(a.objects.len(), b.objects.len());
                 for (x, y) in a.objects.iter().zip(&b.objects) {
                     assert_eq!(x["id"], y["id"]);

@@ -139,6 +139,30 @@ impl InternalEvent for EventPushed<'_> {
     }
 }
 
+/// Attributes of a pushed event made no indicator because their values are on warninglists.
+pub(crate) struct WarninglistedAttributes<'a> {
+    pub uuid: &'a str,
+    /// Attributes by list name.
+    pub tally: &'a std::collections::BTreeMap<String, usize>,
+}
+
+impl InternalEvent for WarninglistedAttributes<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        let attributes: usize = self.tally.values().sum();
+        metrics.add_warninglisted(attributes as u64);
+        let lists: Vec<String> = (self.tally.iter())
+            .map(|(list, count)| format!("{list} ({count})"))
+            .collect();
+        let uuid = self.uuid;
+        tracing::info!(
+            event = %uuid,
+            attributes,
+            "event {uuid}: {attributes} attribute(s) on warninglists made no indicator: {}",
+            lists.join(", ")
+        );
+    }
+}
+
 /// An event failed at `stage`; the ledger now holds it as `status` (`failed`, or `gave_up`
 /// after its last attempt).
 pub(crate) struct EventFailed<'a> {

@@ -135,6 +135,7 @@ pub struct Metrics {
     ping_api_errors: Counter,
     errors: Counter,
     client_errors: Counter,
+    warninglisted: Counter,
     state: StateSet,
     events_by_status: Family<StatusLabel, Gauge>,
     /// The statuses of the last snapshot, so that a status gone from the ledger leaves too.
@@ -212,6 +213,7 @@ impl Metrics {
             ping_api_errors: Counter::default(),
             errors: Counter::default(),
             client_errors: Counter::default(),
+            warninglisted: Counter::default(),
             state: StateSet {
                 label: state_label,
                 current: Arc::default(),
@@ -264,6 +266,11 @@ impl Metrics {
             "misp_feed_event_outcomes",
             "Event decisions taken by runs, by outcome",
             metrics.event_outcomes.clone(),
+        );
+        registry.register(
+            "misp_feed_warninglisted_attributes",
+            "Attributes that made no indicator because their value is on a warninglist",
+            metrics.warninglisted.clone(),
         );
         registry.register(
             "misp_feed_fetch_errors",
@@ -320,6 +327,9 @@ impl Metrics {
     }
     pub fn inc_errors(&self) {
         self.errors.inc();
+    }
+    pub fn add_warninglisted(&self, attributes: u64) {
+        self.warninglisted.inc_by(attributes);
     }
     pub fn inc_client_errors(&self) {
         self.client_errors.inc();

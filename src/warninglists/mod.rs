@@ -207,6 +207,37 @@ impl Warninglists {
     }
 }
 
+/// The lists `MISP_FEED_WARNINGLISTS_PATH` names, loaded once at start-up, with what the load
+/// skipped logged; `None` when no folder is set, or in compat mode (the Python connector has
+/// no warninglists, and compat output must be its output).
+pub fn load_configured(
+    settings: &crate::config::Settings,
+) -> Result<Option<std::sync::Arc<Warninglists>>, WarninglistError> {
+    let feed = &settings.misp_feed;
+    let Some(folder) = &feed.warninglists_path else {
+        return Ok(None);
+    };
+    if feed.convert.reference_compat {
+        tracing::warn!(
+            "MISP_FEED_WARNINGLISTS_PATH is ignored with MISP_FEED_REFERENCE_COMPAT: the Python \
+             connector's output has no warninglists"
+        );
+        return Ok(None);
+    }
+    let lists = Warninglists::load(folder)?;
+    for warning in lists.warnings() {
+        tracing::warn!("warninglists: {warning}");
+    }
+    let entries: usize = lists.lists().iter().map(|list| list.entries).sum();
+    tracing::info!(
+        lists = lists.lists().len(),
+        entries,
+        "{} warninglist(s) loaded ({entries} entries): values on them make no indicator",
+        lists.lists().len()
+    );
+    Ok(Some(std::sync::Arc::new(lists)))
+}
+
 #[derive(Default)]
 struct Builder {
     lists: Vec<ListInfo>,

@@ -117,6 +117,16 @@ impl Store {
             )),
             None => {}
         }
+        if let Some(objects) = objects.filter(|objects| !objects.warninglisted.is_empty()) {
+            let attributes: usize = objects.warninglisted.values().sum();
+            let lists: Vec<String> = (objects.warninglisted.iter())
+                .map(|(list, count)| format!("{list} ({count})"))
+                .collect();
+            detail.push_str(&format!(
+                "; {attributes} attribute(s) on warninglists made no indicator: {}",
+                lists.join(", ")
+            ));
+        }
         self.transition(uuid, |tx, now| {
             if let Some(objects) = objects {
                 record_pushed_objects(tx, uuid, objects)?;
