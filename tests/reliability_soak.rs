@@ -20,6 +20,57 @@ use serde_json::{Value, json};
 
 const FETCH_CONCURRENCY: usize = 4;
 
+/// Starts `once` `runs` times and SIGKILLs each at a random moment in `window` (ms) unless it
+/// has finished; returns (kills, runs that finished before their kill). Fails the test when
+/// fewer than half the runs were killed mid-way: such a soak proves little.
+pub(crate) fn kill_at_random_moments(
+    ws: &Workspace,
+    runs: usize,
+    rng: &mut Lcg,
+    window: std::ops::Range<u64>,
+) -> (usize, usize) {
+    let mut kills = 0usize;
+    let mut completed_before_kill = 0usize;
+    for attempt in 0..runs {
+        let mut child = ws.spawn_logged(&format!("once-{attempt}"), &["once"]);
+        std::thread::sleep(Duration::from_millis(rng.next_in(window.start, window.end)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL: no destructor, no flush, no goodbye
+            kills += 1;
+        } else {
+            completed_before_kill += 1;
+        }
+        child.wait().unwrap();
+    }
+    if kills * 2 < runs {
+        for attempt in 0..runs {
+            let log = ws.log(&format!("once-{attempt}"), "stderr");
+            let tail: Vec<&str> = log.lines().rev().take(3).collect();
+            eprintln!("once-{attempt}: {tail:?}");
+        }
+    }
+    assert!(
+        kills * 2 >= runs,
+        "only {kills} of {runs} runs were killed mid-way; the test proved little"
+    );
+    (kills, completed_before_kill)
+}
+
+/// Restarts `once` until a run completes with nothing failed (at most five times).
+pub(crate) fn run_until_clean(ws: &Workspace) {
+    for _ in 0..5 {
+        let (report, out) = ws.once();
+        if out.status.success() && report["failed"] == 0 {
+            return;
+        }
+        eprintln!(
+            "run after the kills not clean yet: {report}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    panic!("no clean run after the kills");
+}
+
 #[test]
 fn sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes() {
     let name = "sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes";
@@ -72,38 +123,9 @@ fn sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes() {
     );
     let mut rng = Lcg(seed);
     let started = Instant::now();
-    let mut kills = 0usize;
-    let mut completed_before_kill = 0usize;
-    for attempt in 0..kills_wanted {
-        let mut child = ws.spawn_logged(&format!("once-{attempt}"), &["once"]);
-        std::thread::sleep(Duration::from_millis(rng.next_in(KILL_FROM, KILL_TO)));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL: no destructor, no flush, no goodbye
-            kills += 1;
-        } else {
-            completed_before_kill += 1;
-        }
-        child.wait().unwrap();
-    }
-    assert!(
-        kills * 2 >= kills_wanted,
-        "only {kills} of {kills_wanted} runs were killed mid-way; the test proved little"
-    );
-
-    // Restart until a run completes with nothing failed.
-    let mut clean_runs = 0;
-    for _ in 0..5 {
-        let (report, out) = ws.once();
-        if out.status.success() && report["failed"] == 0 {
-            clean_runs += 1;
-            break;
-        }
-        eprintln!(
-            "run after the kills not clean yet: {report}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert_eq!(clean_runs, 1, "no clean run after the kills");
+    let (kills, completed_before_kill) =
+        kill_at_random_moments(&ws, kills_wanted, &mut rng, KILL_FROM..KILL_TO);
+    run_until_clean(&ws);
     let sync_time = started.elapsed();
 
     // The ledger: SQLite integrity, every event pushed, and its own consistency check.

@@ -41,6 +41,7 @@ mod reliability_broker_outage;
 mod reliability_outages;
 mod reliability_secrets;
 mod reliability_soak;
+mod reliability_soak_delta;
 mod source_http;
 mod source_http_access;
 mod source_http_proxy;

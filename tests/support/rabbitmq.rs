@@ -346,6 +346,16 @@ pub struct QueuedMessage {
 /// The names of the reports carried by one AMQP message body (a report's name is its MISP
 /// event's title), so a test can count how often each event was sent.
 pub fn report_names(body: &[u8]) -> Vec<String> {
+    message_objects(body)
+        .iter()
+        .filter(|o| o["type"] == "report")
+        .filter_map(|o| o["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The STIX objects of one AMQP message body (pycti's envelope around a base64 bundle);
+/// empty for a body that is not one.
+pub fn message_objects(body: &[u8]) -> Vec<Value> {
     use base64::Engine;
     let Ok(envelope) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
@@ -356,16 +366,13 @@ pub fn report_names(body: &[u8]) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let Ok(bundle) = serde_json::from_slice::<Value>(&content) else {
+    let Ok(mut bundle) = serde_json::from_slice::<Value>(&content) else {
         return Vec::new();
     };
-    bundle["objects"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|o| o["type"] == "report")
-        .filter_map(|o| o["name"].as_str().map(str::to_string))
-        .collect()
+    match bundle["objects"].take() {
+        Value::Array(objects) => objects,
+        _ => Vec::new(),
+    }
 }
 
 /// Runs `rabbitmqctl <action>` on this machine's broker; false (with the reason on stderr)
