@@ -24,6 +24,7 @@ mod engine_crash;
 mod engine_http;
 mod engine_options;
 mod engine_s3;
+mod engine_shapes;
 mod hostile_input;
 mod ids_vectors;
 mod import_control;

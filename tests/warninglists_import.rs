@@ -1,4 +1,4 @@
-//! Warninglists at import, through the binary on a local feed: a value on a list keeps its
+//! Warninglists at import, through the binary on a real HTTP feed: a value on a list keeps its
 //! observable but makes no indicator, the event's record says how many and on which list,
 //! compat mode ignores the lists, and a broken list folder stops the run before anything is
 //! recorded.
@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use crate::support::feed_server::FeedServer;
 use crate::support::workspace::{Workspace, stderr_lines};
 
 const EVENT: &str = "7a1b2c3d-0000-4000-8000-00000000a11e";
@@ -100,8 +101,8 @@ fn observable_values(objects: &[Value]) -> Vec<String> {
     values
 }
 
-fn workspace(feed: &Path) -> Workspace {
-    let mut ws = Workspace::new(feed.to_str().unwrap());
+fn workspace(server: &FeedServer) -> Workspace {
+    let mut ws = Workspace::new(&server.url());
     ws.set(
         "MISP_FEED_WARNINGLISTS_PATH",
         lists_folder().to_str().unwrap(),
@@ -115,7 +116,8 @@ fn workspace(feed: &Path) -> Workspace {
 fn listed_values_keep_their_observable_but_make_no_indicator_and_the_record_says_so() {
     let feed = tempfile::tempdir().unwrap();
     write_feed(feed.path());
-    let ws = workspace(feed.path());
+    let server = FeedServer::start(feed.path());
+    let ws = workspace(&server);
     let (report, out) = ws.once();
     assert!(
         out.status.success(),
@@ -184,7 +186,8 @@ fn listed_values_keep_their_observable_but_make_no_indicator_and_the_record_says
 fn compat_mode_ignores_the_lists_and_says_so() {
     let feed = tempfile::tempdir().unwrap();
     write_feed(feed.path());
-    let mut ws = workspace(feed.path());
+    let server = FeedServer::start(feed.path());
+    let mut ws = workspace(&server);
     ws.set("MISP_FEED_REFERENCE_COMPAT", "true");
     let (report, out) = ws.once();
     assert!(
@@ -213,7 +216,8 @@ fn a_broken_list_stops_the_run_naming_the_file_before_anything_is_recorded() {
         r#"{"name": "Broken", "type": "string", "list": "not a list"}"#,
     )
     .unwrap();
-    let mut ws = workspace(feed.path());
+    let server = FeedServer::start(feed.path());
+    let mut ws = workspace(&server);
     ws.set(
         "MISP_FEED_WARNINGLISTS_PATH",
         lists.path().to_str().unwrap(),
@@ -242,4 +246,109 @@ fn a_broken_list_stops_the_run_naming_the_file_before_anything_is_recorded() {
         "{stdout}"
     );
     assert!(!check.status.success());
+}
+
+/// Writes `lists/<name>/list.json` in MISP's format.
+fn write_list(root: &Path, name: &str, kind: &str, entries: &[&str], types: &[&str]) {
+    let folder = root.join("lists").join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let list = json!({
+        "name": name, "type": kind, "version": 1, "description": "written by the test",
+        "list": entries, "matching_attributes": types,
+    });
+    std::fs::write(folder.join("list.json"), serde_json::to_vec(&list).unwrap()).unwrap();
+}
+
+#[test]
+fn lists_of_every_kind_written_by_hand_hold_back_their_values_only() {
+    let feed = tempfile::tempdir().unwrap();
+    let attributes = vec![
+        attribute(1, "domain", "cdn.trusted-vendor.example", true),
+        attribute(
+            2,
+            "url",
+            "https://updates.trusted-vendor.example/x.bin",
+            true,
+        ),
+        attribute(3, "md5", "D41D8CD98F00B204E9800998ECF8427E", true),
+        attribute(4, "email-src", "abuse@provider.example", true),
+        attribute(5, "domain", "internal-sinkhole.example", true),
+        attribute(6, "domain", "evil-c2-node.example", true),
+        attribute(7, "ip-dst", "203.0.113.9", true),
+    ];
+    let mut event: Value = serde_json::from_slice(&{
+        write_feed(feed.path());
+        std::fs::read(feed.path().join(format!("{EVENT}.json"))).unwrap()
+    })
+    .unwrap();
+    event["Event"]["Attribute"] = Value::Array(attributes);
+    std::fs::write(
+        feed.path().join(format!("{EVENT}.json")),
+        serde_json::to_vec(&event).unwrap(),
+    )
+    .unwrap();
+    let lists = tempfile::tempdir().unwrap();
+    write_list(
+        lists.path(),
+        "vendor hosts",
+        "hostname",
+        &["trusted-vendor.example"],
+        &["domain", "url"],
+    );
+    write_list(
+        lists.path(),
+        "empty files",
+        "string",
+        &["d41d8cd98f00b204e9800998ecf8427e"],
+        &["md5"],
+    );
+    write_list(
+        lists.path(),
+        "abuse mailboxes",
+        "regex",
+        &["/^abuse@/i"],
+        &["email-src"],
+    );
+    write_list(lists.path(), "sinkholes", "substring", &["sinkhole"], &[]);
+    // A list for another type only: the address is not held back.
+    write_list(
+        lists.path(),
+        "documentation nets",
+        "cidr",
+        &["203.0.113.0/24"],
+        &["ip-src"],
+    );
+
+    let server = FeedServer::start(feed.path());
+    let mut ws = workspace(&server);
+    ws.set(
+        "MISP_FEED_WARNINGLISTS_PATH",
+        lists.path().to_str().unwrap(),
+    );
+    let (report, out) = ws.once();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["pushed"], 1, "{report}");
+    let patterns = indicator_patterns(&bundle_objects(&ws));
+    assert_eq!(
+        patterns,
+        vec![
+            "[domain-name:value = 'evil-c2-node.example']".to_string(),
+            "[ipv4-addr:value = '203.0.113.9']".to_string(),
+        ]
+    );
+    let shown: Value = serde_json::from_slice(&ws.run(&["show", EVENT, "--json"]).stdout).unwrap();
+    let history = shown["history"].to_string();
+    for expected in [
+        "5 attribute(s) on warninglists made no indicator",
+        "abuse mailboxes (1)",
+        "empty files (1)",
+        "sinkholes (1)",
+        "vendor hosts (2)",
+    ] {
+        assert!(history.contains(expected), "{expected}: {history}");
+    }
 }
