@@ -1,0 +1,207 @@
+//! Delta push benchmark: what an update of one large event costs the platform. The release
+//! `misp-feed once` pushes a generated 10,000-attribute event (full conversion profile) into
+//! the real RabbitMQ through the schema-validating fake OpenCTI of the tests; the event is
+//! then updated as MISP updates it (one attribute's comment changed, one attribute added) and
+//! pushed again. Reported: confirmed AMQP messages and wall time of the update's `once`, with
+//! the delta push on and off (off: the whole bundle again, as the Python connector does), the
+//! time the first push takes with and without recording the object hashes, and the ledger's
+//! size per 1,000 objects that the hashes add.
+//!
+//! Run: `cargo bench --bench delta`. Environment: `MISP_FEED_BENCH_ATTRIBUTES` (default
+//! 10000), `MISP_FEED_BENCH_RUNS` (repetitions, default 3; medians are printed). Needs
+//! RabbitMQ on 127.0.0.1:5672 (guest/guest); without it the benchmark says so and exits.
+
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use misp_feed::testsuite::generated_event;
+use serde_json::{Value, json};
+use support::opencti::{FakeOpenCti, platform_workspace, unique_connector_id};
+use support::rabbitmq::Broker;
+use support::workspace::Workspace;
+
+/// One generated event in a feed folder, and the update MISP would make to it.
+struct Feed {
+    dir: tempfile::TempDir,
+    event: Value,
+    uuid: String,
+}
+
+impl Feed {
+    fn new(attributes: usize) -> Feed {
+        let event: Value = serde_json::from_slice(&generated_event(attributes, 11)).unwrap();
+        let uuid = event["Event"]["uuid"].as_str().unwrap().to_string();
+        let feed = Feed {
+            dir: tempfile::tempdir().unwrap(),
+            event,
+            uuid,
+        };
+        feed.write();
+        feed
+    }
+
+    fn write(&self) {
+        std::fs::write(
+            self.dir.path().join(format!("{}.json", self.uuid)),
+            serde_json::to_vec(&self.event).unwrap(),
+        )
+        .unwrap();
+        let timestamp = self.event["Event"]["timestamp"].clone();
+        let manifest = json!({&self.uuid: {"timestamp": timestamp, "info": "generated"}});
+        std::fs::write(
+            self.dir.path().join("manifest.json"),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn update(&mut self) {
+        let event = &mut self.event["Event"];
+        let attributes = event["Attribute"].as_array_mut().unwrap();
+        attributes[0]["comment"] = json!("seen again");
+        attributes[0]["timestamp"] = json!("1700000500");
+        attributes.push(json!({
+            "uuid": "6b000000-0000-4000-8000-0000000000ee", "type": "ip-dst",
+            "category": "Network activity", "to_ids": true, "value": "198.51.100.77",
+            "comment": "", "deleted": false, "timestamp": "1700000500", "distribution": "5",
+        }));
+        event["timestamp"] = json!("1700000500");
+        self.write();
+    }
+}
+
+/// One `once`: its wall time and the messages it left in the push queue.
+async fn timed_once(ws: &Workspace, broker: &Broker, connector_id: &str) -> (Duration, usize) {
+    let started = Instant::now();
+    let (report, out) = ws.once();
+    let wall = started.elapsed();
+    assert!(
+        out.status.success() && report["pushed"] == 1,
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let messages = broker.drain_push_queue_fast(connector_id).await.len();
+    broker.declare_push_queue(connector_id).await;
+    (wall, messages)
+}
+
+/// The ledger's size in bytes (its pages; the write-ahead log is checkpointed first).
+fn ledger_bytes(path: &Path) -> u64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    let size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    (pages * size) as u64
+}
+
+struct Sample {
+    first_wall: Duration,
+    first_messages: usize,
+    update_wall: Duration,
+    update_messages: usize,
+    ledger_bytes: u64,
+}
+
+/// A fresh connector pushes the event, then its update.
+async fn sample(broker: &Broker, fake: &FakeOpenCti, attributes: usize, delta: bool) -> Sample {
+    let mut feed = Feed::new(attributes);
+    let connector_id = unique_connector_id();
+    broker.declare_push_queue(&connector_id).await;
+    let mut ws = platform_workspace(
+        &feed.dir.path().display().to_string(),
+        &fake.url,
+        &connector_id,
+    );
+    ws.set("MISP_FEED_REFERENCE_COMPAT", "false");
+    ws.set("MISP_FEED_DELTA_PUSH", if delta { "true" } else { "false" });
+    ws.set("CONNECTOR_LOG_LEVEL", "warn");
+    let (first_wall, first_messages) = timed_once(&ws, broker, &connector_id).await;
+    let ledger_bytes = ledger_bytes(&ws.ledger_path());
+    feed.update();
+    let (update_wall, update_messages) = timed_once(&ws, broker, &connector_id).await;
+    broker.drain_push_queue_fast(&connector_id).await;
+    Sample {
+        first_wall,
+        first_messages,
+        update_wall,
+        update_messages,
+        ledger_bytes,
+    }
+}
+
+fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+fn main() {
+    let Some(broker) = Broker::shared("delta benchmark") else {
+        return;
+    };
+    let env_number = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}: {v:?}")))
+            .unwrap_or(default)
+    };
+    let attributes = env_number("MISP_FEED_BENCH_ATTRIBUTES", 10_000);
+    let runs = env_number("MISP_FEED_BENCH_RUNS", 3).max(1);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let fake = FakeOpenCti::start(None).await;
+        let mut on = Vec::new();
+        let mut off = Vec::new();
+        for _ in 0..runs {
+            on.push(sample(&broker, &fake, attributes, true).await);
+            off.push(sample(&broker, &fake, attributes, false).await);
+        }
+        let secs = |samples: &[Sample], pick: fn(&Sample) -> Duration| {
+            median(samples.iter().map(|s| pick(s).as_secs_f64()).collect())
+        };
+        let objects = on[0].first_messages;
+        println!(
+            "delta benchmark: one generated event of {attributes} attributes ({objects} objects), \
+             full profile, RabbitMQ with confirms, {runs} run(s), medians"
+        );
+        println!();
+        println!("| push | delta push | confirmed messages | wall s |");
+        println!("|---|---|---:|---:|");
+        println!(
+            "| first push | on | {} | {:.2} |",
+            on[0].first_messages,
+            secs(&on, |s| s.first_wall)
+        );
+        println!(
+            "| first push | off | {} | {:.2} |",
+            off[0].first_messages,
+            secs(&off, |s| s.first_wall)
+        );
+        println!(
+            "| update (1 changed, 1 added) | on | {} | {:.2} |",
+            on[0].update_messages,
+            secs(&on, |s| s.update_wall)
+        );
+        println!(
+            "| update (1 changed, 1 added) | off | {} | {:.2} |",
+            off[0].update_messages,
+            secs(&off, |s| s.update_wall)
+        );
+        let with = median(on.iter().map(|s| s.ledger_bytes).collect());
+        let without = median(off.iter().map(|s| s.ledger_bytes).collect());
+        println!();
+        println!(
+            "ledger after the first push: {with} bytes with the hashes, {without} without: \
+             {:.1} KiB per 1,000 objects",
+            with.saturating_sub(without) as f64 / 1024.0 / objects as f64 * 1000.0
+        );
+    });
+}
