@@ -1,6 +1,7 @@
-//! The memory budget (`MISP_FEED_MEMORY_BUDGET_MB`): its option, and a feed whose every event
-//! is estimated above a tiny budget, run through the binary: every event is still pushed, one
-//! at a time, and the log says which events ran alone and which waited.
+//! The memory budget (`MISP_FEED_MEMORY_BUDGET_MB`): its option; a feed whose every event is
+//! estimated above a tiny budget, run through the binary: every event is still pushed, and
+//! the log says which events ran alone and which waited; and an S3 bucket (admitted from the
+//! listing's sizes) whose objects are pushed one at a time above the budget, together within it.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -129,5 +130,134 @@ fn with_a_tiny_budget_every_event_runs_alone_and_is_still_pushed() {
         waited >= 1,
         "no event waited for the budget:\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A directory sink that counts the pushes in progress: until two were seen at once, each push
+/// waits (up to `linger`) for another to start beside it, so that events the budget lets run
+/// together are seen together.
+struct OverlapSink {
+    inner: misp_feed::sink::directory::DirectorySink,
+    in_progress: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    linger: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl misp_feed::sink::Sink for OverlapSink {
+    fn name(&self) -> &'static str {
+        "overlap"
+    }
+    async fn push(
+        &self,
+        delivery: misp_feed::sink::Delivery<'_>,
+    ) -> Result<misp_feed::sink::Receipt, misp_feed::sink::SinkError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_progress.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        let until = std::time::Instant::now() + self.linger;
+        while self.in_progress.load(SeqCst) < 2
+            && self.most.load(SeqCst) < 2
+            && std::time::Instant::now() < until
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let receipt = self.inner.push(delivery).await;
+        self.in_progress.fetch_sub(1, SeqCst);
+        receipt
+    }
+    async fn finish_run(
+        &self,
+        summary: &misp_feed::sink::RunSummary,
+    ) -> Result<(), misp_feed::sink::SinkError> {
+        self.inner.finish_run(summary).await
+    }
+}
+
+/// Runs an S3 bucket of four objects (one generated event each) with `budget_mb`; returns the
+/// most events pushed at once and the ledger status of each event.
+async fn s3_run(budget_mb: u32, linger: std::time::Duration) -> (usize, Vec<Option<String>>) {
+    use std::sync::Arc;
+
+    use aws_sdk_s3::primitives::ByteStream;
+    use misp_feed::config::SourceType;
+    use misp_feed::ledger::Ledger;
+    use misp_feed::pipeline::Pipeline;
+
+    let server = crate::support::s3_server::S3Server::start().await;
+    let client = server.client();
+    client.create_bucket().bucket("misp").send().await.unwrap();
+    let mut uuids = Vec::new();
+    for index in 0..4 {
+        let bytes = generated_event(500, 0x5e_0000 + index);
+        let event: Value = serde_json::from_slice(&bytes).unwrap();
+        let uuid = event["Event"]["uuid"].as_str().unwrap().to_string();
+        let put = client
+            .put_object()
+            .bucket("misp")
+            .key(format!("feeds/{uuid}.json"));
+        put.body(ByteStream::from(bytes)).send().await.unwrap();
+        uuids.push(uuid);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.misp_feed.source_type = SourceType::S3;
+    settings.misp_feed.bucket_name = Some("misp".into());
+    settings.misp_feed.bucket_prefix = Some("feeds/".into());
+    settings.misp_feed.http_retries = 1;
+    settings.misp_feed.fetch_concurrency = 4;
+    settings.misp_feed.memory_budget_mb = budget_mb;
+    settings.connector.send_to_directory = true;
+    settings.connector.send_to_directory_path = Some(dir.path().join("bundles"));
+    settings.aws = server.aws_settings();
+    let settings = Arc::new(settings);
+    let source = misp_feed::source::build_source(&settings).await.unwrap();
+    let sink = Arc::new(OverlapSink {
+        inner: misp_feed::sink::directory::DirectorySink::new(&settings).unwrap(),
+        in_progress: Default::default(),
+        most: Default::default(),
+        linger,
+    });
+    let ledger = Ledger::open(&dir.path().join("ledger.sqlite"))
+        .await
+        .unwrap();
+    let pipeline = Pipeline::new(
+        settings,
+        Arc::from(source),
+        sink.clone(),
+        ledger.clone(),
+        None,
+        None,
+        false,
+    );
+    let report = pipeline.run_once().await.unwrap();
+    assert_eq!(report.pushed, 4, "{}", report.message());
+    let mut statuses = Vec::new();
+    for uuid in &uuids {
+        let record = ledger.event(uuid.clone()).await.unwrap();
+        statuses.push(record.map(|r| r.status.as_str().to_string()));
+    }
+    (
+        sink.most.load(std::sync::atomic::Ordering::SeqCst),
+        statuses,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_objects_above_the_budget_are_pushed_one_at_a_time_and_together_within_it() {
+    let pushed = vec![Some("pushed".to_string()); 4];
+    // Each object (some 200 KB) is estimated well above 1 MB: one at a time, all pushed.
+    let (most, statuses) = s3_run(1, std::time::Duration::from_millis(300)).await;
+    assert_eq!(statuses, pushed);
+    assert_eq!(
+        most, 1,
+        "two objects above the budget were in flight at once"
+    );
+    // Within the default budget they run together (the same feed, the same concurrency).
+    let (most, statuses) = s3_run(1024, std::time::Duration::from_secs(20)).await;
+    assert_eq!(statuses, pushed);
+    assert!(
+        most >= 2,
+        "the objects never ran together within the budget"
     );
 }
