@@ -8,6 +8,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)]
+mod common;
+
 use misp_feed::convert::{ConvertOptions, ResolvedThreats, convert_event, parse_event_file};
 use misp_feed::testsuite::generated_event;
 
@@ -140,9 +143,18 @@ fn main() {
         mix_bytes as f64 * f64::from(passes) / elapsed / 1e6
     );
     if let Some(cpu) = cpu.filter(|c| *c > 0.0) {
+        let per_core = mix_bytes as f64 * f64::from(passes) / cpu / 1e6;
         println!(
-            "  per CPU-second (user + system time of this process: {cpu:.2} s): {:.1} MB/s",
-            mix_bytes as f64 * f64::from(passes) / cpu / 1e6
+            "  per CPU-second (user + system time of this process: {cpu:.2} s): {per_core:.1} MB/s"
+        );
+        println!();
+        common::target_header();
+        common::target_row(
+            "conversion over the fixture mix, per CPU-second",
+            &format!("{per_core:.1} MB/s"),
+            ">= 150 MB/s per core",
+            per_core >= 150.0,
+            &common::load_average(),
         );
     }
 }

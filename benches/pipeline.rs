@@ -5,7 +5,8 @@
 //! drains the push queue as OpenCTI's workers would.
 //!
 //! Reported per feed size: wall time of the connector process, events/s, confirmed AMQP
-//! messages/s, the process's CPU time and its peak resident memory (`ru_maxrss` of the child,
+//! messages/s, the process's CPU time (in all, and per confirmed message against the target
+//! of 15 µs) and its peak resident memory (`ru_maxrss` of the child,
 //! read with `wait4`). Running two feed sizes shows whether peak memory follows the feed or
 //! the largest event; a run over a feed holding only the event with the most messages gives
 //! that event's own peak for comparison.
@@ -21,6 +22,8 @@
 //! - `MISP_FEED_BENCH_EVENTS`: comma-separated feed sizes (default `2000,4000`); e.g. `200`
 //!   for a quick run.
 //! - `MISP_FEED_BENCH_LOG_LEVEL`: the connector's `CONNECTOR_LOG_LEVEL` (default `info`).
+//! - `MISP_FEED_BENCH_WRITE_FEED=DIR`: write the synthetic feed of the first size into `DIR`
+//!   and stop (to run another connector, the Python one, over the same feed).
 //! - `MISP_FEED_BENCH_BROKER_VARIANTS=1`: after the runs, the broker ceiling again with the
 //!   last run's messages over 1, 2 and 4 channels, and with transient messages.
 //!
@@ -33,28 +36,27 @@
 #[allow(dead_code)]
 mod support;
 
+#[allow(dead_code)]
+mod common;
+
+#[path = "common/amqp.rs"]
+mod amqp;
+
 use std::collections::VecDeque;
-use std::io::Read;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use amqp::{broker_cpu, consume, delete_queue, run_connector};
+use common::{mib, target_header, target_row};
 use lapin::BasicProperties;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::PublisherConfirm;
-use lapin::types::FieldTable;
 use serde_json::{Map, Value, json};
 use support::FIXTURE_FEED;
-use support::feed_server::FeedServer;
-use support::opencti::{FakeOpenCti, TOKEN, unique_connector_id};
+use support::opencti::unique_connector_id;
 use support::rabbitmq::{BROKER, Broker};
-use support::workspace::Workspace;
 
 /// How often each fixture event appears in the synthetic feed, per 40 events: the small
 /// events dominate, as in public feeds, and the big ones still come back regularly.
@@ -72,24 +74,6 @@ const WEIGHTS: [(&str, u32); 9] = [
 
 /// The fixture event that yields the most AMQP messages.
 const LARGEST_EVENT: &str = "5a3c2fcd-8328-42bb-a95e-4f4402de0b81";
-
-/// The full conversion profile (the reference's `full` profile).
-const FULL_PROFILE: [(&str, &str); 11] = [
-    ("MISP_FEED_CREATE_REPORTS", "true"),
-    ("MISP_FEED_CREATE_INDICATORS", "true"),
-    ("MISP_FEED_CREATE_OBSERVABLES", "true"),
-    ("MISP_FEED_CREATE_OBJECT_OBSERVABLES", "true"),
-    ("MISP_FEED_CREATE_TAGS_AS_LABELS", "true"),
-    ("MISP_FEED_AUTHOR_FROM_TAGS", "true"),
-    ("MISP_FEED_MARKINGS_FROM_TAGS", "true"),
-    ("MISP_FEED_IMPORT_TO_IDS_NO_SCORE", "40"),
-    ("MISP_FEED_IMPORT_UNSUPPORTED_OBSERVABLES_AS_TEXT", "true"),
-    (
-        "MISP_FEED_IMPORT_UNSUPPORTED_OBSERVABLES_AS_TEXT_TRANSPARENT",
-        "true",
-    ),
-    ("MISP_FEED_IMPORT_WITH_ATTACHMENTS", "true"),
-];
 
 /// Fills `dir` with a feed of `count` events cloned from the fixtures under fresh uuids,
 /// following `mix` (fixture uuid, weight) in a fixed interleaved order. Returns the feed's
@@ -146,84 +130,6 @@ fn write_feed(dir: &Path, count: usize, mix: &[(&str, u32)]) -> u64 {
     )
     .unwrap();
     bytes
-}
-
-/// What one connector run measured.
-struct Measured {
-    events: u64,
-    feed_bytes: u64,
-    wall: Duration,
-    run_ms: u64,
-    messages: u64,
-    cpu: Duration,
-    /// RabbitMQ's CPU time during the run, when readable.
-    broker_cpu: Option<Duration>,
-    peak_rss_kib: i64,
-    /// Size of every message the consumer received.
-    sizes: Vec<u32>,
-}
-
-/// Counts (and acks) what arrives on `queue`, as a worker would, and keeps each message's
-/// size for the broker-ceiling run.
-async fn consume(
-    connection: lapin::Connection,
-    queue: String,
-    count: Arc<AtomicU64>,
-    sizes: Arc<Mutex<Vec<u32>>>,
-) {
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .basic_qos(1000, BasicQosOptions::default())
-        .await
-        .unwrap();
-    let mut consumer = channel
-        .basic_consume(
-            &queue,
-            "misp-feed-bench",
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut since_ack = 0u32;
-    while let Some(delivery) = consumer.next().await {
-        let Ok(delivery) = delivery else { break };
-        sizes
-            .lock()
-            .unwrap()
-            .push(u32::try_from(delivery.data.len()).unwrap_or(u32::MAX));
-        count.fetch_add(1, Ordering::Relaxed);
-        since_ack += 1;
-        if since_ack >= 200 {
-            delivery
-                .ack(BasicAckOptions { multiple: true })
-                .await
-                .unwrap();
-            since_ack = 0;
-        }
-    }
-}
-
-/// CPU time (user + system) RabbitMQ's Erlang VM has used so far, when it runs on this
-/// machine and `/proc` shows it.
-fn broker_cpu() -> Option<Duration> {
-    let ticks_per_second = 100.0; // USER_HZ on Linux
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
-            continue;
-        };
-        if comm.trim() != "beam.smp" {
-            continue;
-        }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-        let after_name = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let utime: f64 = fields.get(11)?.parse().ok()?;
-        let stime: f64 = fields.get(12)?.parse().ok()?;
-        return Some(Duration::from_secs_f64((utime + stime) / ticks_per_second));
-    }
-    None
 }
 
 /// The broker's own ceiling for this workload: messages of exactly the sizes the connector
@@ -322,153 +228,6 @@ async fn broker_ceiling_with(
     (elapsed, sizes.len() as u64)
 }
 
-fn timeval(t: libc::timeval) -> Duration {
-    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-}
-
-/// Waits for the child with `wait4`, which also returns the child's own resource usage.
-fn wait_with_usage(pid: i32) -> (i32, libc::rusage) {
-    let mut status = 0;
-    // SAFETY: rusage is plain old data; wait4 fills it for the child we spawned.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-    (status, usage)
-}
-
-/// One `misp-feed once` over a feed of `count` events following `mix`.
-async fn run_connector(
-    broker: &Broker,
-    count: usize,
-    mix: &[(&str, u32)],
-    log_level: &str,
-) -> Measured {
-    // A platform of its own: the fake keeps the connector state a previous run sent.
-    let fake = FakeOpenCti::start(None).await;
-    let empty = tempfile::tempdir().unwrap();
-    let server = FeedServer::start(empty.path());
-    let feed_bytes = write_feed(&server.dir, count, mix);
-    let connector_id = unique_connector_id();
-    broker.declare_push_queue(&connector_id).await;
-    let queue = format!("push_{connector_id}");
-    let consumed = Arc::new(AtomicU64::new(0));
-    let sizes = Arc::new(Mutex::new(Vec::new()));
-    let consumer = tokio::spawn(consume(
-        broker.connection().await,
-        queue.clone(),
-        consumed.clone(),
-        sizes.clone(),
-    ));
-
-    let mut ws = Workspace::new(&server.url());
-    for (key, value) in FULL_PROFILE {
-        ws.set(key, value);
-    }
-    for (key, value) in [
-        ("OPENCTI_URL", fake.url.as_str()),
-        ("OPENCTI_TOKEN", TOKEN),
-        ("CONNECTOR_ID", connector_id.as_str()),
-        ("CONNECTOR_QUEUE_PROTOCOL", "amqp"),
-        ("CONNECTOR_SEND_TO_QUEUE", "true"),
-        ("CONNECTOR_SEND_TO_DIRECTORY", "false"),
-        ("CONNECTOR_LOG_LEVEL", log_level),
-        ("MISP_FEED_READ_TIMEOUT", "60"),
-        ("MISP_FEED_HTTP_RETRIES", "3"),
-    ] {
-        ws.set(key, value);
-    }
-    let stderr_path = ws.root.path().join("connector.log");
-    let mut command = ws.command(&["once", "--json"]);
-    command
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap());
-
-    let broker_cpu_before = broker_cpu();
-    let started = Instant::now();
-    // Reaped by `wait_with_usage` (libc::wait4), which also yields the child's own peak RSS;
-    // clippy cannot see that wait.
-    #[allow(clippy::zombie_processes)]
-    let mut child = command.spawn().unwrap();
-    let pid = child.id() as i32;
-    let mut stdout = child.stdout.take().unwrap();
-    let (stdout, status, usage) = tokio::task::spawn_blocking(move || {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).unwrap();
-        let (status, usage) = wait_with_usage(pid);
-        (text, status, usage)
-    })
-    .await
-    .unwrap();
-    let wall = started.elapsed();
-    let broker_cpu_during = broker_cpu()
-        .zip(broker_cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
-    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "connector exited with status {status}\nstdout: {stdout}\nlog tail: {}",
-        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
-    );
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no JSON report on stdout: {stdout}"));
-    assert_eq!(report["pushed"], json!(count), "report: {report}");
-    assert_eq!(report["failed"], json!(0), "report: {report}");
-
-    // Confirmed messages, as recorded in the ledger from the broker's acks.
-    let ledger = rusqlite::Connection::open(ws.ledger_path()).unwrap();
-    let (pushed, messages): (i64, i64) = ledger
-        .query_row(
-            "SELECT COUNT(*), COALESCE(SUM(messages), 0) FROM events WHERE status = 'pushed'",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(pushed as usize, count);
-    // The consumer sees every confirmed message (a message confirmed twice after a lost
-    // confirm would arrive twice: at least, not exactly).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while consumed.load(Ordering::Relaxed) < messages as u64 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    consumer.abort();
-    let consumed = consumed.load(Ordering::Relaxed);
-    let sizes = std::mem::take(&mut *sizes.lock().unwrap());
-    assert!(
-        consumed >= messages as u64,
-        "the consumer saw {consumed} of {messages} confirmed messages"
-    );
-    delete_queue(broker, &queue).await;
-
-    Measured {
-        events: count as u64,
-        feed_bytes,
-        wall,
-        run_ms: report["duration_ms"].as_u64().unwrap_or(0),
-        messages: messages as u64,
-        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
-        broker_cpu: broker_cpu_during,
-        peak_rss_kib: usage.ru_maxrss,
-        sizes,
-    }
-}
-
-async fn delete_queue(broker: &Broker, queue: &str) {
-    let connection = broker.connection().await;
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .queue_delete(queue, QueueDeleteOptions::default())
-        .await
-        .unwrap();
-    connection.close(200, "ok").await.unwrap();
-}
-
-fn mib(kib: i64) -> f64 {
-    kib as f64 / 1024.0
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; this harness takes no arguments.
     let Some(broker) = Broker::shared("pipeline benchmark") else {
@@ -484,6 +243,14 @@ fn main() {
         })
         .collect();
     let log_level = std::env::var("MISP_FEED_BENCH_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    if let Ok(dir) = std::env::var("MISP_FEED_BENCH_WRITE_FEED") {
+        // The same synthetic feed for another connector (the Python one): written, not run.
+        let count = sizes.first().copied().unwrap_or(200);
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = write_feed(Path::new(&dir), count, &WEIGHTS);
+        println!("wrote a feed of {count} events ({bytes} bytes) into {dir}");
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -496,7 +263,13 @@ fn main() {
             BROKER,
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        let single = run_connector(&broker, 1, &[(LARGEST_EVENT, 1)], &log_level).await;
+        let single = run_connector(
+            &broker,
+            |dir| (1, write_feed(dir, 1, &[(LARGEST_EVENT, 1)])),
+            &log_level,
+            &[],
+        )
+        .await;
         println!(
             "largest event alone ({LARGEST_EVENT}, {} messages): wall {:.2} s, peak RSS {:.1} MiB",
             single.messages,
@@ -505,13 +278,20 @@ fn main() {
         );
         println!();
         println!(
-            "| events | feed MiB | wall s | run s | events/s | confirmed msgs | mean msg KiB | msgs/s | connector CPU s | broker CPU s | peak RSS MiB | broker ceiling msgs/s | of ceiling |"
+            "| events | feed MiB | wall s | run s | events/s | confirmed msgs | mean msg KiB | msgs/s | connector CPU s | CPU µs/msg | broker CPU s | peak RSS MiB | broker ceiling msgs/s | of ceiling |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mut per_message = Vec::new();
         let mut peaks = Vec::new();
         let mut last_sizes: Option<Vec<u32>> = None;
         for &count in &sizes {
-            let m = run_connector(&broker, count, &WEIGHTS, &log_level).await;
+            let m = run_connector(
+                &broker,
+                |dir| (count, write_feed(dir, count, &WEIGHTS)),
+                &log_level,
+                &[],
+            )
+            .await;
             let (ceiling_wall, ceiling_messages) = broker_ceiling(&broker, &m.sizes).await;
             let ceiling_rate = ceiling_messages as f64 / ceiling_wall.as_secs_f64();
             let wall = m.wall.as_secs_f64();
@@ -519,8 +299,10 @@ fn main() {
             let mean_kib = m.sizes.iter().map(|&s| u64::from(s)).sum::<u64>() as f64
                 / m.sizes.len().max(1) as f64
                 / 1024.0;
+            let cpu_us_per_message = m.cpu.as_secs_f64() * 1e6 / m.messages.max(1) as f64;
+            per_message.push((count, m.messages, cpu_us_per_message, common::load_average()));
             println!(
-                "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {:.1} | {:.0} | {:.2} | {} | {:.1} | {:.0} | {:.0}% |",
+                "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {:.1} | {:.0} | {:.2} | {:.1} | {} | {:.1} | {:.0} | {:.0}% |",
                 m.events,
                 m.feed_bytes as f64 / 1_048_576.0,
                 wall,
@@ -530,6 +312,7 @@ fn main() {
                 mean_kib,
                 rate,
                 m.cpu.as_secs_f64(),
+                cpu_us_per_message,
                 m.broker_cpu
                     .map_or("-".to_owned(), |cpu| format!("{:.2}", cpu.as_secs_f64())),
                 mib(m.peak_rss_kib),
@@ -576,6 +359,17 @@ fn main() {
                 last.0,
                 (last.1 as f64 / first.1 as f64 - 1.0) * 100.0,
                 mib(single.peak_rss_kib)
+            );
+        }
+        println!();
+        target_header();
+        for (count, messages, cpu_us, load) in &per_message {
+            target_row(
+                &format!("connector CPU per confirmed message, {count} events ({messages} messages)"),
+                &format!("{cpu_us:.1} µs"),
+                "<= 15 µs",
+                *cpu_us <= 15.0,
+                load,
             );
         }
     });

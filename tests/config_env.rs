@@ -1017,6 +1017,7 @@ fn rows() -> Vec<Row> {
         },
     ];
     rows.extend(crate::config_env_import::rows());
+    rows.extend(crate::pipeline_budget::option_rows());
     rows
 }
 

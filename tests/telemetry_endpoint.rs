@@ -186,7 +186,7 @@ async fn concurrent_scrapes_each_get_a_whole_text_while_metrics_move() {
         let body = scrape.await.unwrap();
         // `parse` fails on any torn or duplicated line.
         let (samples, types) = parse(&body);
-        assert_eq!(types.len(), 15, "a whole exposition: {types:?}");
+        assert_eq!(types.len(), 16, "a whole exposition: {types:?}");
         let bundles = samples["bundles_sent_total"];
         assert!((0.0..=UPDATES as f64).contains(&bundles), "{bundles}");
         // Records are added after bundles and rendered after them: never fewer than those of

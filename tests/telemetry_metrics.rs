@@ -54,8 +54,10 @@ fn fresh_registry_exposes_every_pycti_metric_at_zero() {
     assert_eq!(samples["misp_feed_push_duration_seconds_sum"], 0.0);
     assert_eq!(types["misp_feed_warninglisted_attributes_total"], "counter");
     assert_eq!(samples["misp_feed_warninglisted_attributes_total"], 0.0);
+    assert_eq!(types["misp_feed_memory_budget_waits_total"], "counter");
+    assert_eq!(samples["misp_feed_memory_budget_waits_total"], 0.0);
     // Nothing else: a new family is a decision, not an accident.
-    assert_eq!(types.len(), PYCTI_COUNTERS.len() + 1 + 7, "{types:?}");
+    assert_eq!(types.len(), PYCTI_COUNTERS.len() + 1 + 8, "{types:?}");
 }
 
 #[test]
@@ -84,6 +86,7 @@ fn every_metric_moves() {
     metrics.observe_push_latency(Duration::from_millis(700));
     metrics.observe_push_latency(Duration::from_secs(60));
     metrics.add_warninglisted(3);
+    metrics.inc_memory_budget_waits();
 
     let (s, _) = parse(&metrics.render());
     assert_eq!(s["bundles_sent_total"], 3.0);
@@ -94,6 +97,7 @@ fn every_metric_moves() {
     assert_eq!(s["errors_total"], 1.0);
     assert_eq!(s["client_errors_total"], 1.0);
     assert_eq!(s["misp_feed_warninglisted_attributes_total"], 3.0);
+    assert_eq!(s["misp_feed_memory_budget_waits_total"], 1.0);
     assert_eq!(s["state{state=\"running\"}"], 1.0);
     assert_eq!(s["state{state=\"idle\"}"], 0.0);
     assert_eq!(metrics.state(), ConnectorState::Running);

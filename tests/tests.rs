@@ -38,6 +38,7 @@ mod operator_experience;
 mod packaging_image_run;
 mod packaging_metadata;
 mod packaging_samples;
+mod pipeline_budget;
 mod reliability_broker_outage;
 mod reliability_outages;
 mod reliability_secrets;

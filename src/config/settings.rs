@@ -97,6 +97,9 @@ pub struct MispFeedSettings {
     /// Tries per request after the first.
     pub http_retries: u32,
     pub fetch_concurrency: usize,
+    /// Megabytes the events in flight may take together (`crate::pipeline::budget`); 0 (only
+    /// from `Default`) sets no budget.
+    pub memory_budget_mb: u32,
     /// Failed events are retried by later runs up to this.
     pub max_attempts: u32,
     /// Delay before a failed event's first retry, doubling with each further failure

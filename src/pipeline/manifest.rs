@@ -226,6 +226,9 @@ impl Pipeline {
                     .await;
             }
         };
+        // The file's size is known once it is fetched: the body alone waits for the budget,
+        // the conversion (many times its size) does not start before its share is free.
+        let _admission = self.admit(uuid, file.bytes.len() as u64).await;
         // Every reason to fetch a manifest event (new, timestamp moved, owed, operator reset)
         // is also a reason to push it: the content hash is recorded for audit, not to skip.
         // Hashing and parsing run on a blocking thread with the conversion: a large event

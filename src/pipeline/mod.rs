@@ -2,9 +2,12 @@
 //! hash, convert and push it, recording every step in the ledger before taking the next.
 //!
 //! Events are handled with bounded concurrency and streamed one by one: memory follows the
-//! largest event in flight, not the size of the feed. The run's figures, and the checkpoint
-//! it stored, go back to the caller in the [`RunReport`]; the pipeline calls nobody back.
+//! largest event in flight, not the size of the feed, and the events in flight are admitted
+//! against a memory budget estimated from their files' sizes (`budget`). The run's figures,
+//! and the checkpoint it stored, go back to the caller in the [`RunReport`]; the pipeline
+//! calls nobody back.
 
+mod budget;
 mod event;
 mod manifest;
 mod objects;
@@ -127,6 +130,8 @@ pub struct Pipeline {
     retry_policy: RetryPolicy,
     /// Draw a progress bar (interactive `once`).
     progress: bool,
+    /// What the events in flight may take together.
+    budget: budget::MemoryBudget,
 }
 
 /// One run's identity.
@@ -150,6 +155,7 @@ impl Pipeline {
             base_backoff: settings.misp_feed.retry_backoff,
             ..RetryPolicy::default()
         };
+        let budget = budget::MemoryBudget::new(settings.misp_feed.memory_budget_mb);
         Pipeline {
             settings,
             source,
@@ -159,6 +165,7 @@ impl Pipeline {
             warninglists,
             retry_policy,
             progress,
+            budget,
         }
     }
 

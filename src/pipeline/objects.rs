@@ -172,6 +172,9 @@ impl Pipeline {
         object: &ObjectEntry,
         changed: bool,
     ) -> Result<ObjectCounts, PipelineError> {
+        // The listing gives the object's size: its events wait for their share of the
+        // memory budget before it is downloaded, and hold it until the last one is pushed.
+        let _admission = self.admit(&object.key, object.size).await;
         let file = match self.source.fetch(&object.key).await {
             Ok(file) => file,
             Err(e) => {

@@ -139,6 +139,48 @@ impl InternalEvent for EventPushed<'_> {
     }
 }
 
+/// An event waited for its share of the memory budget (`MISP_FEED_MEMORY_BUDGET_MB`), or was
+/// estimated to need more than all of it and so ran alone.
+pub(crate) struct MemoryBudgetWait<'a> {
+    /// The event's uuid (or the S3 object's key).
+    pub what: &'a str,
+    pub needed_mb: u32,
+    pub budget_mb: u32,
+    /// `None`: admitted at once.
+    pub waited: Option<Duration>,
+    pub alone: bool,
+}
+
+impl InternalEvent for MemoryBudgetWait<'_> {
+    fn emit_to(self, metrics: &Metrics) {
+        let (what, needed_mb, budget_mb) = (self.what, self.needed_mb, self.budget_mb);
+        let waited = self.waited.is_some();
+        let waited_ms = self.waited.map_or(0, |waited| waited.as_millis() as u64);
+        if waited {
+            metrics.inc_memory_budget_waits();
+        }
+        if self.alone {
+            tracing::info!(
+                event = %what,
+                needed_mb,
+                budget_mb,
+                waited,
+                waited_ms,
+                "event {what} needs about {needed_mb} MB, more than the memory budget of {budget_mb} MB (MISP_FEED_MEMORY_BUDGET_MB): it runs alone, after waiting {waited_ms} ms"
+            );
+        } else {
+            tracing::info!(
+                event = %what,
+                needed_mb,
+                budget_mb,
+                waited,
+                waited_ms,
+                "event {what} waited {waited_ms} ms for about {needed_mb} MB of the memory budget of {budget_mb} MB (MISP_FEED_MEMORY_BUDGET_MB)"
+            );
+        }
+    }
+}
+
 /// Attributes of a pushed event made no indicator because their values are on warninglists.
 pub(crate) struct WarninglistedAttributes<'a> {
     pub uuid: &'a str,

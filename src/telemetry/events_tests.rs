@@ -286,3 +286,45 @@ fn emit_moves_the_process_wide_registry() {
     // Other counters are untouched.
     assert_eq!(sample(&metrics(), "client_errors_total"), before);
 }
+
+#[test]
+fn a_wait_for_the_memory_budget_is_logged_and_counted_and_running_alone_is_said() {
+    let (lines, metrics) = emitted(MemoryBudgetWait {
+        what: "5f1e0000-aaaa-4bbb-8ccc-000000000003",
+        needed_mb: 300,
+        budget_mb: 1024,
+        waited: Some(Duration::from_millis(1500)),
+        alone: false,
+    });
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["level"], "INFO");
+    assert_eq!(
+        lines[0]["message"],
+        "event 5f1e0000-aaaa-4bbb-8ccc-000000000003 waited 1500 ms for about 300 MB of the memory budget of 1024 MB (MISP_FEED_MEMORY_BUDGET_MB)"
+    );
+    assert_eq!(
+        lines[0]["attributes"],
+        json!({"event": "5f1e0000-aaaa-4bbb-8ccc-000000000003", "needed_mb": 300,
+               "budget_mb": 1024, "waited": true, "waited_ms": 1500})
+    );
+    assert_eq!(sample(&metrics, "misp_feed_memory_budget_waits_total"), 1.0);
+
+    // Too large for the budget, admitted at once (nothing else was in flight): said, not
+    // counted as a wait.
+    let (lines, metrics) = emitted(MemoryBudgetWait {
+        what: "big-object.json",
+        needed_mb: 4400,
+        budget_mb: 1024,
+        waited: None,
+        alone: true,
+    });
+    assert_eq!(lines.len(), 1);
+    let message = lines[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("needs about 4400 MB, more than the memory budget of 1024 MB")
+            && message.contains("it runs alone"),
+        "{message}"
+    );
+    assert_eq!(lines[0]["attributes"]["waited"], false);
+    assert_eq!(sample(&metrics, "misp_feed_memory_budget_waits_total"), 0.0);
+}

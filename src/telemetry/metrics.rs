@@ -136,6 +136,7 @@ pub struct Metrics {
     errors: Counter,
     client_errors: Counter,
     warninglisted: Counter,
+    memory_budget_waits: Counter,
     state: StateSet,
     events_by_status: Family<StatusLabel, Gauge>,
     /// The statuses of the last snapshot, so that a status gone from the ledger leaves too.
@@ -214,6 +215,7 @@ impl Metrics {
             errors: Counter::default(),
             client_errors: Counter::default(),
             warninglisted: Counter::default(),
+            memory_budget_waits: Counter::default(),
             state: StateSet {
                 label: state_label,
                 current: Arc::default(),
@@ -273,6 +275,11 @@ impl Metrics {
             metrics.warninglisted.clone(),
         );
         registry.register(
+            "misp_feed_memory_budget_waits",
+            "Events that waited for their share of the memory budget before being converted",
+            metrics.memory_budget_waits.clone(),
+        );
+        registry.register(
             "misp_feed_fetch_errors",
             "Failed feed fetches by source",
             metrics.fetch_errors.clone(),
@@ -330,6 +337,10 @@ impl Metrics {
     }
     pub fn add_warninglisted(&self, attributes: u64) {
         self.warninglisted.inc_by(attributes);
+    }
+    /// An event waited for its share of the memory budget.
+    pub fn inc_memory_budget_waits(&self) {
+        self.memory_budget_waits.inc();
     }
     pub fn inc_client_errors(&self) {
         self.client_errors.inc();

@@ -269,6 +269,19 @@ pub(super) const MISP_FEED: &[OptionSpec] = &[
     )
     .or("4"),
     OptionSpec::new(
+        "MISP_FEED_MEMORY_BUDGET_MB",
+        "misp_feed",
+        "memory_budget_mb",
+        &Plain(
+            Int::new(1, 1_048_576, "a whole number of megabytes from 1 to 1048576"),
+            field!(misp_feed.memory_budget_mb),
+        ),
+        Ours,
+        Sync,
+        "Megabytes the events in flight may take together, each estimated from its file's size; an event estimated above it runs alone.",
+    )
+    .or("1024"),
+    OptionSpec::new(
         "MISP_FEED_MAX_ATTEMPTS",
         "misp_feed",
         "max_attempts",
