@@ -10,16 +10,16 @@ use super::{Listing, ManifestEntry, ManifestValidators, SourceError};
 use crate::reconciler::filters::EventFacts;
 
 /// The manifest's file name, next to the event files.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 
 /// The file that holds one event: `<uuid>.json`.
-pub fn event_file_name(uuid: &str) -> String {
+pub(crate) fn event_file_name(uuid: &str) -> String {
     format!("{uuid}.json")
 }
 
 /// Why a manifest key is not an event uuid (the key shortened for the message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NotAnEventUuid {
+pub(crate) enum NotAnEventUuid {
     #[error("manifest key {0:?} looks like a URL, not an event UUID")]
     Url(String),
     #[error("manifest key {0:?} looks like a path (path traversal refused), not an event UUID")]
@@ -29,7 +29,7 @@ pub enum NotAnEventUuid {
 }
 
 /// The canonical (hyphenated, lower-case) text of an event uuid, or why `key` is not one.
-pub fn canonical_event_uuid(key: &str) -> Result<String, NotAnEventUuid> {
+pub(crate) fn canonical_event_uuid(key: &str) -> Result<String, NotAnEventUuid> {
     // The 36-character length pins the hyphenated form: uuid's parser also accepts braced,
     // URN and 32-digit forms, which are not what a feed names its files with.
     if key.len() == 36
@@ -50,7 +50,7 @@ pub fn canonical_event_uuid(key: &str) -> Result<String, NotAnEventUuid> {
 /// The event file a fetch key names: `<key>.json`, the key spelled as the manifest lists it
 /// (a feed on a case-sensitive server names its files so), once the key is known to be an
 /// event uuid in some case. Anything else is an error naming the key: only uuids are fetched.
-pub fn event_file_for_key(key: &str) -> Result<String, SourceError> {
+pub(crate) fn event_file_for_key(key: &str) -> Result<String, SourceError> {
     let bare = key.strip_suffix(".json").unwrap_or(key);
     canonical_event_uuid(bare).map_err(|reason| SourceError::Invalid {
         what: shorten(key),
@@ -60,7 +60,7 @@ pub fn event_file_for_key(key: &str) -> Result<String, SourceError> {
 }
 
 /// Parses a manifest's bytes. Entries come out sorted by timestamp, then uuid.
-pub fn parse_manifest(
+pub(crate) fn parse_manifest(
     bytes: &[u8],
     validators: ManifestValidators,
 ) -> Result<Listing, SourceError> {

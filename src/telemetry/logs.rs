@@ -208,7 +208,7 @@ pub struct PyctiJsonLayer<W> {
 }
 
 impl<W> PyctiJsonLayer<W> {
-    pub fn new(name: &str, writer: W) -> Self {
+    pub(crate) fn new(name: &str, writer: W) -> Self {
         PyctiJsonLayer {
             name: name.to_string(),
             writer,

@@ -48,13 +48,13 @@ pub enum ConnectorState {
 
 impl ConnectorState {
     /// In pycti's order; the first is the state of a fresh registry.
-    pub const ALL: [ConnectorState; 3] = [
+    pub(crate) const ALL: [ConnectorState; 3] = [
         ConnectorState::Idle,
         ConnectorState::Running,
         ConnectorState::Stopped,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ConnectorState::Idle => "idle",
             ConnectorState::Running => "running",
