@@ -326,7 +326,7 @@ impl Builder {
                     return Err(WarninglistError::field(
                         &list.file,
                         format!("list[{position}]"),
-                        problem,
+                        problem.to_string(),
                     ));
                 }
             }
@@ -376,10 +376,14 @@ impl Builder {
         self.hostnames.shrink();
         self.substrings
             .build()
-            .map_err(|reason| WarninglistError::Compile { reason })?;
+            .map_err(|reason| WarninglistError::Compile {
+                reason: reason.to_string(),
+            })?;
         self.regexes
             .build()
-            .map_err(|reason| WarninglistError::Compile { reason })?;
+            .map_err(|reason| WarninglistError::Compile {
+                reason: reason.to_string(),
+            })?;
         let applicability: Vec<(ListKind, &[String])> = self
             .lists
             .iter()
