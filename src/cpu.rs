@@ -22,7 +22,7 @@ fn slots() -> &'static Semaphore {
 }
 
 /// Runs `job` on a blocking thread once a core's slot is free; `Err` if the job panicked.
-pub async fn run<T, F>(job: F) -> Result<T, String>
+pub(crate) async fn run<T, F>(job: F) -> Result<T, String>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,

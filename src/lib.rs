@@ -10,9 +10,9 @@
 
 pub mod commands;
 pub mod config;
-pub mod connector;
+pub(crate) mod connector;
 pub mod convert;
-pub mod cpu;
+pub(crate) mod cpu;
 pub mod ledger;
 pub mod opencti;
 pub mod pipeline;

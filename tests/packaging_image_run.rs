@@ -182,3 +182,22 @@ fn a_volume_the_image_user_cannot_write_stops_with_a_clear_error() {
     );
     assert_eq!(bundle_count(&volume), 0);
 }
+
+/// The image ships the release binary without debug info: at most 40 MB (with line tables it
+/// was 187 MB, four fifths of them debug sections).
+#[test]
+fn the_shipped_binary_is_at_most_40_mb() {
+    let test = "the_shipped_binary_is_at_most_40_mb";
+    let release = std::env::var_os("MISP_FEED_RELEASE_BIN").ok_or_else(|| {
+        "MISP_FEED_RELEASE_BIN is unset (.ci/run builds the release binary and sets it)".to_string()
+    });
+    let Some(path) = crate::support::services::require(test, release) else {
+        return;
+    };
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        size <= 40_000_000,
+        "{}: {size} bytes, over 40 MB",
+        PathBuf::from(&path).display()
+    );
+}

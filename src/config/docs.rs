@@ -15,8 +15,8 @@ use super::settings::Settings;
 pub const REGENERATE: &str = "MISP_FEED_WRITE_DOCS=1 cargo test --test config_docs";
 
 /// The lines around the generated part of README.md.
-pub const README_BEGIN: &str = "<!-- BEGIN generated options: edit src/config/options/, then run MISP_FEED_WRITE_DOCS=1 cargo test --test config_docs -->";
-pub const README_END: &str = "<!-- END generated options -->";
+pub(crate) const README_BEGIN: &str = "<!-- BEGIN generated options: edit src/config/options/, then run MISP_FEED_WRITE_DOCS=1 cargo test --test config_docs -->";
+pub(crate) const README_END: &str = "<!-- END generated options -->";
 
 fn code(text: &str) -> String {
     if text.is_empty() {
@@ -31,7 +31,7 @@ fn cell(text: &str) -> String {
 }
 
 /// The README's option tables, one per origin, markers included.
-pub fn readme_tables() -> String {
+pub(crate) fn readme_tables() -> String {
     let mut out = format!("{README_BEGIN}\n");
     for (origin, title) in [
         (

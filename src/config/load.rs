@@ -161,11 +161,6 @@ impl Settings {
         Ok(loaded.settings)
     }
 
-    /// As [`Settings::load`], returning the warnings instead of logging them.
-    pub fn load_with_warnings(config_file: Option<&Path>) -> Result<LoadedSettings, ConfigError> {
-        Settings::load_for(Scope::Sync, config_file)
-    }
-
     /// The options a command's `scope` reads, from the process environment and `config_file`
     /// (or `./config.yml` when it exists); the others keep their defaults.
     pub fn load_for(

@@ -10,7 +10,7 @@
 pub mod docs;
 mod headers;
 mod load;
-pub mod options;
+pub(crate) mod options;
 mod parsers;
 mod raw;
 mod settings;

@@ -123,7 +123,7 @@ pub struct MispFeedSettings {
 impl MispFeedSettings {
     /// The delta push applies unless reference compatibility asks for the Python connector's
     /// behaviour, which sends every bundle whole.
-    pub fn delta_push_on(&self) -> bool {
+    pub(crate) fn delta_push_on(&self) -> bool {
         self.delta_push && !self.convert.reference_compat
     }
 }

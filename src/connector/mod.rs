@@ -49,7 +49,7 @@ mod platform_state;
 
 use platform_state::{PlatformChange, deliver_state, reconcile_at_start};
 
-pub struct Connector {
+pub(crate) struct Connector {
     settings: Arc<Settings>,
     pipeline: Pipeline,
     ledger: Ledger,
@@ -72,7 +72,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Which sink the settings select: the bundle folder when sending to the queue is off or no
 /// OpenCTI URL is configured (the connector then runs offline).
-pub fn runs_offline(settings: &Settings) -> bool {
+pub(crate) fn runs_offline(settings: &Settings) -> bool {
     !settings.connector.send_to_queue || settings.opencti.url.is_none()
 }
 
@@ -86,7 +86,7 @@ fn directory_sink(settings: &Settings) -> Result<Arc<dyn Sink>, ConnectorError> 
 impl Connector {
     /// Opens the ledger, builds the source and the sink, and registers with OpenCTI unless
     /// the connector runs offline. `progress` draws a progress bar during runs.
-    pub async fn start(
+    pub(crate) async fn start(
         settings: Arc<Settings>,
         progress: bool,
     ) -> Result<Connector, ConnectorError> {
@@ -161,7 +161,7 @@ impl Connector {
 
     /// One run; with OpenCTI, force-pings the new state at the end, as the Python connector
     /// does in run-and-terminate mode.
-    pub async fn once(&mut self) -> Result<RunReport, ConnectorError> {
+    pub(crate) async fn once(&mut self) -> Result<RunReport, ConnectorError> {
         self.apply_requested_reset().await?;
         // No queue check here: like the Python connector's run-and-terminate path, `once`
         // sends exactly pycti's sequence; `run` waits for queue capacity before each run.
@@ -196,7 +196,7 @@ impl Connector {
     }
 
     /// Runs every `duration_period` until SIGTERM or Ctrl-C, with pycti's heartbeat.
-    pub async fn run_forever(&mut self) -> Result<(), ConnectorError> {
+    pub(crate) async fn run_forever(&mut self) -> Result<(), ConnectorError> {
         let beat = self.settings.misp_feed.heartbeat_period;
         let heartbeat = self.platform.as_ref().map(|platform| {
             let opencti = Arc::clone(&platform.opencti);

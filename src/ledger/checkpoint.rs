@@ -18,8 +18,8 @@ use crate::source::{ManifestEntry, ManifestValidators};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ImportFloor {
     /// Epoch seconds.
-    pub at: i64,
-    pub origin: FloorOrigin,
+    pub(crate) at: i64,
+    pub(crate) origin: FloorOrigin,
 }
 
 impl ImportFloor {
@@ -28,7 +28,7 @@ impl ImportFloor {
     /// moved back, or a longer duration), except over a floor taken from the platform, which
     /// marks what another connector imported already. Returns the floor and whether it
     /// changed (and must be stored).
-    pub fn for_run(
+    pub(crate) fn for_run(
         stored: Option<ImportFloor>,
         import_from_date: Option<DateTime<Utc>>,
         run_started: DateTime<Utc>,
@@ -60,10 +60,10 @@ impl ImportFloor {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlatformSync {
     /// The state text the last successful ping delivered.
-    pub sent_state: Option<String>,
+    pub(crate) sent_state: Option<String>,
     /// An operator reset the platform has not been told yet: at start, the ledger wins over
     /// whatever state the platform holds.
-    pub reset_pending: bool,
+    pub(crate) reset_pending: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -77,22 +77,11 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// The validators of the manifest download this checkpoint remembers.
-    pub fn validators(&self) -> ManifestValidators {
+    pub(crate) fn validators(&self) -> ManifestValidators {
         ManifestValidators {
             etag: self.manifest_etag.clone(),
             last_modified: self.manifest_last_modified.clone(),
         }
-    }
-
-    /// The timestamp a run starts from: the stored one, else `import_from_date`, else now
-    /// (and then nothing older than now is imported, which the caller should say).
-    pub fn start_timestamp(
-        &self,
-        import_from_date: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> i64 {
-        self.last_event_timestamp
-            .unwrap_or_else(|| import_from_date.unwrap_or(now).timestamp())
     }
 }
 

@@ -30,7 +30,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::source::{ManifestEntry, ObjectEntry};
 use store::Store;
-pub use store::{LeftOut, OldEntry};
+pub(crate) use store::{LeftOut, OldEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -52,7 +52,7 @@ pub enum LedgerError {
     Stopped,
 }
 
-pub type Result<T> = std::result::Result<T, LedgerError>;
+pub(crate) type Result<T> = std::result::Result<T, LedgerError>;
 
 /// The schema version this binary writes (older ledgers are upgraded to it when opened).
 pub fn schema_version() -> i64 {
@@ -161,14 +161,14 @@ impl Ledger {
         answered.await.map_err(|_| LedgerError::Stopped)?
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.inner.path
     }
 
     /// A consistent copy of the ledger at `path` into `target` (a new file), taken while a
     /// writer may be running, whatever the schema version of the ledger (the copy is brought
     /// up to date when it is opened). The ledger itself is not written.
-    pub async fn copy_file(path: &Path, target: &Path) -> Result<()> {
+    pub(crate) async fn copy_file(path: &Path, target: &Path) -> Result<()> {
         let (path, target) = (path.to_path_buf(), target.to_path_buf());
         tokio::task::spawn_blocking(move || Store::copy_file(&path, &target))
             .await
@@ -193,7 +193,7 @@ impl Ledger {
         self.call(move |store| store.begin_run(&source)).await
     }
 
-    pub async fn finish_run(&self, run: RunId, outcome: RunOutcome) -> Result<()> {
+    pub(crate) async fn finish_run(&self, run: RunId, outcome: RunOutcome) -> Result<()> {
         self.call(move |store| store.finish_run(run, &outcome))
             .await
     }
@@ -215,7 +215,7 @@ impl Ledger {
 
     /// The floor this run imports from (set by the first run, lowered by an earlier
     /// `MISP_FEED_IMPORT_FROM_DATE`; see [`ImportFloor::for_run`]), stored when it changed.
-    pub async fn floor_for_run(
+    pub(crate) async fn floor_for_run(
         &self,
         import_from_date: Option<DateTime<Utc>>,
         run_started: DateTime<Utc>,
@@ -231,13 +231,13 @@ impl Ledger {
         .await
     }
 
-    pub async fn import_floor(&self) -> Result<Option<ImportFloor>> {
+    pub(crate) async fn import_floor(&self) -> Result<Option<ImportFloor>> {
         self.call(|store| store.import_floor()).await
     }
 
     /// `too_old`: entries older than the floor, recorded (once, or when their timestamp
     /// moves) with the floor that excluded them. Returns how many records changed.
-    pub async fn record_too_old(
+    pub(crate) async fn record_too_old(
         &self,
         run: RunId,
         entries: Vec<OldEntry>,
@@ -249,7 +249,7 @@ impl Ledger {
 
     /// Another connector under this id (the Python one, before a migration) imported up to
     /// `timestamp`: the checkpoint follows it and the floor rises to it.
-    pub async fn adopt_platform_checkpoint(
+    pub(crate) async fn adopt_platform_checkpoint(
         &self,
         timestamp: i64,
         last_run: Option<String>,
@@ -258,13 +258,13 @@ impl Ledger {
             .await
     }
 
-    pub async fn platform_sync(&self) -> Result<PlatformSync> {
+    pub(crate) async fn platform_sync(&self) -> Result<PlatformSync> {
         self.call(|store| store.platform_sync()).await
     }
 
     /// A ping delivered `state`: remembered, and a pending operator reset is now known to
     /// the platform.
-    pub async fn state_delivered(&self, state: String) -> Result<()> {
+    pub(crate) async fn state_delivered(&self, state: String) -> Result<()> {
         self.call(move |store| store.state_delivered(&state)).await
     }
 
@@ -314,13 +314,19 @@ impl Ledger {
     }
 
     /// The stable-content hashes of `uuid`'s objects on the platform; `None` when unknown.
-    pub async fn object_hashes(&self, uuid: String) -> Result<Option<HashMap<String, [u8; 8]>>> {
+    pub(crate) async fn object_hashes(
+        &self,
+        uuid: String,
+    ) -> Result<Option<HashMap<String, [u8; 8]>>> {
         self.call(move |store| store.object_hashes(&uuid)).await
     }
 
     /// Forgets every recorded object hash when the conversion options changed (`fingerprint`
     /// differs from the stored one). Returns whether hashes made under other options went.
-    pub async fn forget_hashes_if_options_changed(&self, fingerprint: String) -> Result<bool> {
+    pub(crate) async fn forget_hashes_if_options_changed(
+        &self,
+        fingerprint: String,
+    ) -> Result<bool> {
         self.call(move |store| store.forget_hashes_if_options_changed(&fingerprint))
             .await
     }
@@ -350,14 +356,14 @@ impl Ledger {
     }
 
     /// `filtered` or `refused`: events left out on purpose, with the rule.
-    pub async fn record_left_out(&self, run: RunId, events: Vec<LeftOut>) -> Result<()> {
+    pub(crate) async fn record_left_out(&self, run: RunId, events: Vec<LeftOut>) -> Result<()> {
         self.call(move |store| store.record_left_out(run, &events))
             .await
     }
 
     /// Reopens the filtered and refused events when the settings that decided them changed
     /// (`fingerprint` differs from the stored one). Returns how many.
-    pub async fn reopen_left_out(&self, fingerprint: String) -> Result<u64> {
+    pub(crate) async fn reopen_left_out(&self, fingerprint: String) -> Result<u64> {
         self.call(move |store| store.reopen_left_out(&fingerprint))
             .await
     }
@@ -369,7 +375,7 @@ impl Ledger {
     }
 
     /// Every event record, keyed by uuid (the reconciler's view of the ledger).
-    pub async fn event_map(&self) -> Result<HashMap<String, EventRecord>> {
+    pub(crate) async fn event_map(&self) -> Result<HashMap<String, EventRecord>> {
         self.call(|store| store.event_map()).await
     }
 
@@ -381,7 +387,7 @@ impl Ledger {
         self.call(move |store| store.history(&uuid)).await
     }
 
-    pub async fn status_counts(&self) -> Result<Vec<(EventStatus, u64)>> {
+    pub(crate) async fn status_counts(&self) -> Result<Vec<(EventStatus, u64)>> {
         self.call(|store| store.status_counts()).await
     }
 
@@ -391,7 +397,7 @@ impl Ledger {
         self.call(move |store| store.s3_object(&key)).await
     }
 
-    pub async fn record_s3_object(
+    pub(crate) async fn record_s3_object(
         &self,
         run: RunId,
         object: ObjectEntry,
@@ -406,12 +412,12 @@ impl Ledger {
     }
 
     /// The records of an object's events (and of the object, when it failed as a whole).
-    pub async fn object_events(&self, key: String) -> Result<Vec<EventRecord>> {
+    pub(crate) async fn object_events(&self, key: String) -> Result<Vec<EventRecord>> {
         self.call(move |store| store.object_events(&key)).await
     }
 
     /// Clears the record of an object's failure as a whole, once the object was read.
-    pub async fn resolve_object_failure(&self, run: RunId, key: String) -> Result<()> {
+    pub(crate) async fn resolve_object_failure(&self, run: RunId, key: String) -> Result<()> {
         self.call(move |store| store.resolve_object_failure(run, &key))
             .await
     }

@@ -12,21 +12,21 @@ use serde::Serialize;
 macro_rules! text_enum {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+ }
+        pub(crate) enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+ }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $( $(#[$vmeta])* $variant, )+ }
 
         impl $name {
-            pub const ALL: &'static [$name] = &[ $( $name::$variant, )+ ];
+            pub(crate) const ALL: &'static [$name] = &[ $( $name::$variant, )+ ];
 
-            pub fn as_str(self) -> &'static str {
+            pub(crate) fn as_str(self) -> &'static str {
                 match self { $( $name::$variant => $text, )+ }
             }
 
             /// The stored text, or its spelling with `-` for `_` (as an operator may type it).
-            pub fn parse(text: &str) -> Option<$name> {
+            pub(crate) fn parse(text: &str) -> Option<$name> {
                 Self::ALL
                     .iter()
                     .copied()
@@ -67,7 +67,7 @@ macro_rules! text_enum {
 
 text_enum! {
     /// Where an event stands.
-    pub enum EventStatus {
+    pub(crate) enum EventStatus {
         /// Due: will be fetched, converted and pushed by the next run.
         Pending => "pending",
         /// Handed to the sink, not yet confirmed (a crash here means: push again).
@@ -91,7 +91,7 @@ text_enum! {
 
 text_enum! {
     /// What set the import floor.
-    pub enum FloorOrigin {
+    pub(crate) enum FloorOrigin {
         /// The first run, without `MISP_FEED_IMPORT_FROM_DATE`: its start.
         FirstRun => "first_run",
         /// `MISP_FEED_IMPORT_FROM_DATE`.
@@ -106,7 +106,7 @@ text_enum! {
 
 text_enum! {
     /// One row of an event's audit trail.
-    pub enum HistoryAction {
+    pub(crate) enum HistoryAction {
         Queued => "queued",
         Skipped => "skipped",
         InFlight => "in_flight",
@@ -125,7 +125,7 @@ text_enum! {
 
 text_enum! {
     /// How a run stands or ended.
-    pub enum RunStatus {
+    pub(crate) enum RunStatus {
         Running => "running",
         Completed => "completed",
         CompletedWithErrors => "completed_with_errors",
@@ -137,7 +137,7 @@ text_enum! {
 
 text_enum! {
     /// Where an S3 object stands.
-    pub enum ObjectStatus {
+    pub(crate) enum ObjectStatus {
         /// Every event of the object was pushed.
         Done => "done",
         Failed => "failed",
@@ -148,7 +148,7 @@ text_enum! {
 
 text_enum! {
     /// The step at which an event failed.
-    pub enum FailureStage {
+    pub(crate) enum FailureStage {
         Fetch => "fetch",
         Parse => "parse",
         Convert => "convert",
@@ -200,21 +200,21 @@ pub enum Destination {
 
 text_enum! {
     /// The kind of a [`Destination`], as stored beside its text.
-    pub enum DestinationKind {
+    pub(crate) enum DestinationKind {
         File => "file",
         Work => "work",
     }
 }
 
 impl Destination {
-    pub fn kind(&self) -> DestinationKind {
+    pub(crate) fn kind(&self) -> DestinationKind {
         match self {
             Destination::File(_) => DestinationKind::File,
             Destination::Work(_) => DestinationKind::Work,
         }
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Destination::File(path) => path.display().to_string(),
             Destination::Work(id) => id.clone(),
@@ -228,7 +228,7 @@ impl Destination {
         }
     }
 
-    pub fn file(&self) -> Option<&Path> {
+    pub(crate) fn file(&self) -> Option<&Path> {
         match self {
             Destination::File(path) => Some(path),
             Destination::Work(_) => None,
@@ -295,7 +295,7 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn backoff_after(&self, attempts: u32) -> chrono::Duration {
+    pub(crate) fn backoff_after(&self, attempts: u32) -> chrono::Duration {
         let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
         let delay = self
             .base_backoff
@@ -330,15 +330,15 @@ pub struct PushedContent {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PushedObjects {
     /// The whole bundle went: the event's previous hashes are replaced.
-    pub full: bool,
+    pub(crate) full: bool,
     /// The objects sent, with their hashes.
-    pub sent: Vec<(String, [u8; 8])>,
+    pub(crate) sent: Vec<(String, [u8; 8])>,
     /// Objects the previous push had that the event no longer has.
-    pub removed: Vec<String>,
+    pub(crate) removed: Vec<String>,
     /// How many objects the event's bundle has in all.
-    pub total: usize,
+    pub(crate) total: usize,
     /// Attributes that made no indicator because their value is on a warninglist, by list.
-    pub warninglisted: std::collections::BTreeMap<String, usize>,
+    pub(crate) warninglisted: std::collections::BTreeMap<String, usize>,
 }
 
 /// Proof that a sink holds an event's bundle.
@@ -352,11 +352,11 @@ pub struct Receipt {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventRecord {
     pub uuid: String,
-    pub source_key: String,
-    pub manifest_timestamp: Option<i64>,
-    pub info: Option<String>,
+    pub(crate) source_key: String,
+    pub(crate) manifest_timestamp: Option<i64>,
+    pub(crate) info: Option<String>,
     pub content_sha256: Option<String>,
-    pub bundle_sha256: Option<String>,
+    pub(crate) bundle_sha256: Option<String>,
     pub status: EventStatus,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -364,8 +364,8 @@ pub struct EventRecord {
     pub destination: Option<Destination>,
     pub messages: Option<u64>,
     pub pushed_at: Option<String>,
-    pub last_run: Option<RunId>,
-    pub updated_at: String,
+    pub(crate) last_run: Option<RunId>,
+    pub(crate) updated_at: String,
 }
 
 impl EventRecord {
@@ -382,50 +382,50 @@ impl EventRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryRecord {
-    pub id: i64,
-    pub event_uuid: String,
-    pub run_id: Option<RunId>,
-    pub at: String,
+    pub(crate) id: i64,
+    pub(crate) event_uuid: String,
+    pub(crate) run_id: Option<RunId>,
+    pub(crate) at: String,
     pub action: HistoryAction,
-    pub detail: Option<String>,
+    pub(crate) detail: Option<String>,
     pub destination: Option<Destination>,
-    pub content_sha256: Option<String>,
-    pub bundle_sha256: Option<String>,
+    pub(crate) content_sha256: Option<String>,
+    pub(crate) bundle_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRecord {
     pub id: RunId,
-    pub started_at: String,
-    pub finished_at: Option<String>,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: Option<String>,
     pub status: RunStatus,
-    pub source: String,
+    pub(crate) source: String,
     pub pushed: u64,
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     pub failed: u64,
-    pub work_id: Option<String>,
-    pub message: Option<String>,
+    pub(crate) work_id: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// How a run ended, as written into `runs`.
 #[derive(Debug, Clone)]
-pub struct RunOutcome {
-    pub status: RunStatus,
-    pub pushed: u64,
-    pub skipped: u64,
-    pub failed: u64,
-    pub message: String,
+pub(crate) struct RunOutcome {
+    pub(crate) status: RunStatus,
+    pub(crate) pushed: u64,
+    pub(crate) skipped: u64,
+    pub(crate) failed: u64,
+    pub(crate) message: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct S3ObjectRecord {
-    pub key: String,
-    pub etag: Option<String>,
-    pub size: u64,
-    pub last_modified: Option<String>,
+    pub(crate) key: String,
+    pub(crate) etag: Option<String>,
+    pub(crate) size: u64,
+    pub(crate) last_modified: Option<String>,
     pub status: ObjectStatus,
-    pub events: u64,
-    pub last_error: Option<String>,
+    pub(crate) events: u64,
+    pub(crate) last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -444,7 +444,7 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// Events and objects that failed (retried by later runs) or gave up (until `retry`),
     /// with their reason: not inconsistencies, but nothing to overlook either.
-    pub failing: Vec<String>,
+    pub(crate) failing: Vec<String>,
 }
 
 #[cfg(test)]

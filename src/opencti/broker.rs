@@ -27,7 +27,7 @@ pub struct BrokerEndpoint {
 
 impl BrokerEndpoint {
     /// `amqp(s)://host:port/vhost`, without credentials: safe for logs and errors.
-    pub fn display_address(&self) -> String {
+    pub(crate) fn display_address(&self) -> String {
         let scheme = if self.use_ssl { "amqps" } else { "amqp" };
         format!("{scheme}://{}:{}/{}", self.host, self.port, self.vhost)
     }
@@ -57,7 +57,7 @@ impl BrokerEndpoint {
     }
 
     /// Opens a connection (the caller closes it). Errors never contain the password.
-    pub async fn connect(&self) -> Result<Connection, BrokerError> {
+    pub(crate) async fn connect(&self) -> Result<Connection, BrokerError> {
         let properties = ConnectionProperties::default()
             .with_connection_name("misp-feed".into())
             .with_executor(tokio_executor_trait::Tokio::current())

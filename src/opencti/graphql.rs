@@ -15,12 +15,12 @@ use crate::secret::Secret;
 
 /// pycti identifies itself this way; the platform and proxies in front of it see the same
 /// client as with the Python connector.
-pub const PYCTI_USER_AGENT: &str = "pycti/7.261026.0";
+pub(crate) const PYCTI_USER_AGENT: &str = "pycti/7.261026.0";
 
 /// pycti's session timeout for every GraphQL request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub const HEALTH_CHECK: &str = "query healthCheck {
+pub(crate) const HEALTH_CHECK: &str = "query healthCheck {
   about {
     version
   }
@@ -60,7 +60,7 @@ pub const REGISTER_CONNECTOR: &str = "mutation RegisterConnector($input: Registe
   }
 }";
 
-pub const PING_CONNECTOR: &str =
+pub(crate) const PING_CONNECTOR: &str =
     "mutation PingConnector($id: ID!, $state: String, $connectorInfo: ConnectorInfoInput ) {
   pingConnector(id: $id, state: $state, connectorInfo: $connectorInfo) {
     id
@@ -76,19 +76,19 @@ pub const PING_CONNECTOR: &str =
   }
 }";
 
-pub const WORK_ADD: &str = "mutation workAdd($connectorId: String!, $friendlyName: String, $isMultiPartWork: Boolean) {
+pub(crate) const WORK_ADD: &str = "mutation workAdd($connectorId: String!, $friendlyName: String, $isMultiPartWork: Boolean) {
   workAdd(connectorId: $connectorId, friendlyName: $friendlyName, isMultiPartWork: $isMultiPartWork) {
     id
   }
 }";
 
-pub const ADD_EXPECTATIONS: &str = "mutation addExpectations($id: ID!, $expectations: Int) {
+pub(crate) const ADD_EXPECTATIONS: &str = "mutation addExpectations($id: ID!, $expectations: Int) {
   workEdit(id: $id) {
     addExpectations(expectations: $expectations)
   }
 }";
 
-pub const WORK_TO_PROCESSED: &str =
+pub(crate) const WORK_TO_PROCESSED: &str =
     "mutation workToProcessed($id: ID!, $message: String, $inError: Boolean) {
   workEdit(id: $id) {
     toProcessed (message: $message, inError: $inError)
@@ -96,7 +96,7 @@ pub const WORK_TO_PROCESSED: &str =
 }";
 
 /// pycti's `connector.read`, used by its buffering check for the queue size.
-pub const GET_CONNECTOR: &str = "query GetConnector($id: String!) {
+pub(crate) const GET_CONNECTOR: &str = "query GetConnector($id: String!) {
   connector(id: $id) {
     id
     name
@@ -125,7 +125,7 @@ pub const GET_CONNECTOR: &str = "query GetConnector($id: String!) {
 
 /// pycti's `stix_domain_object.list` with a narrow selection: the threat guesser only reads
 /// `entity_type` and `name` of the first match, so the full property set is not requested.
-pub const STIX_DOMAIN_OBJECTS: &str = "query StixDomainObjects($types: [String], $filters: FilterGroup, $search: String, $first: Int, $after: ID, $orderBy: StixDomainObjectsOrdering, $orderMode: OrderingMode) {
+pub(crate) const STIX_DOMAIN_OBJECTS: &str = "query StixDomainObjects($types: [String], $filters: FilterGroup, $search: String, $first: Int, $after: ID, $orderBy: StixDomainObjectsOrdering, $orderMode: OrderingMode) {
   stixDomainObjects(types: $types, filters: $filters, search: $search, first: $first, after: $after, orderBy: $orderBy, orderMode: $orderMode) {
     edges {
       node {
@@ -196,7 +196,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The platform's error name, when it gave one (e.g. `WORK_NOT_ALIVE`).
-    pub fn graphql_name(&self) -> Option<&str> {
+    pub(crate) fn graphql_name(&self) -> Option<&str> {
         match self {
             ApiError::Graphql { name, .. } => Some(name),
             _ => None,
@@ -235,7 +235,7 @@ impl std::fmt::Debug for GraphqlClient {
 impl GraphqlClient {
     /// Builds the client from `OPENCTI_URL`, `OPENCTI_TOKEN`, `OPENCTI_SSL_VERIFY`,
     /// `OPENCTI_CA_FILE` and `OPENCTI_CUSTOM_HEADERS`.
-    pub fn new(settings: &OpenCtiSettings) -> Result<Self, ApiError> {
+    pub(crate) fn new(settings: &OpenCtiSettings) -> Result<Self, ApiError> {
         let url = settings
             .url
             .as_deref()
@@ -277,7 +277,7 @@ impl GraphqlClient {
         })
     }
 
-    pub fn endpoint(&self) -> &str {
+    pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
@@ -396,7 +396,7 @@ fn default_headers(token: &Secret, custom: &[(String, Secret)]) -> Result<Header
 }
 
 /// `data.<field>` of an answer, or a decode error naming the field.
-pub fn field<'a>(
+pub(crate) fn field<'a>(
     data: &'a Value,
     operation: &'static str,
     path: &str,
@@ -408,7 +408,11 @@ pub fn field<'a>(
 }
 
 /// `data.<field>` as a string.
-pub fn string_field(data: &Value, operation: &'static str, path: &str) -> Result<String, ApiError> {
+pub(crate) fn string_field(
+    data: &Value,
+    operation: &'static str,
+    path: &str,
+) -> Result<String, ApiError> {
     field(data, operation, path)?
         .as_str()
         .map(str::to_string)
@@ -419,7 +423,7 @@ pub fn string_field(data: &Value, operation: &'static str, path: &str) -> Result
 }
 
 /// An object of variables from ordered pairs (member order is kept on the wire).
-pub fn variables<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+pub(crate) fn variables<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     let mut map = Map::new();
     for (key, value) in pairs {
         map.insert(key.to_string(), value);

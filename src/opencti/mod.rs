@@ -15,7 +15,7 @@
 //! //   (ConnectorState::effective_checkpoint() is the timestamp the Python connector resumes
 //! //   from; ConnectorState::checkpoint(run_start, ts) builds the state to send back)
 //! if ledger_is_empty { if let Some(s) = opencti.registered_state() { ledger.adopt(s) } }
-//! // `run` mode: every PING_INTERVAL (40 s) and once at start, as pycti's PingAlive
+//! // `run` mode: every MISP_FEED_HEARTBEAT_PERIOD and once at start, as pycti's PingAlive
 //! let remote = opencti.ping(ledger_state.as_ref()).await?;
 //! if remote_state_changed(ledger_state.as_ref(), remote.as_ref()) {
 //!     // operator pressed "reset state" (remote is None) or edited it: reset the ledger
@@ -34,9 +34,9 @@
 pub mod broker;
 pub mod graphql;
 mod queue;
-pub mod registration;
-pub mod state;
-pub mod threats;
+pub(crate) mod registration;
+pub(crate) mod state;
+pub(crate) mod threats;
 mod works;
 
 use std::sync::{Arc, Mutex};
@@ -50,26 +50,21 @@ use self::graphql::{
     ApiError, GraphqlClient, HEALTH_CHECK, PING_CONNECTOR, REGISTER_CONNECTOR, field, string_field,
     variables,
 };
-pub use self::queue::QueueReading;
-pub use self::registration::{BrokerOverrides, Registration};
+pub(crate) use self::registration::{BrokerOverrides, Registration};
 use self::registration::{parse_registration, register_input};
 use self::state::state_for_ping;
 pub use self::state::{ConnectorInfo, ConnectorState, remote_state_changed};
-pub use self::threats::ThreatResolver;
-pub use self::works::WORK_NAME_PREFIX;
+pub(crate) use self::threats::ThreatResolver;
 use crate::config::{QueueProtocol, Settings};
 
 /// `version` and `slug` pycti reads from the Python connector's
 /// `__metadata__/connector_manifest.json`; sent unchanged so the platform sees the same
 /// connector whichever implementation runs.
-pub const MANIFEST_VERSION: &str = "7.260914.0";
-pub const MANIFEST_SLUG: &str = "misp-feed";
-
-/// pycti's PingAlive period: a daemon connector pings this often (and once at start).
-pub const PING_INTERVAL: Duration = Duration::from_secs(40);
+pub(crate) const MANIFEST_VERSION: &str = "7.260914.0";
+pub(crate) const MANIFEST_SLUG: &str = "misp-feed";
 
 /// How often a run waiting for queue capacity reads the queue size again.
-pub const DEFAULT_QUEUE_POLL_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_QUEUE_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenCtiError {
@@ -125,7 +120,7 @@ impl OpenCti {
 
     /// [`OpenCti::connect`] with the broker overrides given instead of read from the
     /// environment (e.g. from a configuration file).
-    pub async fn connect_with_broker_overrides(
+    pub(crate) async fn connect_with_broker_overrides(
         settings: &Settings,
         overrides: &BrokerOverrides,
     ) -> Result<Self, OpenCtiError> {
@@ -175,15 +170,15 @@ impl OpenCti {
         self.queue_poll_interval = interval;
     }
 
-    pub fn connector_id(&self) -> &str {
+    pub(crate) fn connector_id(&self) -> &str {
         &self.connector_id
     }
 
-    pub fn registration(&self) -> &Registration {
+    pub(crate) fn registration(&self) -> &Registration {
         &self.registration
     }
 
-    pub fn queue_protocol(&self) -> QueueProtocol {
+    pub(crate) fn queue_protocol(&self) -> QueueProtocol {
         self.queue_protocol
     }
 

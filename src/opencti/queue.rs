@@ -11,14 +11,14 @@ use super::{OpenCti, OpenCtiError};
 /// The connector's queue as the platform reports it (`connector_queue_details`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueReading {
-    pub messages_number: f64,
+    pub(crate) messages_number: f64,
     /// Decimal megabytes, as pycti computes them.
     pub size_mb: f64,
     pub threshold_mb: f64,
 }
 
 impl QueueReading {
-    pub fn over_threshold(&self) -> bool {
+    pub(crate) fn over_threshold(&self) -> bool {
         self.size_mb >= self.threshold_mb
     }
 }
@@ -26,7 +26,7 @@ impl QueueReading {
 impl OpenCti {
     /// Reads the connector's queue size (`GetConnector`, as pycti's buffering check) and
     /// records it in the connector info sent with pings.
-    pub async fn queue_reading(&self) -> Result<QueueReading, OpenCtiError> {
+    pub(crate) async fn queue_reading(&self) -> Result<QueueReading, OpenCtiError> {
         let data = self
             .client
             .execute(

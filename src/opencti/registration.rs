@@ -12,16 +12,16 @@ use crate::secret::Secret;
 
 /// What `registerConnector` answered and pycti keeps.
 #[derive(Debug, Clone)]
-pub struct Registration {
-    pub connector_id: String,
+pub(crate) struct Registration {
+    pub(crate) connector_id: String,
     /// The stored state string: `None` for a new connector, `""` after a UI reset.
-    pub connector_state: Option<String>,
+    pub(crate) connector_state: Option<String>,
     /// `connector_user_id`: the user the workers impersonate (`applicant_id` of messages).
-    pub applicant_id: String,
-    pub broker: BrokerEndpoint,
-    pub target: PublishTarget,
+    pub(crate) applicant_id: String,
+    pub(crate) broker: BrokerEndpoint,
+    pub(crate) target: PublishTarget,
     /// `config.push`: the queue the workers read (for logs and checks).
-    pub push_queue: String,
+    pub(crate) push_queue: String,
 }
 
 /// The `input` of `registerConnector`, member for member as pycti sends it.
@@ -92,24 +92,26 @@ pub(crate) fn parse_registration(data: &Value) -> Result<Registration, OpenCtiEr
 /// the PEM text itself). Unlike pycti, whose default skips the broker's certificate check
 /// (`MQ_USE_SSL_REJECT_UNAUTHORIZED=false`), the certificate is always verified.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct BrokerOverrides {
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub vhost: Option<String>,
-    pub use_ssl: Option<bool>,
-    pub user: Option<String>,
-    pub pass: Option<Secret>,
-    pub ca: Option<String>,
+pub(crate) struct BrokerOverrides {
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) vhost: Option<String>,
+    pub(crate) use_ssl: Option<bool>,
+    pub(crate) user: Option<String>,
+    pub(crate) pass: Option<Secret>,
+    pub(crate) ca: Option<String>,
 }
 
 impl BrokerOverrides {
     /// Reads the `MQ_*` variables from the environment (empty values are ignored).
-    pub fn from_env() -> Result<Self, OpenCtiError> {
+    pub(crate) fn from_env() -> Result<Self, OpenCtiError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Same as [`BrokerOverrides::from_env`] over any variable source.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, OpenCtiError> {
+    pub(crate) fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, OpenCtiError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let port = match get("MQ_PORT") {
             Some(text) => Some(text.trim().parse::<u16>().map_err(|_| {

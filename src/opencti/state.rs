@@ -6,7 +6,7 @@
 //! default separators); this module writes the same bytes, so the two connectors can take
 //! turns under one connector id.
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -19,13 +19,13 @@ use crate::pycompat::time::python_isoformat;
 pub struct ConnectorState {
     /// `last_run`: start of the last run, Python `isoformat()` in UTC
     /// (`2026-11-28T04:06:08.010712+00:00`).
-    pub last_run: Option<String>,
+    pub(crate) last_run: Option<String>,
     /// `last_event`: the checkpoint as a date, `isoformat()` of `last_event_timestamp`.
-    pub last_event: Option<String>,
+    pub(crate) last_event: Option<String>,
     /// `last_event_timestamp`: the checkpoint, manifest timestamp (seconds) of the newest
     /// event imported.
     pub last_event_timestamp: Option<i64>,
-    pub other: Map<String, Value>,
+    pub(crate) other: Map<String, Value>,
 }
 
 impl ConnectorState {
@@ -47,7 +47,7 @@ impl ConnectorState {
     /// The state for a ledger checkpoint: its timestamp with the start of the run that
     /// stored it (or the checkpoint's own `last_run`), and its `last_file` in S3 mode. `None`
     /// before any run.
-    pub fn of_checkpoint(
+    pub(crate) fn of_checkpoint(
         checkpoint: &crate::ledger::Checkpoint,
         run_started: Option<DateTime<Utc>>,
     ) -> Option<Self> {
@@ -110,7 +110,7 @@ impl ConnectorState {
 
     /// The checkpoint to resume from, as the Python connector derives it: the
     /// `last_event_timestamp` when both it and `last_event` are present, else `last_run`.
-    pub fn effective_checkpoint(&self) -> Option<i64> {
+    pub(crate) fn effective_checkpoint(&self) -> Option<i64> {
         if self.last_event.is_some()
             && let Some(timestamp) = self.last_event_timestamp
         {
@@ -123,7 +123,7 @@ impl ConnectorState {
     }
 
     /// The state as a JSON object, known keys first.
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         let mut map = Map::new();
         if let Some(last_run) = &self.last_run {
             map.insert("last_run".into(), Value::String(last_run.clone()));
@@ -180,10 +180,10 @@ pub fn remote_state_changed(
 }
 
 /// `state` as pycti sends it when there is none: `json.dumps(None)`.
-pub const NO_STATE: &str = "null";
+pub(crate) const NO_STATE: &str = "null";
 
 /// The ping's `state` variable for an optional state.
-pub fn state_for_ping(state: Option<&ConnectorState>) -> String {
+pub(crate) fn state_for_ping(state: Option<&ConnectorState>) -> String {
     state.map_or_else(|| NO_STATE.to_string(), ConnectorState::to_platform)
 }
 
@@ -196,27 +196,22 @@ fn timestamp_of(value: &Value) -> Option<i64> {
     }
 }
 
-/// An RFC 3339 timestamp with milliseconds, for `connectorInfo` dates.
-pub fn graphql_datetime(moment: DateTime<Utc>) -> String {
-    moment.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// pycti's `ConnectorInfo`, sent as `connectorInfo` with every ping. On the MISP Feed path
 /// pycti always sends the defaults except the queue figures its buffering check fills.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConnectorInfo {
-    pub run_and_terminate: bool,
+    pub(crate) run_and_terminate: bool,
     pub buffering: bool,
     /// MB, as configured (`CONNECTOR_QUEUE_THRESHOLD`).
-    pub queue_threshold: f64,
+    pub(crate) queue_threshold: f64,
     /// MB (decimal), as last read from the platform.
     pub queue_messages_size: f64,
-    pub next_run_datetime: Option<String>,
-    pub last_run_datetime: Option<String>,
+    pub(crate) next_run_datetime: Option<String>,
+    pub(crate) last_run_datetime: Option<String>,
 }
 
 impl ConnectorInfo {
-    pub fn new(queue_threshold_mb: f64) -> Self {
+    pub(crate) fn new(queue_threshold_mb: f64) -> Self {
         ConnectorInfo {
             run_and_terminate: false,
             buffering: false,

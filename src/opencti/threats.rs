@@ -17,7 +17,7 @@ use super::graphql::{ApiError, GraphqlClient, STIX_DOMAIN_OBJECTS, variables};
 use crate::convert::{ConvertOptions, MispEvent, ResolvedThreats, Threat, threat_tag_values};
 
 /// The entity types the Python connector searches, in its order.
-pub const THREAT_TYPES: [&str; 4] = ["Intrusion-Set", "Malware", "Tool", "Attack-Pattern"];
+pub(crate) const THREAT_TYPES: [&str; 4] = ["Intrusion-Set", "Malware", "Tool", "Attack-Pattern"];
 
 /// Resolver with a per-run cache (emptied by [`ThreatResolver::start_run`]).
 pub struct ThreatResolver {
@@ -28,7 +28,7 @@ pub struct ThreatResolver {
 }
 
 impl ThreatResolver {
-    pub fn new(client: GraphqlClient) -> Self {
+    pub(crate) fn new(client: GraphqlClient) -> Self {
         ThreatResolver {
             client,
             cache: Mutex::new(HashMap::new()),
@@ -38,7 +38,7 @@ impl ThreatResolver {
 
     /// A run begins: forget what earlier runs found, so that threats created on the platform
     /// since are found.
-    pub fn start_run(&self) {
+    pub(crate) fn start_run(&self) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.clear();
         }
@@ -82,7 +82,7 @@ impl ThreatResolver {
     /// The threats the conversion of `event` will read, looked up before it starts: listing
     /// the event's tag values is a CPU job, while the searches wait on the platform outside
     /// any CPU slot. Returns the event with them; `Err` only when the listing job failed.
-    pub async fn resolve_event(
+    pub(crate) async fn resolve_event(
         &self,
         event: MispEvent,
         options: &ConvertOptions,
@@ -101,7 +101,10 @@ impl ThreatResolver {
 
     /// The search itself, async; answers are pycti-processed nodes (`id`, `standard_id`,
     /// `entity_type`, `parent_types`, `name`, and `x_mitre_id` for attack patterns).
-    pub async fn search(client: &GraphqlClient, tag_value: &str) -> Result<Vec<Value>, ApiError> {
+    pub(crate) async fn search(
+        client: &GraphqlClient,
+        tag_value: &str,
+    ) -> Result<Vec<Value>, ApiError> {
         let filters = json!({
             "mode": "and",
             "filters": [{

@@ -12,7 +12,7 @@ use super::{OpenCti, OpenCtiError};
 use crate::pycompat::time::python_isoformat;
 
 /// The Python connector's work name prefix (it does not use the configured name).
-pub const WORK_NAME_PREFIX: &str = "MISP Feed run @ ";
+pub(crate) const WORK_NAME_PREFIX: &str = "MISP Feed run @ ";
 
 impl OpenCti {
     /// `workAdd` for a run starting now, named as the Python connector names its works.

@@ -16,7 +16,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// A short hash of an object's stable content.
-pub type ObjectHash = [u8; 8];
+pub(crate) type ObjectHash = [u8; 8];
 
 /// Per STIX type, the fields the conversion fills from the clock.
 pub const VOLATILE: &[(&str, &[&str])] = &[
@@ -39,7 +39,7 @@ fn volatile_fields(stix_type: &str) -> &'static [&'static str] {
 }
 
 /// The hash of `object` without its clock-filled fields.
-pub fn stable_hash(object: &Value) -> ObjectHash {
+pub(crate) fn stable_hash(object: &Value) -> ObjectHash {
     let mut digest = Sha256::new();
     if let Value::Object(map) = object {
         let volatile = volatile_fields(map.get("type").and_then(Value::as_str).unwrap_or(""));
@@ -65,31 +65,31 @@ fn is_container(object: &Value) -> bool {
 
 /// What a push of an event sends, and what the ledger records once it is confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delta {
+pub(crate) struct Delta {
     /// The positions, in the bundle, of the objects to send, in bundle order.
-    pub send: Vec<usize>,
+    pub(crate) send: Vec<usize>,
     /// Every object of the bundle with its stable hash: what the platform holds once the push
     /// is confirmed.
-    pub hashes: Vec<(String, ObjectHash)>,
+    pub(crate) hashes: Vec<(String, ObjectHash)>,
     /// Objects the previous push had and this bundle has not.
-    pub removed: Vec<String>,
+    pub(crate) removed: Vec<String>,
     /// The whole bundle is sent (no previous hashes, or the delta push is off).
-    pub full: bool,
+    pub(crate) full: bool,
 }
 
 impl Delta {
-    pub fn sent(&self) -> usize {
+    pub(crate) fn sent(&self) -> usize {
         self.send.len()
     }
 
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.hashes.len()
     }
 }
 
 /// Chooses what to send of `objects`, given the hashes the platform confirmed for the
 /// event's previous push (`None`: none known, or the delta push is off: everything).
-pub fn select(objects: &[Value], previous: Option<&HashMap<String, ObjectHash>>) -> Delta {
+pub(crate) fn select(objects: &[Value], previous: Option<&HashMap<String, ObjectHash>>) -> Delta {
     let hashes: Vec<(String, ObjectHash)> = objects
         .iter()
         .map(|object| {

@@ -9,7 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// The filter settings. Every list is empty (no rule) by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -35,26 +34,26 @@ pub struct ImportFilters {
 
 /// An organisation as MISP names it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Org {
-    pub name: Option<String>,
-    pub uuid: Option<String>,
+pub(crate) struct Org {
+    pub(crate) name: Option<String>,
+    pub(crate) uuid: Option<String>,
 }
 
 /// What is known of an event: `None` for a fact the source does not carry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventFacts {
-    pub tags: Option<Vec<String>>,
-    pub creator_org: Option<Org>,
-    pub owner_org: Option<Org>,
-    pub info: Option<String>,
-    pub distribution: Option<String>,
-    pub threat_level: Option<String>,
-    pub published: Option<bool>,
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) creator_org: Option<Org>,
+    pub(crate) owner_org: Option<Org>,
+    pub(crate) info: Option<String>,
+    pub(crate) distribution: Option<String>,
+    pub(crate) threat_level: Option<String>,
+    pub(crate) published: Option<bool>,
 }
 
 /// The verdict of the filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Import,
     /// Left out, with the rule that excluded it.
     Excluded(String),
@@ -83,13 +82,11 @@ fn org_text(org: &Org) -> String {
 }
 
 impl ImportFilters {
-    pub fn is_empty(&self) -> bool {
-        *self == ImportFilters::default()
-    }
-
     /// A short hash of the settings: when it changes, events left out by the old settings
     /// are decided again.
-    pub fn fingerprint(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
         let text = serde_json::to_string(self).unwrap_or_default();
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
@@ -98,7 +95,7 @@ impl ImportFilters {
     /// asks for the event file (`NeedsEvent`), unless the facts are `complete` (the event's
     /// own): then the event does not carry the fact, and a rule requiring it excludes it,
     /// saying so.
-    pub fn decide(&self, facts: &EventFacts, complete: bool) -> Verdict {
+    pub(crate) fn decide(&self, facts: &EventFacts, complete: bool) -> Verdict {
         let rules = [
             self.tag_rule(facts),
             org_rule(
@@ -270,7 +267,7 @@ fn tags_of(value: &Value) -> Option<Vec<String>> {
 
 impl EventFacts {
     /// The facts a manifest entry carries (its JSON object).
-    pub fn of_manifest_entry(entry: &Value) -> EventFacts {
+    pub(crate) fn of_manifest_entry(entry: &Value) -> EventFacts {
         EventFacts {
             tags: entry.get("Tag").and_then(tags_of),
             creator_org: entry.get("Orgc").and_then(org_of),
@@ -287,7 +284,7 @@ impl EventFacts {
 
     /// The facts of an event (the `Event` object of a feed file). An event without `Tag`
     /// has no tags; other missing fields stay unknown.
-    pub fn of_event(event: &Value) -> EventFacts {
+    pub(crate) fn of_event(event: &Value) -> EventFacts {
         let mut facts = EventFacts::of_manifest_entry(event);
         if facts.tags.is_none() {
             facts.tags = Some(Vec::new());

@@ -17,7 +17,7 @@ pub struct Guards {
 
 impl Guards {
     /// Why an event of `attributes` attributes is refused, if it is.
-    pub fn refusal(&self, attributes: u64) -> Option<String> {
+    pub(crate) fn refusal(&self, attributes: u64) -> Option<String> {
         let limit = self.max_attributes?;
         (attributes > limit).then(|| {
             format!(
@@ -29,13 +29,13 @@ impl Guards {
 
 /// A short hash of what decides whether an event is left out (the filters and the size
 /// limit): when it changes, events left out under the old settings are decided again.
-pub fn decision_fingerprint(filters: &ImportFilters, guards: &Guards) -> String {
+pub(crate) fn decision_fingerprint(filters: &ImportFilters, guards: &Guards) -> String {
     let text = serde_json::to_string(&(filters, guards.max_attributes)).unwrap_or_default();
     hex::encode(&Sha256::digest(text.as_bytes())[..8])
 }
 
 /// The attributes of a MISP event: its own and those of its objects.
-pub fn attribute_count(event: &Value) -> u64 {
+pub(crate) fn attribute_count(event: &Value) -> u64 {
     let list_len =
         |value: Option<&Value>| value.and_then(Value::as_array).map_or(0, Vec::len) as u64;
     let in_objects: u64 = event

@@ -11,10 +11,10 @@
 //! - a pushed event goes again only when its manifest timestamp changed.
 
 pub mod delta;
-pub mod filters;
+pub(crate) mod filters;
 mod guards;
 
-pub use guards::{Guards, attribute_count, decision_fingerprint};
+pub(crate) use guards::{Guards, attribute_count, decision_fingerprint};
 
 use chrono::{DateTime, Utc};
 
@@ -22,7 +22,7 @@ use crate::ledger::{EventRecord, EventStatus, ObjectStatus, S3ObjectRecord};
 use crate::source::{ManifestEntry, ObjectEntry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Fetch, convert and push.
     Process(ProcessReason),
     /// Nothing to do.
@@ -30,7 +30,7 @@ pub enum Decision {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcessReason {
+pub(crate) enum ProcessReason {
     New,
     TimestampChanged,
     Pending,
@@ -43,7 +43,7 @@ pub enum ProcessReason {
 }
 
 impl ProcessReason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ProcessReason::New => "new event",
             ProcessReason::TimestampChanged => "manifest timestamp changed",
@@ -56,7 +56,7 @@ impl ProcessReason {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
+pub(crate) enum SkipReason {
     Unchanged,
     /// Older than the import floor: recorded `too_old`, not imported.
     TooOld,
@@ -69,7 +69,7 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SkipReason::Unchanged => "unchanged",
             SkipReason::TooOld => "older than the import floor",
@@ -82,7 +82,7 @@ impl SkipReason {
 }
 
 /// Decides one manifest entry against its record and the import floor.
-pub fn decide_entry(
+pub(crate) fn decide_entry(
     entry: &ManifestEntry,
     record: Option<&EventRecord>,
     floor: i64,
@@ -128,7 +128,7 @@ pub fn decide_entry(
 /// when it failed whole). An unchanged ETag whose events were all pushed is skipped without a
 /// download. A failed object with the same ETag waits for its retry time like any failed
 /// event, and stays put once everything in it gave up (until `misp-feed retry`).
-pub fn decide_object(
+pub(crate) fn decide_object(
     object: &ObjectEntry,
     record: Option<&S3ObjectRecord>,
     owed: &[EventRecord],
@@ -164,7 +164,7 @@ pub fn decide_object(
 
 /// After fetching: an event whose content is byte-identical to what was last pushed is not
 /// pushed again.
-pub fn content_unchanged(record: Option<&EventRecord>, content_sha256: &str) -> bool {
+pub(crate) fn content_unchanged(record: Option<&EventRecord>, content_sha256: &str) -> bool {
     record.is_some_and(|r| {
         r.status == EventStatus::Pushed && r.content_sha256.as_deref() == Some(content_sha256)
     })

@@ -55,7 +55,7 @@ pub struct HttpOptions {
 }
 
 impl HttpOptions {
-    pub fn from_settings(feed: &MispFeedSettings) -> Result<HttpOptions, SourceError> {
+    pub(crate) fn from_settings(feed: &MispFeedSettings) -> Result<HttpOptions, SourceError> {
         let client_identity = match (&feed.client_cert, &feed.client_key) {
             (Some(cert), Some(key)) => Some(ClientIdentityFiles {
                 cert: cert.clone(),

@@ -41,11 +41,6 @@ impl LocalSource {
         })
     }
 
-    /// The folder's resolved path.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Reads `name` (a plain file name) from the folder, refusing anything that resolves
     /// outside it and anything over the size limit.
     async fn read(&self, name: &str) -> Result<Vec<u8>, SourceError> {

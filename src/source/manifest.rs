@@ -10,15 +10,26 @@ use super::{Listing, ManifestEntry, ManifestValidators, SourceError};
 use crate::reconciler::filters::EventFacts;
 
 /// The manifest's file name, next to the event files.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 
 /// The file that holds one event: `<uuid>.json`.
-pub fn event_file_name(uuid: &str) -> String {
+pub(crate) fn event_file_name(uuid: &str) -> String {
     format!("{uuid}.json")
 }
 
+/// Why a manifest key is not an event uuid (the key shortened for the message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NotAnEventUuid {
+    #[error("manifest key {0:?} looks like a URL, not an event UUID")]
+    Url(String),
+    #[error("manifest key {0:?} looks like a path (path traversal refused), not an event UUID")]
+    Path(String),
+    #[error("manifest key {0:?} is not an event UUID")]
+    Other(String),
+}
+
 /// The canonical (hyphenated, lower-case) text of an event uuid, or why `key` is not one.
-pub fn canonical_event_uuid(key: &str) -> Result<String, String> {
+pub(crate) fn canonical_event_uuid(key: &str) -> Result<String, NotAnEventUuid> {
     // The 36-character length pins the hyphenated form: uuid's parser also accepts braced,
     // URN and 32-digit forms, which are not what a feed names its files with.
     if key.len() == 36
@@ -28,32 +39,28 @@ pub fn canonical_event_uuid(key: &str) -> Result<String, String> {
     }
     let shown = shorten(key);
     if key.contains("://") {
-        Err(format!(
-            "manifest key {shown:?} looks like a URL, not an event UUID"
-        ))
+        Err(NotAnEventUuid::Url(shown))
     } else if key.contains('/') || key.contains('\\') || key.contains("..") {
-        Err(format!(
-            "manifest key {shown:?} looks like a path (path traversal refused), not an event UUID"
-        ))
+        Err(NotAnEventUuid::Path(shown))
     } else {
-        Err(format!("manifest key {shown:?} is not an event UUID"))
+        Err(NotAnEventUuid::Other(shown))
     }
 }
 
 /// The event file a fetch key names: `<key>.json`, the key spelled as the manifest lists it
 /// (a feed on a case-sensitive server names its files so), once the key is known to be an
 /// event uuid in some case. Anything else is an error naming the key: only uuids are fetched.
-pub fn event_file_for_key(key: &str) -> Result<String, SourceError> {
+pub(crate) fn event_file_for_key(key: &str) -> Result<String, SourceError> {
     let bare = key.strip_suffix(".json").unwrap_or(key);
-    canonical_event_uuid(bare).map_err(|message| SourceError::Invalid {
+    canonical_event_uuid(bare).map_err(|reason| SourceError::Invalid {
         what: shorten(key),
-        message,
+        message: reason.to_string(),
     })?;
     Ok(event_file_name(bare))
 }
 
 /// Parses a manifest's bytes. Entries come out sorted by timestamp, then uuid.
-pub fn parse_manifest(
+pub(crate) fn parse_manifest(
     bytes: &[u8],
     validators: ManifestValidators,
 ) -> Result<Listing, SourceError> {
@@ -76,7 +83,7 @@ pub fn parse_manifest(
         let uuid = match canonical_event_uuid(&key) {
             Ok(uuid) => uuid,
             Err(reason) => {
-                rejected.push((key, reason));
+                rejected.push((key, reason.to_string()));
                 continue;
             }
         };
@@ -143,11 +150,24 @@ fn collapse_case_repeats(entries: &mut Vec<ManifestEntry>, rejected: &mut Vec<(S
     *entries = kept;
 }
 
+/// Why a manifest entry's timestamp cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum BadTimestamp {
+    #[error("field timestamp is missing")]
+    Missing,
+    #[error("field timestamp {0} is out of range")]
+    OutOfRange(serde_json::Number),
+    #[error("field timestamp {0:?} is not a whole number of seconds")]
+    NotWhole(String),
+    #[error("field timestamp must be a string or a number, found {0}")]
+    WrongType(&'static str),
+}
+
 /// Reads a manifest timestamp the way the Python connector's `int(...)` does: an integer, or
 /// a string holding one (surrounding blanks allowed); a fractional number is truncated.
-fn parse_timestamp(value: Option<&Value>) -> Result<i64, String> {
+fn parse_timestamp(value: Option<&Value>) -> Result<i64, BadTimestamp> {
     match value {
-        None | Some(Value::Null) => Err("field timestamp is missing".into()),
+        None | Some(Value::Null) => Err(BadTimestamp::Missing),
         Some(Value::Number(number)) => {
             if let Some(seconds) = number.as_i64() {
                 return Ok(seconds);
@@ -156,19 +176,14 @@ fn parse_timestamp(value: Option<&Value>) -> Result<i64, String> {
                 Some(seconds) if seconds.is_finite() && seconds.abs() < 9.0e15 => {
                     Ok(seconds.trunc() as i64)
                 }
-                _ => Err(format!("field timestamp {number} is out of range")),
+                _ => Err(BadTimestamp::OutOfRange(number.clone())),
             }
         }
-        Some(Value::String(text)) => text.trim().parse::<i64>().map_err(|_| {
-            format!(
-                "field timestamp {:?} is not a whole number of seconds",
-                shorten(text)
-            )
-        }),
-        Some(other) => Err(format!(
-            "field timestamp must be a string or a number, found {}",
-            json_kind(other)
-        )),
+        Some(Value::String(text)) => text
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| BadTimestamp::NotWhole(shorten(text))),
+        Some(other) => Err(BadTimestamp::WrongType(json_kind(other))),
     }
 }
 

@@ -4,9 +4,9 @@
 pub mod http;
 mod identity;
 pub mod local;
-pub mod manifest;
+pub(crate) mod manifest;
 pub mod retry;
-pub mod s3;
+pub(crate) mod s3;
 
 use async_trait::async_trait;
 
@@ -134,7 +134,7 @@ pub async fn build_source(settings: &Settings) -> Result<Box<dyn FeedSource>, So
 
 /// [`build_source`] with explicit retry timing (tests use millisecond delays); `retry.retries`
 /// replaces `http_retries` from the settings.
-pub async fn build_source_with_retry(
+pub(crate) async fn build_source_with_retry(
     settings: &Settings,
     retry: retry::RetryPolicy,
 ) -> Result<Box<dyn FeedSource>, SourceError> {

@@ -33,7 +33,7 @@ impl RetryPolicy {
     /// The wait before retry number `retry_index` (0 for the first retry): the doubled base
     /// capped at `max_delay`, then a random point in its upper half, so that many clients
     /// failing together do not come back together.
-    pub fn backoff(&self, retry_index: u32) -> Duration {
+    pub(crate) fn backoff(&self, retry_index: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry_index.min(30));
         let ceiling = self
             .base_delay
@@ -49,7 +49,7 @@ impl RetryPolicy {
 
     /// The wait a `Retry-After` header value asks for (delay in seconds or an HTTP date),
     /// bounded by `max_retry_after`; `None` when the value is not understood.
-    pub fn retry_after(&self, value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    pub(crate) fn retry_after(&self, value: &str, now: DateTime<Utc>) -> Option<Duration> {
         let value = value.trim();
         let wanted = if let Ok(seconds) = value.parse::<u64>() {
             Duration::from_secs(seconds)

@@ -26,7 +26,7 @@ use crate::config::{AwsSettings, MispFeedSettings};
 const FALLBACK_REGION: &str = "us-east-1";
 
 #[derive(Debug, Clone)]
-pub struct S3Source {
+pub(crate) struct S3Source {
     client: Client,
     bucket: String,
     prefix: Option<String>,
@@ -36,7 +36,7 @@ pub struct S3Source {
 
 impl S3Source {
     /// A source over `client` (already configured: endpoint, credentials, addressing).
-    pub fn new(
+    pub(crate) fn new(
         client: Client,
         bucket: impl Into<String>,
         prefix: Option<String>,
@@ -60,7 +60,7 @@ impl S3Source {
     /// Builds the client from the settings and the AWS environment: `AWS_ENDPOINT_URL` (from
     /// the settings or the environment) with path-style addressing unless turned off, static
     /// keys when both are set, else the default credential chain.
-    pub async fn from_settings(
+    pub(crate) async fn from_settings(
         feed: &MispFeedSettings,
         aws: &AwsSettings,
         retry: &RetryPolicy,

@@ -24,8 +24,8 @@ pub(crate) trait InternalEvent: Sized {
 
 /// A run began.
 pub(crate) struct RunStarted<'a> {
-    pub run_id: RunId,
-    pub source: &'a str,
+    pub(crate) run_id: RunId,
+    pub(crate) source: &'a str,
 }
 
 impl InternalEvent for RunStarted<'_> {
@@ -37,16 +37,16 @@ impl InternalEvent for RunStarted<'_> {
 
 /// A run went through (some events may have failed: they are in `failed`).
 pub(crate) struct RunFinished<'a> {
-    pub run_id: RunId,
-    pub pushed: u64,
-    pub unchanged: u64,
-    pub skipped: u64,
-    pub failed: u64,
+    pub(crate) run_id: RunId,
+    pub(crate) pushed: u64,
+    pub(crate) unchanged: u64,
+    pub(crate) skipped: u64,
+    pub(crate) failed: u64,
     /// The run report's duration (up to the last event).
-    pub duration_ms: u64,
+    pub(crate) duration_ms: u64,
     /// Until the run was closed on the sink and in the ledger.
-    pub elapsed: Duration,
-    pub message: &'a str,
+    pub(crate) elapsed: Duration,
+    pub(crate) message: &'a str,
 }
 
 impl InternalEvent for RunFinished<'_> {
@@ -67,11 +67,11 @@ impl InternalEvent for RunFinished<'_> {
 
 /// A run could not happen (the feed could not be listed, the ledger failed).
 pub(crate) struct RunFailed<'a> {
-    pub run_id: RunId,
-    pub error: &'a dyn Display,
+    pub(crate) run_id: RunId,
+    pub(crate) error: &'a dyn Display,
     /// The source kind when listing the feed failed: a fetch error of that source too.
-    pub listing_source: Option<&'a str>,
-    pub elapsed: Duration,
+    pub(crate) listing_source: Option<&'a str>,
+    pub(crate) elapsed: Duration,
 }
 
 impl InternalEvent for RunFailed<'_> {
@@ -97,16 +97,16 @@ fn run_ended(metrics: &Metrics, elapsed: Duration) {
 
 /// An event's bundle was confirmed by the sink and recorded.
 pub(crate) struct EventPushed<'a> {
-    pub uuid: &'a str,
+    pub(crate) uuid: &'a str,
     /// Why it was due (`new`, `timestamp changed` ...).
-    pub reason: &'a str,
+    pub(crate) reason: &'a str,
     /// Objects sent (all of them, or the delta's).
-    pub objects: usize,
+    pub(crate) objects: usize,
     /// Objects of the event's bundle.
-    pub total: usize,
-    pub destination: &'a str,
+    pub(crate) total: usize,
+    pub(crate) destination: &'a str,
     /// From handing the bundle to the sink to its confirmation.
-    pub latency: Duration,
+    pub(crate) latency: Duration,
 }
 
 impl InternalEvent for EventPushed<'_> {
@@ -183,9 +183,9 @@ impl InternalEvent for MemoryBudgetWait<'_> {
 
 /// Attributes of a pushed event made no indicator because their values are on warninglists.
 pub(crate) struct WarninglistedAttributes<'a> {
-    pub uuid: &'a str,
+    pub(crate) uuid: &'a str,
     /// Attributes by list name.
-    pub tally: &'a std::collections::BTreeMap<String, usize>,
+    pub(crate) tally: &'a std::collections::BTreeMap<String, usize>,
 }
 
 impl InternalEvent for WarninglistedAttributes<'_> {
@@ -208,12 +208,12 @@ impl InternalEvent for WarninglistedAttributes<'_> {
 /// An event failed at `stage`; the ledger now holds it as `status` (`failed`, or `gave_up`
 /// after its last attempt).
 pub(crate) struct EventFailed<'a> {
-    pub uuid: &'a str,
-    pub stage: &'a str,
-    pub status: &'a str,
-    pub reason: &'a str,
+    pub(crate) uuid: &'a str,
+    pub(crate) stage: &'a str,
+    pub(crate) status: &'a str,
+    pub(crate) reason: &'a str,
     /// The source kind, counted as a fetch error when `stage` is `fetch`.
-    pub source: &'a str,
+    pub(crate) source: &'a str,
 }
 
 impl InternalEvent for EventFailed<'_> {
@@ -249,8 +249,8 @@ pub(crate) enum Skip<'a> {
 
 /// An event the run decided not to process.
 pub(crate) struct EventSkipped<'a> {
-    pub uuid: &'a str,
-    pub why: Skip<'a>,
+    pub(crate) uuid: &'a str,
+    pub(crate) why: Skip<'a>,
 }
 
 impl InternalEvent for EventSkipped<'_> {
@@ -279,7 +279,7 @@ impl InternalEvent for EventSkipped<'_> {
 
 /// An S3 object unchanged (same ETag) since all its events were pushed: not downloaded.
 pub(crate) struct ObjectSkipped<'a> {
-    pub key: &'a str,
+    pub(crate) key: &'a str,
 }
 
 impl InternalEvent for ObjectSkipped<'_> {
@@ -292,12 +292,12 @@ impl InternalEvent for ObjectSkipped<'_> {
 
 /// An S3 object that could not be fetched or parsed: none of its events are known.
 pub(crate) struct ObjectFailed<'a> {
-    pub key: &'a str,
+    pub(crate) key: &'a str,
     /// `fetch` or `parse`.
-    pub stage: &'a str,
-    pub reason: &'a dyn Display,
+    pub(crate) stage: &'a str,
+    pub(crate) reason: &'a dyn Display,
     /// The source kind, counted as a fetch error when `stage` is `fetch`.
-    pub source: &'a str,
+    pub(crate) source: &'a str,
 }
 
 impl InternalEvent for ObjectFailed<'_> {
@@ -330,8 +330,8 @@ pub(crate) enum Ping {
 
 /// A ping to OpenCTI failed.
 pub(crate) struct PingFailed<'a> {
-    pub ping: Ping,
-    pub error: &'a dyn Display,
+    pub(crate) ping: Ping,
+    pub(crate) error: &'a dyn Display,
 }
 
 impl InternalEvent for PingFailed<'_> {

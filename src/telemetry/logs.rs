@@ -118,8 +118,9 @@ pub fn init_logging_for(settings: &crate::config::Settings) -> Result<(), Teleme
     )
 }
 
-/// The same logger writing to `writer` and not installed globally: for tests
-/// (`tracing::subscriber::with_default`) and for embedding.
+/// The same logger writing to `writer` and not installed globally, for tests
+/// (`tracing::subscriber::with_default`).
+#[cfg(any(test, feature = "testsuite"))]
 pub fn logging_subscriber<W>(
     json: bool,
     level: &str,
@@ -208,7 +209,7 @@ pub struct PyctiJsonLayer<W> {
 }
 
 impl<W> PyctiJsonLayer<W> {
-    pub fn new(name: &str, writer: W) -> Self {
+    pub(crate) fn new(name: &str, writer: W) -> Self {
         PyctiJsonLayer {
             name: name.to_string(),
             writer,

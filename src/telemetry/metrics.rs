@@ -48,13 +48,13 @@ pub enum ConnectorState {
 
 impl ConnectorState {
     /// In pycti's order; the first is the state of a fresh registry.
-    pub const ALL: [ConnectorState; 3] = [
+    pub(crate) const ALL: [ConnectorState; 3] = [
         ConnectorState::Idle,
         ConnectorState::Running,
         ConnectorState::Stopped,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ConnectorState::Idle => "idle",
             ConnectorState::Running => "running",
@@ -175,17 +175,22 @@ fn prefix_of(namespace: &str, subsystem: &str) -> String {
 
 /// `CONNECTOR_METRICS_NAMESPACE` / `_SUBSYSTEM` that cannot make a Prometheus name (pycti fails
 /// at start-up on them too): the error names both settings and the value.
-pub(crate) fn check_prefix(namespace: &str, subsystem: &str) -> Result<(), String> {
+pub(crate) fn check_prefix(namespace: &str, subsystem: &str) -> Result<(), BadMetricsPrefix> {
     let prefix = prefix_of(namespace, subsystem);
     if is_valid_prefix(&prefix) {
         Ok(())
     } else {
-        Err(format!(
-            "CONNECTOR_METRICS_NAMESPACE / CONNECTOR_METRICS_SUBSYSTEM: {prefix:?} is not a \
-             Prometheus name prefix (letters, digits and _, not starting with a digit)"
-        ))
+        Err(BadMetricsPrefix(prefix))
     }
 }
+
+/// A metrics prefix (namespace and subsystem joined) that is not a Prometheus name prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "CONNECTOR_METRICS_NAMESPACE / CONNECTOR_METRICS_SUBSYSTEM: {0:?} is not a Prometheus name \
+     prefix (letters, digits and _, not starting with a digit)"
+)]
+pub(crate) struct BadMetricsPrefix(String);
 
 impl Metrics {
     pub fn new() -> Self {
@@ -442,7 +447,7 @@ mod tests {
         assert!(check_prefix("", "misp_feed").is_ok());
         assert!(check_prefix("_x", "y2").is_ok());
         for (namespace, subsystem) in [("open-cti", ""), ("", "9misp"), ("a:b", ""), ("é", "")] {
-            let error = check_prefix(namespace, subsystem).unwrap_err();
+            let error = check_prefix(namespace, subsystem).unwrap_err().to_string();
             assert!(
                 error.contains("CONNECTOR_METRICS_NAMESPACE") && error.contains(namespace),
                 "{error}"

@@ -15,9 +15,11 @@ mod server;
 
 #[cfg(any(test, feature = "testsuite"))]
 pub use capture::{LogCapture, LogCaptureWriter};
+#[cfg(any(test, feature = "testsuite"))]
+pub use logs::logging_subscriber;
 pub use logs::{
     DEFAULT_LOGGER_NAME, PyctiJsonLayer, TelemetryError, init_logging, init_logging_for,
-    init_logging_named, logging_subscriber, parse_level,
+    init_logging_named, parse_level,
 };
 pub use metrics::{
     CONTENT_TYPE, ConnectorState, EVENT_OUTCOMES, Metrics, PUSH_LATENCY_BUCKETS, init_metrics,

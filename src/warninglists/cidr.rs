@@ -113,6 +113,15 @@ pub(super) enum Stored {
     NeverMatches,
 }
 
+/// Why a `cidr` list entry is no address or network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum BadNetwork {
+    #[error("{0:?} is no IPv4 or IPv6 address or network")]
+    NoAddress(String),
+    #[error("{entry:?} has no prefix length from 0 to {bits}")]
+    NoPrefixLength { entry: String, bits: u8 },
+}
+
 #[derive(Default)]
 pub(super) struct CidrIndex {
     v4: Table<u32>,
@@ -121,14 +130,14 @@ pub(super) struct CidrIndex {
 
 impl CidrIndex {
     /// Lists are added in ascending order. `Err`: why the entry is no address or network.
-    pub(super) fn insert(&mut self, entry: &str, list: ListId) -> Result<Stored, String> {
+    pub(super) fn insert(&mut self, entry: &str, list: ListId) -> Result<Stored, BadNetwork> {
         let (address, length) = match entry.split_once('/') {
             Some((address, length)) => (address, Some(length)),
             None => (entry, None),
         };
         let address: IpAddr = address
             .parse()
-            .map_err(|_| format!("{entry:?} is no IPv4 or IPv6 address or network"))?;
+            .map_err(|_| BadNetwork::NoAddress(entry.to_string()))?;
         let bits = match address {
             IpAddr::V4(_) => u32::BITS as u8,
             IpAddr::V6(_) => u128::BITS as u8,
@@ -139,7 +148,10 @@ impl CidrIndex {
                 .parse::<u8>()
                 .ok()
                 .filter(|length| *length <= bits)
-                .ok_or_else(|| format!("{entry:?} has no prefix length from 0 to {bits}"))?,
+                .ok_or_else(|| BadNetwork::NoPrefixLength {
+                    entry: entry.to_string(),
+                    bits,
+                })?,
         };
         match address {
             IpAddr::V4(v4) => {
@@ -300,7 +312,7 @@ mod tests {
             ("10.0.0/8", "no IPv4"),
             ("example.com", "no IPv4"),
         ] {
-            let problem = index.insert(entry, 0).unwrap_err();
+            let problem = index.insert(entry, 0).unwrap_err().to_string();
             assert!(
                 problem.contains(reason) && problem.contains(entry),
                 "{problem}"

@@ -77,11 +77,13 @@ pub(super) fn read(file: &Path) -> Result<ListFile, WarninglistError> {
     })?;
     let field_error = |field: &str, problem: String| WarninglistError::field(file, field, problem);
 
-    let name = required_text(raw.name).map_err(|problem| field_error("name", problem))?;
-    let description =
-        required_text(raw.description).map_err(|problem| field_error("description", problem))?;
-    let version = version(raw.version).map_err(|problem| field_error("version", problem))?;
-    let kind = kind(raw.kind).map_err(|problem| field_error("type", problem))?;
+    let name =
+        required_text(raw.name).map_err(|problem| field_error("name", problem.to_string()))?;
+    let description = required_text(raw.description)
+        .map_err(|problem| field_error("description", problem.to_string()))?;
+    let version =
+        version(raw.version).map_err(|problem| field_error("version", problem.to_string()))?;
+    let kind = kind(raw.kind).map_err(|problem| field_error("type", problem.to_string()))?;
     let matching_attributes = matching_attributes(raw.matching_attributes)
         .map_err(|(field, problem)| field_error(&field, problem))?;
     let entries = match raw.list {
@@ -114,18 +116,33 @@ fn describe(value: &Value) -> String {
     }
 }
 
-fn required_text(value: Option<Value>) -> Result<String, String> {
+/// What is wrong with a field of the list header (`name`, `description`, `version`, `type`);
+/// the found value as [`describe`] words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum HeaderProblem {
+    #[error("missing")]
+    Missing,
+    #[error("expected a non-empty string, found {0}")]
+    NotText(String),
+    #[error("expected a number, found {0}")]
+    NotNumber(String),
+    #[error("expected the type's name first in the array, found {0}")]
+    TypeNotFirst(String),
+    #[error("an empty array names no type")]
+    EmptyTypeArray,
+    #[error("expected one of string, substring, hostname, cidr, regex; found {0}")]
+    NotAType(String),
+}
+
+fn required_text(value: Option<Value>) -> Result<String, HeaderProblem> {
     match value {
-        None | Some(Value::Null) => Err("missing".to_string()),
+        None | Some(Value::Null) => Err(HeaderProblem::Missing),
         Some(Value::String(text)) if !text.trim().is_empty() => Ok(text),
-        Some(other) => Err(format!(
-            "expected a non-empty string, found {}",
-            describe(&other)
-        )),
+        Some(other) => Err(HeaderProblem::NotText(describe(&other))),
     }
 }
 
-fn version(value: Option<Value>) -> Result<String, String> {
+fn version(value: Option<Value>) -> Result<String, HeaderProblem> {
     match value {
         None | Some(Value::Null) => Ok("1".to_string()),
         Some(Value::Number(number)) => Ok(number.to_string()),
@@ -137,30 +154,21 @@ fn version(value: Option<Value>) -> Result<String, String> {
         {
             Ok(text.trim().to_string())
         }
-        Some(other) => Err(format!("expected a number, found {}", describe(&other))),
+        Some(other) => Err(HeaderProblem::NotNumber(describe(&other))),
     }
 }
 
-fn kind(value: Option<Value>) -> Result<Result<ListKind, String>, String> {
+/// `Ok(Err(word))`: a type this reader does not know, named by its word.
+fn kind(value: Option<Value>) -> Result<Result<ListKind, String>, HeaderProblem> {
     let word = match value {
         None | Some(Value::Null) => return Ok(Ok(ListKind::String)),
         Some(Value::String(word)) => word,
         Some(Value::Array(items)) => match items.into_iter().next() {
             Some(Value::String(word)) => word,
-            Some(other) => {
-                return Err(format!(
-                    "expected the type's name first in the array, found {}",
-                    describe(&other)
-                ));
-            }
-            None => return Err("an empty array names no type".to_string()),
+            Some(other) => return Err(HeaderProblem::TypeNotFirst(describe(&other))),
+            None => return Err(HeaderProblem::EmptyTypeArray),
         },
-        Some(other) => {
-            return Err(format!(
-                "expected one of string, substring, hostname, cidr, regex; found {}",
-                describe(&other)
-            ));
-        }
+        Some(other) => return Err(HeaderProblem::NotAType(describe(&other))),
     };
     Ok(ListKind::from_word(&word).ok_or(word))
 }

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 use cidr::{CidrIndex, Stored};
 use eligibility::{Eligibility, ListId};
-pub use error::WarninglistError;
+pub(crate) use error::WarninglistError;
 use exact::ExactIndex;
 use list_file::ListFile;
 use patterns::{RegexIndex, SubstringIndex};
@@ -65,7 +65,7 @@ impl ListKind {
     ];
 
     /// The `type` word of `list.json`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ListKind::String => "string",
             ListKind::Substring => "substring",
@@ -97,10 +97,10 @@ pub struct ListInfo {
     /// The `list.json` it was read from.
     pub file: PathBuf,
     pub kind: ListKind,
-    pub version: String,
-    pub description: String,
+    pub(crate) version: String,
+    pub(crate) description: String,
     /// The attribute types it applies to; empty: every type.
-    pub matching_attributes: Vec<String>,
+    pub(crate) matching_attributes: Vec<String>,
     /// Entries that can match (MISP's empty ones and refused patterns left out).
     pub entries: usize,
 }
@@ -210,7 +210,7 @@ impl Warninglists {
 /// The lists `MISP_FEED_WARNINGLISTS_PATH` names, loaded once at start-up, with what the load
 /// skipped logged; `None` when no folder is set, or in compat mode (the Python connector has
 /// no warninglists, and compat output must be its output).
-pub fn load_configured(
+pub(crate) fn load_configured(
     settings: &crate::config::Settings,
 ) -> Result<Option<std::sync::Arc<Warninglists>>, WarninglistError> {
     let feed = &settings.misp_feed;
@@ -326,7 +326,7 @@ impl Builder {
                     return Err(WarninglistError::field(
                         &list.file,
                         format!("list[{position}]"),
-                        problem,
+                        problem.to_string(),
                     ));
                 }
             }
@@ -376,10 +376,14 @@ impl Builder {
         self.hostnames.shrink();
         self.substrings
             .build()
-            .map_err(|reason| WarninglistError::Compile { reason })?;
+            .map_err(|reason| WarninglistError::Compile {
+                reason: reason.to_string(),
+            })?;
         self.regexes
             .build()
-            .map_err(|reason| WarninglistError::Compile { reason })?;
+            .map_err(|reason| WarninglistError::Compile {
+                reason: reason.to_string(),
+            })?;
         let applicability: Vec<(ListKind, &[String])> = self
             .lists
             .iter()

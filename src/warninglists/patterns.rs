@@ -62,6 +62,18 @@ impl Entries {
     }
 }
 
+/// Why patterns cannot be compiled: the compiler's message, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum PatternError {
+    /// One regex entry.
+    #[error("{0}")]
+    Entry(String),
+    #[error("the substring lists together: {0}")]
+    Substrings(String),
+    #[error("the regex lists together: {0}")]
+    Regexes(String),
+}
+
 #[derive(Default)]
 pub(super) struct SubstringIndex {
     entries: Entries,
@@ -73,13 +85,13 @@ impl SubstringIndex {
         self.entries.add(entry, list, position);
     }
 
-    pub(super) fn build(&mut self) -> Result<(), String> {
+    pub(super) fn build(&mut self) -> Result<(), PatternError> {
         self.entries.by_text = Default::default();
         if self.entries.texts.is_empty() {
             return Ok(());
         }
         let automaton = AhoCorasick::new(self.entries.texts.iter().map(|text| text.as_bytes()))
-            .map_err(|error| format!("the substring lists together: {error}"))?;
+            .map_err(|error| PatternError::Substrings(error.to_string()))?;
         self.automaton = Some(automaton);
         Ok(())
     }
@@ -114,12 +126,12 @@ impl RegexIndex {
         pattern: String,
         list: ListId,
         position: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), PatternError> {
         if !self.entries.by_text.contains_key(entry) {
             RegexBuilder::new(&pattern)
                 .size_limit(REGEX_SIZE_LIMIT)
                 .build()
-                .map_err(|error| one_line(&error.to_string()))?;
+                .map_err(|error| PatternError::Entry(one_line(&error.to_string())))?;
         }
         if self.entries.add(entry, list, position) == self.patterns.len() {
             self.patterns.push(pattern);
@@ -127,7 +139,7 @@ impl RegexIndex {
         Ok(())
     }
 
-    pub(super) fn build(&mut self) -> Result<(), String> {
+    pub(super) fn build(&mut self) -> Result<(), PatternError> {
         self.entries.by_text = Default::default();
         if self.patterns.is_empty() {
             return Ok(());
@@ -135,9 +147,7 @@ impl RegexIndex {
         let set = RegexSetBuilder::new(&self.patterns)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
-            .map_err(|error| {
-                format!("the regex lists together: {}", one_line(&error.to_string()))
-            })?;
+            .map_err(|error| PatternError::Regexes(one_line(&error.to_string())))?;
         self.patterns = Vec::new();
         self.set = Some(set);
         Ok(())
@@ -239,7 +249,10 @@ mod tests {
         let PhpRegex::Usable(pattern) = translate("/a(?=b)/") else {
             panic!("PHP takes it")
         };
-        let problem = index.insert("/a(?=b)/", pattern, 0, 0).unwrap_err();
+        let problem = index
+            .insert("/a(?=b)/", pattern, 0, 0)
+            .unwrap_err()
+            .to_string();
         assert!(
             problem.contains("look-around") && !problem.contains('\n'),
             "{problem}"

@@ -33,7 +33,7 @@ pub(super) enum PhpRegex {
 pub(super) fn translate(source: &str) -> PhpRegex {
     match split(source) {
         Ok((body, modifiers)) => PhpRegex::Usable(assemble(body, &modifiers)),
-        Err(reason) => PhpRegex::Refused(reason),
+        Err(refusal) => PhpRegex::Refused(refusal.to_string()),
     }
 }
 
@@ -54,15 +54,30 @@ fn closing_of(delimiter: char) -> char {
     }
 }
 
+/// Why `preg_match` refuses a pattern before compiling it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Refusal {
+    #[error("empty regular expression")]
+    Empty,
+    #[error("the delimiter must not be alphanumeric, a backslash or NUL")]
+    BadDelimiter,
+    #[error("no ending delimiter {0:?}")]
+    NoEndingDelimiter(char),
+    #[error("the /e modifier is no longer supported by PHP")]
+    EvalModifier,
+    #[error("unknown modifier {0:?}")]
+    UnknownModifier(char),
+}
+
 /// The pattern between the delimiters, and the modifiers after them.
-fn split(source: &str) -> Result<(&str, Modifiers), String> {
+fn split(source: &str) -> Result<(&str, Modifiers), Refusal> {
     let trimmed = source.trim_start_matches([' ', '\t', '\n', '\r', '\x0B', '\x0C']);
     let mut chars = trimmed.char_indices();
     let Some((_, delimiter)) = chars.next() else {
-        return Err("empty regular expression".to_string());
+        return Err(Refusal::Empty);
     };
     if delimiter.is_ascii_alphanumeric() || delimiter == '\\' || delimiter == '\0' {
-        return Err("the delimiter must not be alphanumeric, a backslash or NUL".to_string());
+        return Err(Refusal::BadDelimiter);
     }
     let closing = closing_of(delimiter);
     let body_start = delimiter.len_utf8();
@@ -85,7 +100,7 @@ fn split(source: &str) -> Result<(&str, Modifiers), String> {
         }
     }
     let Some(body_end) = body_end else {
-        return Err(format!("no ending delimiter {closing:?}"));
+        return Err(Refusal::NoEndingDelimiter(closing));
     };
     let mut modifiers = Modifiers::default();
     for modifier in trimmed[body_end + closing.len_utf8()..].chars() {
@@ -98,8 +113,8 @@ fn split(source: &str) -> Result<(&str, Modifiers), String> {
             'u' => modifiers.unicode = true,
             'A' => modifiers.anchored = true,
             'D' | 'S' | 'X' | 'J' | 'n' | 'r' | ' ' | '\n' | '\r' => {}
-            'e' => return Err("the /e modifier is no longer supported by PHP".to_string()),
-            other => return Err(format!("unknown modifier {other:?}")),
+            'e' => return Err(Refusal::EvalModifier),
+            other => return Err(Refusal::UnknownModifier(other)),
         }
     }
     Ok((&trimmed[body_start..body_end], modifiers))

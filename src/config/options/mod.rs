@@ -163,7 +163,7 @@ pub struct OptionSpec {
     /// Other variables meaning the same, read after `env` (the Python connector's names).
     pub env_aliases: &'static [&'static str],
     /// Older variables still read, with a deprecation warning.
-    pub deprecated_env_aliases: &'static [&'static str],
+    pub(crate) deprecated_env_aliases: &'static [&'static str],
     /// `config.yml` section, e.g. `misp_feed`.
     pub section: &'static str,
     /// `config.yml` key inside the section, e.g. `url`.
@@ -171,18 +171,18 @@ pub struct OptionSpec {
     /// Other keys of the same section meaning the same, read after `key`.
     pub key_aliases: &'static [&'static str],
     /// As written in the environment or `config.yml`; `None`: unset.
-    pub default: Option<&'static str>,
+    pub(crate) default: Option<&'static str>,
     /// What `config.yml.sample` shows instead of the default: a value to replace.
     pub example: Option<&'static str>,
     /// The connector manager must set it (the JSON schema's `required`).
-    pub required: bool,
+    pub(crate) required: bool,
     /// A token, key or header value: never shown, in errors, logs, `Debug` or `check`.
     pub secret: bool,
     /// Kept for old deployments; using it logs a deprecation warning.
     pub deprecated: bool,
     /// The option that replaces a deprecated one.
-    pub replaced_by: Option<&'static str>,
-    pub origin: Origin,
+    pub(crate) replaced_by: Option<&'static str>,
+    pub(crate) origin: Origin,
     pub need: Need,
     /// One line for operators.
     pub description: &'static str,
@@ -261,24 +261,24 @@ impl OptionSpec {
     }
 
     /// `section.key`, as `config.yml` nests it.
-    pub fn yaml_path(&self) -> String {
+    pub(crate) fn yaml_path(&self) -> String {
         format!("{}.{}", self.section, self.key)
     }
 
     /// Every environment variable read for it, canonical first.
-    pub fn env_names(&self) -> impl Iterator<Item = &'static str> {
+    pub(crate) fn env_names(&self) -> impl Iterator<Item = &'static str> {
         std::iter::once(self.env)
             .chain(self.env_aliases.iter().copied())
             .chain(self.deprecated_env_aliases.iter().copied())
     }
 
     /// Every `config.yml` key read for it, canonical first.
-    pub fn keys(&self) -> impl Iterator<Item = &'static str> {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &'static str> {
         std::iter::once(self.key).chain(self.key_aliases.iter().copied())
     }
 
     /// Its value in `settings` as the summary, `Debug` and `check` show it.
-    pub fn shown(&self, settings: &Settings) -> String {
+    pub(crate) fn shown(&self, settings: &Settings) -> String {
         let shown = if self.secret {
             self.value.redacted(settings)
         } else {

@@ -10,10 +10,10 @@ use crate::ledger::{Result, now_text, time_text};
 
 /// An entry the reconciler found older than the import floor.
 #[derive(Debug, Clone)]
-pub struct OldEntry {
-    pub uuid: String,
-    pub manifest_timestamp: i64,
-    pub info: Option<String>,
+pub(crate) struct OldEntry {
+    pub(crate) uuid: String,
+    pub(crate) manifest_timestamp: i64,
+    pub(crate) info: Option<String>,
 }
 
 impl Store {

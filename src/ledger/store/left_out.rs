@@ -9,14 +9,14 @@ use crate::ledger::{Result, now_text};
 
 /// An event the pipeline leaves out, and why.
 #[derive(Debug, Clone)]
-pub struct LeftOut {
-    pub uuid: String,
-    pub source_key: String,
-    pub manifest_timestamp: Option<i64>,
-    pub info: Option<String>,
+pub(crate) struct LeftOut {
+    pub(crate) uuid: String,
+    pub(crate) source_key: String,
+    pub(crate) manifest_timestamp: Option<i64>,
+    pub(crate) info: Option<String>,
     /// `Filtered` or `Refused`.
-    pub status: EventStatus,
-    pub reason: String,
+    pub(crate) status: EventStatus,
+    pub(crate) reason: String,
 }
 
 impl Store {

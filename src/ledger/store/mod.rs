@@ -13,8 +13,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Row, params};
 
-pub use floor::OldEntry;
-pub use left_out::LeftOut;
+pub(crate) use floor::OldEntry;
+pub(crate) use left_out::LeftOut;
 
 use super::lock::WriterLock;
 use super::types::*;
