@@ -407,6 +407,22 @@ async fn reset_event_reopens_one_event_only() {
     assert_eq!(pending[0].uuid, A);
 }
 
+/// Opens the ledger again once the previous handle is dropped. Another test of this binary
+/// may be starting a child process at that moment: between its fork and its exec the child
+/// holds a copy of every descriptor, the lock's included, so the lock can outlive the drop
+/// by that long.
+async fn reopen(path: &std::path::Path) -> Ledger {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Ledger::open(path).await {
+            Err(LedgerError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_run_left_running_by_a_crash_is_marked_interrupted() {
     let dir = tempfile::tempdir().unwrap();
@@ -426,7 +442,7 @@ async fn a_run_left_running_by_a_crash_is_marked_interrupted() {
         .await
         .unwrap();
     drop(ledger);
-    let ledger = Ledger::open(&path).await.unwrap();
+    let ledger = reopen(&path).await;
     let runs = ledger.last_runs(1).await.unwrap();
     assert_eq!(runs[0].id, run);
     assert_eq!(runs[0].status, RunStatus::Interrupted);

@@ -235,7 +235,7 @@ async fn s3_run(budget_mb: u32, linger: std::time::Duration) -> (usize, Vec<Opti
     let mut statuses = Vec::new();
     for uuid in &uuids {
         let record = ledger.event(uuid.clone()).await.unwrap();
-        statuses.push(record.map(|r| r.status.as_str().to_string()));
+        statuses.push(record.map(|r| r.status.to_string()));
     }
     (
         sink.most.load(std::sync::atomic::Ordering::SeqCst),
