@@ -107,5 +107,7 @@ pub fn convert(settings: &Settings, path: &Path) -> Result<Answer, CommandError>
     for (list, attributes) in &bundle.warninglisted {
         tracing::info!("{attributes} attribute(s) on the warninglist {list:?} made no indicator");
     }
-    Ok(Answer::done(format!("{}\n", bundle.to_json())))
+    let mut json = bundle.into_json();
+    json.push('\n');
+    Ok(Answer::done(json))
 }
