@@ -94,6 +94,8 @@ pub fn convert(settings: &Settings, path: &Path) -> Result<Answer, CommandError>
     for warning in event.warnings() {
         tracing::warn!("{warning}");
     }
+    let mut event = event;
+    event.shed_unread_members();
     let warninglists = crate::warninglists::load_configured(settings)
         .map_err(|e| CommandError::Connector(e.into()))?;
     let bundle = crate::convert::convert_event_at(

@@ -100,6 +100,12 @@ impl MispEvent {
         }
     }
 
+    /// Frees what no conversion reads of the event's attributes: for the conversion alone,
+    /// once the filters and the warnings are done with the whole event.
+    pub fn shed_unread_members(&mut self) {
+        input::shed_unread_members(&mut self.event);
+    }
+
     pub fn info(&self) -> Option<&str> {
         self.event.get("info").and_then(Value::as_str)
     }

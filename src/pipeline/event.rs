@@ -85,6 +85,8 @@ impl Pipeline {
         };
         let warninglists = self.warninglists.clone();
         let converted = crate::cpu::run(move || {
+            let mut event = event;
+            event.shed_unread_members();
             let now = chrono::Utc::now();
             convert::convert_event_at(&event, &options, &threats, warninglists.as_deref(), now)
                 .map(|mut bundle| {
