@@ -9,15 +9,6 @@ use serde_json::Value;
 use super::attribute::AttributeResult;
 use super::stix::id_of;
 
-/// An object whose map holds no spare room: a map grows by doubling while it is built, and a
-/// large event's bundle holds hundreds of thousands of them until it is serialised.
-fn exact_size(object: Value) -> Value {
-    match object {
-        Value::Object(members) => Value::Object(members.into_iter().collect()),
-        other => other,
-    }
-}
-
 /// Which of the connector's de-duplication lists an object is checked against.
 #[derive(Clone, Copy)]
 pub(super) enum Ledger {
@@ -74,12 +65,12 @@ impl Assembly {
         }
         set.insert(id.clone());
         self.emitted.insert(id);
-        self.objects.push(exact_size(object));
+        self.objects.push(object);
     }
 
     pub(super) fn emit_unchecked(&mut self, object: Value) {
         self.emitted.insert(id_of(&object).to_string());
-        self.objects.push(exact_size(object));
+        self.objects.push(object);
     }
 
     pub(super) fn reference(&mut self, id: &str) {
