@@ -336,7 +336,7 @@ pub fn convert(
         if !bundle.observables.contains(id_of(&observable))
             && (compat || !bundle.emitted.contains(id_of(&observable)))
         {
-            bundle.observables.insert(id_of(&observable).to_string());
+            bundle.observables.insert(id_of(&observable).into());
             bundle.emit_unchecked(observable);
         }
     }
