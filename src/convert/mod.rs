@@ -144,6 +144,21 @@ pub struct StixBundle {
 }
 
 impl StixBundle {
+    /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does,
+    /// keeping the objects; [`StixBundle::into_json`] frees them as it goes.
+    pub fn to_json(&self) -> String {
+        let mut bundle = bundle_head().into_bytes();
+        for (index, object) in self.objects.iter().enumerate() {
+            if index > 0 {
+                bundle.push(b',');
+            }
+            // A `Value` always serialises to a `Vec`.
+            let _ = serde_json::to_writer(&mut bundle, object);
+        }
+        bundle.extend_from_slice(b"]}");
+        String::from_utf8(bundle).unwrap_or_default()
+    }
+
     /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does.
     /// Each object is dropped once written, so the objects and their text are not both held
     /// in full.
@@ -238,4 +253,61 @@ pub fn convert_event_at(
         objects,
         warninglisted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::StixBundle;
+
+    fn bundle() -> StixBundle {
+        StixBundle {
+            objects: vec![
+                json!({"type": "identity", "id": "identity--1", "name": "caf\u{e9}"}),
+                json!({"type": "report", "id": "report--2", "object_refs": ["identity--1"]}),
+                json!({"type": "note", "id": "note--3", "score": 2.5}),
+            ],
+            ..StixBundle::default()
+        }
+    }
+
+    /// The bundle without its random id.
+    fn without_id(text: &str) -> Value {
+        let mut bundle: Value = serde_json::from_str(text).unwrap();
+        let id = bundle["id"].take();
+        assert!(id.as_str().unwrap().starts_with("bundle--"));
+        bundle
+    }
+
+    #[test]
+    fn every_serialisation_writes_the_same_objects() {
+        let expected_objects = serde_json::to_string(&bundle().objects).unwrap();
+        let whole = bundle().to_json();
+        assert!(whole.ends_with(&format!(",\"objects\":{expected_objects}}}")));
+        assert_eq!(without_id(&whole), without_id(&bundle().into_json()));
+        let (all, all_sha256) = bundle().into_part_json_and_objects_sha256(None);
+        assert_eq!(without_id(&all), without_id(&whole));
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(expected_objects.as_bytes()));
+        assert_eq!(all_sha256, digest);
+    }
+
+    #[test]
+    fn a_part_holds_the_objects_asked_for_and_the_hash_of_all() {
+        let (part, sha256) = bundle().into_part_json_and_objects_sha256(Some(&[0, 2]));
+        let (_, all_sha256) = bundle().into_part_json_and_objects_sha256(None);
+        assert_eq!(sha256, all_sha256);
+        let part: Value = serde_json::from_str(&part).unwrap();
+        let ids: Vec<&str> = part["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|object| object["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["identity--1", "note--3"]);
+        let (empty, _) = bundle().into_part_json_and_objects_sha256(Some(&[]));
+        let empty: Value = serde_json::from_str(&empty).unwrap();
+        assert_eq!(empty["objects"], json!([]));
+    }
 }
