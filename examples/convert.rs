@@ -97,7 +97,7 @@ fn run() -> Result<(), String> {
             let text = if normalize {
                 normalize_objects(&bundle.objects).to_string()
             } else {
-                bundle.to_json()
+                bundle.into_json()
             };
             match &out_dir {
                 Some(dir) => {

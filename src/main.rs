@@ -18,6 +18,13 @@ use misp_feed::ledger::{EventFilter, Ledger};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read before `main`. Freed pages go back to the system after 200 ms
+/// instead of 10 s: converting a large event frees the input and the maps outgrown while
+/// building objects, and with the default nothing of that was returned within a run (a
+/// 100,000-attribute event peaked at 1.7 GB instead of 1.25 GB, for the same CPU time).
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_OPTIONS: &[u8; 36] = b"dirty_decay_ms:200,muzzy_decay_ms:0\0";
+
 #[derive(Parser)]
 #[command(
     name = "misp-feed",

@@ -94,6 +94,8 @@ pub fn convert(settings: &Settings, path: &Path) -> Result<Answer, CommandError>
     for warning in event.warnings() {
         tracing::warn!("{warning}");
     }
+    let mut event = event;
+    event.shed_unread_members();
     let warninglists = crate::warninglists::load_configured(settings)
         .map_err(|e| CommandError::Connector(e.into()))?;
     let bundle = crate::convert::convert_event_at(
@@ -107,5 +109,7 @@ pub fn convert(settings: &Settings, path: &Path) -> Result<Answer, CommandError>
     for (list, attributes) in &bundle.warninglisted {
         tracing::info!("{attributes} attribute(s) on the warninglist {list:?} made no indicator");
     }
-    Ok(Answer::done(format!("{}\n", bundle.to_json())))
+    let mut json = bundle.into_json();
+    json.push('\n');
+    Ok(Answer::done(json))
 }

@@ -3,6 +3,7 @@
 //! kept. In the corrected mode no id is emitted twice.
 
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -17,21 +18,25 @@ pub(super) enum Ledger {
     Sightings,
 }
 
+/// An id held by several of the sets below at once: one allocation for all of them, which
+/// for a large event's hundreds of thousands of ids is tens of megabytes.
+pub(super) type SharedId = Rc<str>;
+
 /// The bundle being assembled, with the connector's de-duplication lists as sets.
 pub(super) struct Assembly {
     pub(super) objects: Vec<Value>,
     pub(super) compat: bool,
     /// Every emitted id: in the corrected mode no id is emitted twice.
-    pub(super) emitted: HashSet<String>,
-    pub(super) markings: HashSet<String>,
-    pub(super) entities: HashSet<String>,
-    pub(super) sightings: HashSet<String>,
-    pub(super) observables: HashSet<String>,
+    pub(super) emitted: HashSet<SharedId>,
+    pub(super) markings: HashSet<SharedId>,
+    pub(super) entities: HashSet<SharedId>,
+    pub(super) sightings: HashSet<SharedId>,
+    pub(super) observables: HashSet<SharedId>,
     /// Relationships already emitted, keyed by source + target.
     pub(super) relationships: HashSet<String>,
-    pub(super) object_refs: Vec<String>,
+    pub(super) object_refs: Vec<SharedId>,
     /// `added_object_refs`: ids, and source + target for relationships.
-    pub(super) object_ref_keys: HashSet<String>,
+    pub(super) object_ref_keys: HashSet<SharedId>,
 }
 
 impl Assembly {
@@ -51,16 +56,20 @@ impl Assembly {
     }
 
     pub(super) fn emit(&mut self, ledger: Ledger, object: Value) {
-        let id = id_of(&object).to_string();
+        let id = SharedId::from(id_of(&object));
+        self.emit_with_id(ledger, object, id);
+    }
+
+    fn emit_with_id(&mut self, ledger: Ledger, object: Value, id: SharedId) {
         let set = match ledger {
             Ledger::Markings => &mut self.markings,
             Ledger::Entities => &mut self.entities,
             Ledger::Sightings => &mut self.sightings,
         };
-        if set.contains(&id) {
+        if set.contains(&*id) {
             return;
         }
-        if !self.compat && self.emitted.contains(&id) {
+        if !self.compat && self.emitted.contains(&*id) {
             return;
         }
         set.insert(id.clone());
@@ -69,21 +78,28 @@ impl Assembly {
     }
 
     pub(super) fn emit_unchecked(&mut self, object: Value) {
-        self.emitted.insert(id_of(&object).to_string());
+        self.emitted.insert(SharedId::from(id_of(&object)));
         self.objects.push(object);
     }
 
     pub(super) fn reference(&mut self, id: &str) {
         if !self.object_ref_keys.contains(id) {
-            self.object_ref_keys.insert(id.to_string());
-            self.object_refs.push(id.to_string());
+            self.reference_shared(SharedId::from(id));
+        }
+    }
+
+    fn reference_shared(&mut self, id: SharedId) {
+        if !self.object_ref_keys.contains(&*id) {
+            self.object_ref_keys.insert(id.clone());
+            self.object_refs.push(id);
         }
     }
 
     /// An object referenced by the report and emitted (elements, indicators, observables).
     pub(super) fn referenced_entity(&mut self, ledger: Ledger, object: Value) {
-        self.reference(id_of(&object));
-        self.emit(ledger, object);
+        let id = SharedId::from(id_of(&object));
+        self.reference_shared(id.clone());
+        self.emit_with_id(ledger, object, id);
     }
 
     pub(super) fn emit_result(&mut self, result: AttributeResult, relationships: &mut Vec<Value>) {
@@ -95,7 +111,7 @@ impl Assembly {
         }
         for marking in result.markings.iter() {
             // Most attributes carry the event's markings, already emitted: skip the clone.
-            if !self.markings.contains(&marking.id) {
+            if !self.markings.contains(marking.id.as_str()) {
                 self.emit(Ledger::Markings, marking.object.clone());
             }
         }
@@ -121,9 +137,9 @@ impl Assembly {
             .and_then(Value::as_str)
             .unwrap_or("");
         let key = format!("{source}{target}");
-        if !self.object_ref_keys.contains(&key) {
-            self.object_ref_keys.insert(key.clone());
-            self.object_refs.push(id_of(&relationship).to_string());
+        if !self.object_ref_keys.contains(key.as_str()) {
+            self.object_ref_keys.insert(SharedId::from(key.as_str()));
+            self.object_refs.push(SharedId::from(id_of(&relationship)));
         }
         if self.relationships.contains(&key) {
             return;

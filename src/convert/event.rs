@@ -20,7 +20,8 @@ use super::input::{Attribute, Event, FieldError, JsonPath, MispObject, Tag};
 use super::links::{MadeFrom, UuidIndex, reference_relationships};
 use super::report::{ReportParts, emit_report_and_notes};
 use super::stix::{
-    Markings, Object, id_of, marking_refs, organization, put_list, sco, single_property_sco_id, tlp,
+    Markings, Object, exact_size, id_of, marking_refs, organization, put_list, sco,
+    single_property_sco_id, tlp,
 };
 use super::tags::{resolve_labels, resolve_markings};
 use super::threats::ThreatLookup;
@@ -124,6 +125,23 @@ fn object_observable(
     Ok(Some(Value::Object(text)))
 }
 
+/// An attribute's objects with their maps trimmed to their size, as soon as they are made:
+/// all of a large event's objects are held until the bundle is assembled.
+fn trimmed(mut result: AttributeResult) -> AttributeResult {
+    result.indicator = result.indicator.map(exact_size);
+    result.observable = result.observable.map(exact_size);
+    for list in [
+        &mut result.relationships,
+        &mut result.identities,
+        &mut result.sightings,
+    ] {
+        for object in list.iter_mut() {
+            *object = exact_size(std::mem::take(object));
+        }
+    }
+    result
+}
+
 /// What converting the attributes of the event (and of its objects) yields, in the
 /// connector's order, with what the corrections add kept apart.
 #[derive(Default)]
@@ -156,13 +174,13 @@ impl Converted {
                 part,
             )
         };
-        let result = convert(0)?;
+        let result = convert(0)?.map(trimmed);
         if let Some(result) = &result {
             self.made_from.record_result(attribute, result);
         }
         self.results.extend(result);
         for part in 1..=extra_parts(attribute, ctx.options) {
-            self.extra_results.extend(convert(part)?);
+            self.extra_results.extend(convert(part)?.map(trimmed));
         }
         Ok(())
     }
@@ -274,7 +292,9 @@ pub fn convert(
         converted
             .made_from
             .record(object.uuid, observable_id.as_deref());
-        converted.object_observables.extend(observable);
+        converted
+            .object_observables
+            .extend(observable.map(exact_size));
 
         let create_relationships = attributes.len() < 10000;
         let attributes_path = object_path.key("Attribute");
@@ -316,7 +336,7 @@ pub fn convert(
         if !bundle.observables.contains(id_of(&observable))
             && (compat || !bundle.emitted.contains(id_of(&observable)))
         {
-            bundle.observables.insert(id_of(&observable).to_string());
+            bundle.observables.insert(id_of(&observable).into());
             bundle.emit_unchecked(observable);
         }
     }

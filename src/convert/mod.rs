@@ -100,6 +100,12 @@ impl MispEvent {
         }
     }
 
+    /// Frees what no conversion reads of the event's attributes: for the conversion alone,
+    /// once the filters and the warnings are done with the whole event.
+    pub fn shed_unread_members(&mut self) {
+        input::shed_unread_members(&mut self.event);
+    }
+
     pub fn info(&self) -> Option<&str> {
         self.event.get("info").and_then(Value::as_str)
     }
@@ -138,69 +144,83 @@ pub struct StixBundle {
 }
 
 impl StixBundle {
-    /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does.
+    /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does,
+    /// keeping the objects; [`StixBundle::into_json`] frees them as it goes.
     pub fn to_json(&self) -> String {
-        bundle_around(&self.objects_json())
+        let mut bundle = bundle_head().into_bytes();
+        for (index, object) in self.objects.iter().enumerate() {
+            if index > 0 {
+                bundle.push(b',');
+            }
+            // A `Value` always serialises to a `Vec`.
+            let _ = serde_json::to_writer(&mut bundle, object);
+        }
+        bundle.extend_from_slice(b"]}");
+        String::from_utf8(bundle).unwrap_or_default()
     }
 
-    /// [`StixBundle::to_json`] and the SHA-256 (hex) of the serialised `objects` array, which,
-    /// unlike the bundle, does not change between runs. The objects are serialised once and
-    /// the bundle is assembled around them.
-    pub fn to_json_and_objects_sha256(&self) -> (String, String) {
-        use sha2::Digest;
-        let objects = self.objects_json();
-        let digest = hex::encode(sha2::Sha256::digest(objects.as_bytes()));
-        (bundle_around(&objects), digest)
+    /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does.
+    /// Each object is dropped once written, so the objects and their text are not both held
+    /// in full.
+    pub fn into_json(self) -> String {
+        self.into_part_json_and_objects_sha256(None).0
     }
 
-    /// A bundle of the objects at `positions` only (in their order), and the SHA-256 of the
-    /// serialised `objects` array of the whole bundle (what [`to_json_and_objects_sha256`]
-    /// gives): each object is serialised once for both.
-    ///
-    /// [`to_json_and_objects_sha256`]: StixBundle::to_json_and_objects_sha256
-    pub fn part_json_and_objects_sha256(&self, positions: &[usize]) -> (String, String) {
+    /// A bundle of the objects at `positions` only (in bundle order; `None`: all of them),
+    /// and the SHA-256 (hex) of the serialised `objects` array of the whole bundle, which,
+    /// unlike the bundle, does not change between runs. Each object is serialised once,
+    /// straight into the bundle text when it is part of it, and dropped once written.
+    pub fn into_part_json_and_objects_sha256(
+        self,
+        positions: Option<&[usize]>,
+    ) -> (String, String) {
         use sha2::Digest;
-        let texts: Vec<String> = self
-            .objects
-            .iter()
-            .map(|object| serde_json::to_string(object).unwrap_or_else(|_| "{}".to_owned()))
-            .collect();
         let mut digest = sha2::Sha256::new();
+        let mut bundle = bundle_head();
+        let mut scratch: Vec<u8> = Vec::new();
+        let mut wanted = positions.map(|positions| positions.iter().copied().peekable());
+        let mut first_in_part = true;
         digest.update(b"[");
-        for (index, text) in texts.iter().enumerate() {
+        for (index, object) in self.objects.into_iter().enumerate() {
+            scratch.clear();
+            // A `Value` always serialises; the fallback only keeps the signature total.
+            if serde_json::to_writer(&mut scratch, &object).is_err() {
+                scratch.clear();
+                scratch.extend_from_slice(b"{}");
+            }
+            drop(object);
             if index > 0 {
                 digest.update(b",");
             }
-            digest.update(text.as_bytes());
+            digest.update(&scratch);
+            let in_part = match &mut wanted {
+                None => true,
+                Some(wanted) => {
+                    while wanted.next_if(|&position| position < index).is_some() {}
+                    wanted.next_if_eq(&index).is_some()
+                }
+            };
+            if in_part {
+                if !first_in_part {
+                    bundle.push(',');
+                }
+                first_in_part = false;
+                // serde_json writes UTF-8.
+                bundle.push_str(std::str::from_utf8(&scratch).unwrap_or("{}"));
+            }
         }
         digest.update(b"]");
-        let mut part = String::from("[");
-        for (n, position) in positions.iter().enumerate() {
-            if n > 0 {
-                part.push(',');
-            }
-            if let Some(text) = texts.get(*position) {
-                part.push_str(text);
-            }
-        }
-        part.push(']');
-        (bundle_around(&part), hex::encode(digest.finalize()))
-    }
-
-    fn objects_json(&self) -> String {
-        serde_json::to_string(&self.objects).unwrap_or_else(|_| "[]".to_owned())
+        bundle.push_str("]}");
+        (bundle, hex::encode(digest.finalize()))
     }
 }
 
-/// `{"type":"bundle","id":"bundle--<uuid4>","objects":<objects>}`, compact as serde_json
-/// writes it.
-fn bundle_around(objects_json: &str) -> String {
-    let mut bundle = String::with_capacity(objects_json.len() + 80);
+/// `{"type":"bundle","id":"bundle--<uuid4>","objects":[`, compact as serde_json writes it.
+fn bundle_head() -> String {
+    let mut bundle = String::with_capacity(1 << 16);
     bundle.push_str("{\"type\":\"bundle\",\"id\":\"bundle--");
     bundle.push_str(&uuid::Uuid::new_v4().to_string());
-    bundle.push_str("\",\"objects\":");
-    bundle.push_str(objects_json);
-    bundle.push('}');
+    bundle.push_str("\",\"objects\":[");
     bundle
 }
 
@@ -233,4 +253,61 @@ pub fn convert_event_at(
         objects,
         warninglisted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::StixBundle;
+
+    fn bundle() -> StixBundle {
+        StixBundle {
+            objects: vec![
+                json!({"type": "identity", "id": "identity--1", "name": "caf\u{e9}"}),
+                json!({"type": "report", "id": "report--2", "object_refs": ["identity--1"]}),
+                json!({"type": "note", "id": "note--3", "score": 2.5}),
+            ],
+            ..StixBundle::default()
+        }
+    }
+
+    /// The bundle without its random id.
+    fn without_id(text: &str) -> Value {
+        let mut bundle: Value = serde_json::from_str(text).unwrap();
+        let id = bundle["id"].take();
+        assert!(id.as_str().unwrap().starts_with("bundle--"));
+        bundle
+    }
+
+    #[test]
+    fn every_serialisation_writes_the_same_objects() {
+        let expected_objects = serde_json::to_string(&bundle().objects).unwrap();
+        let whole = bundle().to_json();
+        assert!(whole.ends_with(&format!(",\"objects\":{expected_objects}}}")));
+        assert_eq!(without_id(&whole), without_id(&bundle().into_json()));
+        let (all, all_sha256) = bundle().into_part_json_and_objects_sha256(None);
+        assert_eq!(without_id(&all), without_id(&whole));
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(expected_objects.as_bytes()));
+        assert_eq!(all_sha256, digest);
+    }
+
+    #[test]
+    fn a_part_holds_the_objects_asked_for_and_the_hash_of_all() {
+        let (part, sha256) = bundle().into_part_json_and_objects_sha256(Some(&[0, 2]));
+        let (_, all_sha256) = bundle().into_part_json_and_objects_sha256(None);
+        assert_eq!(sha256, all_sha256);
+        let part: Value = serde_json::from_str(&part).unwrap();
+        let ids: Vec<&str> = part["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|object| object["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["identity--1", "note--3"]);
+        let (empty, _) = bundle().into_part_json_and_objects_sha256(Some(&[]));
+        let empty: Value = serde_json::from_str(&empty).unwrap();
+        assert_eq!(empty["objects"], json!([]));
+    }
 }

@@ -71,7 +71,7 @@ pub(super) fn emit_report_and_notes(
         );
         // Notes never collapse in the connector; in the corrected mode a repeated note
         // (same time, same content) is emitted once.
-        if compat || !bundle.emitted.contains(&id) {
+        if compat || !bundle.emitted.contains(id.as_str()) {
             bundle.emit_unchecked(Value::Object(object));
         }
     }
@@ -114,7 +114,7 @@ fn build_report(
     } else {
         std::mem::take(&mut bundle.object_refs)
             .into_iter()
-            .map(Value::String)
+            .map(|id| Value::String(id.to_string()))
             .collect()
     };
     object.insert("object_refs".into(), Value::Array(refs));

@@ -237,6 +237,15 @@ pub fn organization(name: &str, now: &str) -> Value {
     Value::Object(object)
 }
 
+/// An object whose map holds no spare room: a map grows by doubling while it is built, and a
+/// large event's conversion holds hundreds of thousands of them until it is serialised.
+pub fn exact_size(object: Value) -> Value {
+    match object {
+        Value::Object(members) => Value::Object(members.into_iter().collect()),
+        other => other,
+    }
+}
+
 /// The `id` of a built object.
 pub fn id_of(object: &Value) -> &str {
     object.get("id").and_then(Value::as_str).unwrap_or("")

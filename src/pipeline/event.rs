@@ -85,12 +85,20 @@ impl Pipeline {
         };
         let warninglists = self.warninglists.clone();
         let converted = crate::cpu::run(move || {
+            let mut event = event;
+            event.shed_unread_members();
             let now = chrono::Utc::now();
             convert::convert_event_at(&event, &options, &threats, warninglists.as_deref(), now)
-                .map(|bundle| {
+                .map(|mut bundle| {
+                    // The event's input is no longer needed: freed before the bundle text
+                    // grows.
+                    drop(event);
                     let delta = delta::select(&bundle.objects, previous.as_ref());
-                    let (json, objects_sha256) = bundle.part_json_and_objects_sha256(&delta.send);
-                    (json, objects_sha256, delta, bundle.warninglisted)
+                    let warninglisted = std::mem::take(&mut bundle.warninglisted);
+                    let positions = (!delta.full).then_some(delta.send.as_slice());
+                    let (json, objects_sha256) =
+                        bundle.into_part_json_and_objects_sha256(positions);
+                    (json, objects_sha256, delta, warninglisted)
                 })
                 .map_err(|e| e.to_string())
         })

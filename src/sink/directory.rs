@@ -3,7 +3,9 @@
 //!
 //! Each bundle is wrapped in pycti's message envelope (`bundle_type: DIRECTORY_BUNDLE`),
 //! written under a temporary name, synced, then renamed: a reader never sees half a file,
-//! and a receipt is only given for a file that is complete on disk.
+//! and a receipt is only given for a file that is complete on disk. The bundle text goes
+//! into the file as the pipeline serialised it, between the envelope's two halves: a bundle
+//! of hundreds of megabytes is neither parsed again nor copied.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Delivery, Destination, Receipt, RunSummary, Sink, SinkError};
 
@@ -109,22 +111,21 @@ impl DirectorySink {
         )
     }
 
-    fn envelope(&self, bundle: Value) -> Value {
-        json!({
-            "bundle_type": "DIRECTORY_BUNDLE",
-            "applicant_id": Value::Null,
-            "connector": {
-                "id": self.connector_id,
-                "name": self.connector_name,
-                "type": self.connector_type,
-                "scope": self.scope.join(","),
-                "auto": self.auto,
-                "validate_before_import": false,
-            },
-            "entities_types": Value::Null,
-            "bundle": bundle,
-            "update": false,
-        })
+    /// pycti's envelope around a bundle, as the text before and the text after it: the
+    /// bundle text itself is written between the two as it is, never parsed or copied.
+    fn envelope_around(&self) -> (String, &'static str) {
+        let connector = json!({
+            "id": self.connector_id,
+            "name": self.connector_name,
+            "type": self.connector_type,
+            "scope": self.scope.join(","),
+            "auto": self.auto,
+            "validate_before_import": false,
+        });
+        let before = format!(
+            "{{\"bundle_type\":\"DIRECTORY_BUNDLE\",\"applicant_id\":null,\"connector\":{connector},\"entities_types\":null,\"bundle\":"
+        );
+        (before, ",\"update\":false}")
     }
 
     /// Removes `.json` files older than the retention, as pycti does before each write.
@@ -152,7 +153,8 @@ impl DirectorySink {
         }
     }
 
-    fn write_file(&self, event_uuid: &str, content: &[u8]) -> Result<PathBuf, SinkError> {
+    /// Writes `parts` one after the other into a new file of the folder.
+    fn write_file(&self, event_uuid: &str, parts: &[&[u8]]) -> Result<PathBuf, SinkError> {
         let name = self.file_name();
         let final_path = self.folder.join(&name);
         let temp_path = self.folder.join(format!("{name}.tmp"));
@@ -172,8 +174,10 @@ impl DirectorySink {
         let mut file = options
             .open(&temp_path)
             .map_err(|e| io_error("cannot create", e))?;
-        file.write_all(content)
-            .map_err(|e| io_error("cannot write", e))?;
+        for part in parts {
+            file.write_all(part)
+                .map_err(|e| io_error("cannot write", e))?;
+        }
         file.sync_all().map_err(|e| io_error("cannot sync", e))?;
         drop(file);
         std::fs::rename(&temp_path, &final_path).map_err(|e| io_error("cannot rename", e))?;
@@ -192,16 +196,14 @@ impl Sink for DirectorySink {
     }
 
     async fn push(&self, delivery: Delivery<'_>) -> Result<Receipt, SinkError> {
-        let bundle: Value = serde_json::from_str(delivery.bundle_json).map_err(|e| {
-            SinkError::Io(format!(
-                "event {}: bundle is not JSON: {e}",
-                delivery.event_uuid
-            ))
-        })?;
-        let content = serde_json::to_vec(&self.envelope(bundle))
-            .map_err(|e| SinkError::Io(format!("event {}: {e}", delivery.event_uuid)))?;
+        let (before, after) = self.envelope_around();
         self.prune_expired();
-        let path = self.write_file(delivery.event_uuid, &content)?;
+        let parts = [
+            before.as_bytes(),
+            delivery.bundle_json.as_bytes(),
+            after.as_bytes(),
+        ];
+        let path = self.write_file(delivery.event_uuid, &parts)?;
         Ok(Receipt {
             destination: Destination::File(path),
             messages: 1,

@@ -240,6 +240,62 @@ fn read_sighting<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Sighting<'a>>
     })
 }
 
+/// The members of an attribute [`read_attribute`] reads: of a large event, the others (MISP's
+/// ids, distribution, sharing group, correlation flags, ...) hold much of the memory.
+const ATTRIBUTE_MEMBERS_READ: &[&str] = &[
+    "type",
+    "value",
+    "category",
+    "comment",
+    "uuid",
+    "to_ids",
+    "timestamp",
+    "deleted",
+    "Tag",
+    "Galaxy",
+    "Sighting",
+    "data",
+];
+
+/// Drops from the attributes of an event (its own and its objects') the members no
+/// conversion reads, keeping each attribute's map at its new size. Only lists [`read_event`]
+/// reads as lists are touched, so what it reads, and every error it reports, is unchanged.
+pub fn shed_unread_members(event: &mut Value) {
+    fn items_mut(list: &mut Value) -> Vec<&mut Value> {
+        if list_items(list).is_none() {
+            return Vec::new();
+        }
+        match list {
+            Value::Array(items) => items.iter_mut().collect(),
+            Value::Object(members) => members.values_mut().collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn shed(attributes: &mut Value) {
+        for attribute in items_mut(attributes) {
+            if let Value::Object(members) = attribute {
+                *members = std::mem::take(members)
+                    .into_iter()
+                    .filter(|(key, _)| ATTRIBUTE_MEMBERS_READ.contains(&key.as_str()))
+                    .collect();
+            }
+        }
+    }
+    let Value::Object(event) = event else {
+        return;
+    };
+    if let Some(attributes) = event.get_mut("Attribute") {
+        shed(attributes);
+    }
+    if let Some(objects) = event.get_mut("Object") {
+        for object in items_mut(objects) {
+            if let Some(attributes) = object.get_mut("Attribute") {
+                shed(attributes);
+            }
+        }
+    }
+}
+
 pub fn read_attribute<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Attribute<'a>> {
     let map = as_object(value, path)?;
     Ok(Attribute {

@@ -24,6 +24,7 @@
 pub mod amqp;
 pub mod api;
 pub mod envelope;
+mod raw_json;
 pub mod splitter;
 
 use std::sync::Arc;
@@ -168,9 +169,10 @@ fn queue_messages(
         no_split: false,
         work_id: Some(work_id),
     };
+    // Each split bundle is dropped once its message is made: the two are not held in full.
     Ok(outcome
         .bundles
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(position, bundle)| amqp_message_body(&fields, position + 1, &bundle.content))
         .collect())

@@ -10,10 +10,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
+use super::raw_json::{array_elements, object_members};
 use crate::convert::ids::canonical_json;
-use crate::pycompat::json::{python_json_dumps, python_json_dumps_map};
+use crate::pycompat::json::{PythonJson, python_json_dumps, write_json, write_python_string};
 
 /// OpenCTI's STIX extension definition; its `id` member is an internal id, like `x_opencti_id`.
 pub const OPENCTI_EXTENSION: &str = "extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba";
@@ -198,44 +201,36 @@ pub fn split_bundle_detailed(
     bundle_json: &str,
     options: &SplitOptions,
 ) -> Result<SplitOutcome, SplitError> {
-    let bundle: Value = serde_json::from_str(bundle_json)
+    // The whole text is checked once; after that the bundle is read as slices of it, never
+    // as a tree: a bundle of hundreds of megabytes is not held twice.
+    serde_json::from_str::<serde::de::IgnoredAny>(bundle_json)
         .map_err(|error| SplitError::InvalidJson(error.to_string()))?;
-    split_bundle_value(bundle, options)
-}
-
-/// [`split_bundle_detailed`] on an already parsed bundle.
-pub fn split_bundle_value(
-    bundle: Value,
-    options: &SplitOptions,
-) -> Result<SplitOutcome, SplitError> {
-    let Value::Object(mut bundle) = bundle else {
-        return Err(SplitError::NotABundle);
-    };
-    let bundle_id = match bundle.get("id") {
-        Some(id) => id.clone(),
+    let bundle = object_members(bundle_json).ok_or(SplitError::NotABundle)?;
+    let bundle_id = match bundle.iter().find(|(key, _)| key == "id") {
+        Some((_, raw)) => parse_raw(raw),
         None => Value::String(format!("bundle--{}", uuid::Uuid::new_v4())),
     };
-    let Some(Value::Array(objects)) = bundle.remove("objects") else {
-        return Err(SplitError::NotABundle);
-    };
-    let mut objects_maps = Vec::with_capacity(objects.len());
+    let objects = bundle
+        .iter()
+        .find(|(key, _)| key == "objects")
+        .and_then(|(_, raw)| array_elements(raw))
+        .ok_or(SplitError::NotABundle)?;
+    drop(bundle);
     let mut top_level_ids = Vec::with_capacity(objects.len());
-    for (index, object) in objects.into_iter().enumerate() {
-        let Value::Object(map) = object else {
-            return Err(SplitError::ObjectWithoutId { index });
-        };
-        let Some(id) = map.get("id").and_then(Value::as_str) else {
-            return Err(SplitError::ObjectWithoutId { index });
-        };
-        top_level_ids.push(id.to_owned());
-        objects_maps.push(map);
+    for (index, object) in objects.iter().enumerate() {
+        let id = object_members(object).and_then(|members| {
+            let (_, raw) = members.iter().find(|(key, _)| key == "id")?;
+            raw_str(raw).map(Cow::into_owned)
+        });
+        top_level_ids.push(id.ok_or(SplitError::ObjectWithoutId { index })?);
     }
 
-    let mut splitter = Splitter::new(objects_maps, options.cleanup_inconsistent_bundle);
+    let mut splitter = Splitter::new(objects, options.cleanup_inconsistent_bundle);
     for id in &top_level_ids {
         let mut parents = Vec::new();
         splitter.enlist(id, &mut parents)?;
     }
+    drop(top_level_ids);
 
     // Stable sort, as Python's `list.sort(key=...)`.
     let mut elements = std::mem::take(&mut splitter.elements);
@@ -246,21 +241,19 @@ pub fn split_bundle_value(
         .event_version
         .as_ref()
         .map(|version| python_json_dumps(&Value::String(version.clone())));
-    let mut serialised_objects: HashMap<usize, String> = HashMap::new();
     let mut bundles = Vec::with_capacity(elements.len());
+    let mut object_json = String::new();
     for index in elements {
         let nb_deps = splitter.nb_deps[index];
-        let object = &splitter.objects[index];
-        let object_json = serialised_objects
-            .entry(index)
-            .or_insert_with(|| python_json_dumps_map(object));
+        object_json.clear();
+        splitter.write_object(index, &mut object_json);
         let mut content = String::with_capacity(object_json.len() + bundle_id_json.len() + 96);
         content.push_str("{\"type\": \"bundle\", \"id\": ");
         content.push_str(&bundle_id_json);
         content.push_str(", \"spec_version\": \"2.1\", \"x_opencti_seq\": ");
         content.push_str(&nb_deps.to_string());
         content.push_str(", \"objects\": [");
-        content.push_str(object_json);
+        content.push_str(&object_json);
         content.push(']');
         if let Some(version) = &event_version_json {
             content.push_str(", \"x_opencti_event_version\": ");
@@ -268,8 +261,8 @@ pub fn split_bundle_value(
         }
         content.push('}');
         bundles.push(SplitBundle {
-            object_id: string_member(object, "id").unwrap_or_default().to_owned(),
-            object_type: string_member(object, "type").unwrap_or_default().to_owned(),
+            object_id: splitter.string_member(index, "id").unwrap_or_default(),
+            object_type: splitter.string_member(index, "type").unwrap_or_default(),
             nb_deps,
             content,
         });
@@ -277,11 +270,7 @@ pub fn split_bundle_value(
     let incompatible_ids = splitter
         .incompatible
         .iter()
-        .map(|&index| {
-            string_member(&splitter.objects[index], "id")
-                .unwrap_or_default()
-                .to_owned()
-        })
+        .map(|&index| splitter.string_member(index, "id").unwrap_or_default())
         .collect();
     Ok(SplitOutcome {
         expectations: bundles.len(),
@@ -290,8 +279,36 @@ pub fn split_bundle_value(
     })
 }
 
-fn string_member<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    object.get(key).and_then(Value::as_str)
+/// A JSON value from a slice of the (already checked) bundle text.
+fn parse_raw(raw: &str) -> Value {
+    serde_json::from_str(raw).unwrap_or(Value::Null)
+}
+
+/// The text of a JSON string value, borrowed when it holds no escape; `None` when the value
+/// is not a string.
+fn raw_str(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.starts_with('"') {
+        return None;
+    }
+    if raw.contains('\\') {
+        return serde_json::from_str::<String>(raw).ok().map(Cow::Owned);
+    }
+    raw.get(1..raw.len() - 1).map(Cow::Borrowed)
+}
+
+/// Writes a member's value as Python's `json.dumps` does; a string of printable ASCII
+/// without escapes, and the literals, are the same text in both, so they are copied.
+fn write_raw_python(raw: &str, out: &mut String) {
+    let plain_string = raw.starts_with('"')
+        && raw.len() >= 2
+        && raw[1..raw.len() - 1]
+            .bytes()
+            .all(|byte| (b' '..=b'~').contains(&byte) && byte != b'\\' && byte != b'"');
+    if plain_string || matches!(raw, "true" | "false" | "null") {
+        out.push_str(raw);
+    } else {
+        write_json::<PythonJson>(&parse_raw(raw), out);
+    }
 }
 
 /// Python truthiness of a JSON value (`if item.get(...)`).
@@ -306,32 +323,14 @@ fn is_truthy(value: &Value) -> bool {
     }
 }
 
-/// pycti `get_internal_ids_in_extension`: `x_opencti_id` and the OpenCTI extension's `id`.
-fn internal_ids(object: &Map<String, Value>) -> Vec<String> {
-    let mut ids = Vec::new();
-    if let Some(id) = object.get("x_opencti_id").filter(|id| is_truthy(id))
-        && let Some(id) = id.as_str()
-    {
-        ids.push(id.to_owned());
-    }
-    let extension_id = object
-        .get("extensions")
-        .and_then(|extensions| extensions.get(OPENCTI_EXTENSION))
-        .filter(|extension| is_truthy(extension))
-        .and_then(|extension| extension.get("id"))
-        .filter(|id| is_truthy(id))
-        .and_then(Value::as_str);
-    if let Some(id) = extension_id {
-        ids.push(id.to_owned());
-    }
-    ids
-}
-
 /// The splitter's working state; field names follow pycti's so the two can be read together.
-struct Splitter {
-    /// The bundle's objects, edited in place as pycti edits its dicts.
-    objects: Vec<Map<String, Value>>,
-    /// Current `nb_deps` of each object (mirrors the `nb_deps` member pycti writes into it).
+struct Splitter<'a> {
+    /// The text of each object of the bundle.
+    objects: Vec<&'a str>,
+    /// The members pycti edits in place (refs cleaned, lists de-duplicated), per object: they
+    /// replace the member of the same key.
+    edits: Vec<Vec<(String, Value)>>,
+    /// Current `nb_deps` of each object (the member pycti writes into it).
     nb_deps: Vec<u64>,
     /// id (or internal id) -> object; the last object wins on duplicate ids.
     raw_data: HashMap<String, usize>,
@@ -346,26 +345,120 @@ struct Splitter {
     cleanup_inconsistent_bundle: bool,
 }
 
-impl Splitter {
-    fn new(objects: Vec<Map<String, Value>>, cleanup_inconsistent_bundle: bool) -> Self {
-        let mut raw_data = HashMap::with_capacity(objects.len());
-        for (index, object) in objects.iter().enumerate() {
-            if let Some(id) = string_member(object, "id") {
-                raw_data.insert(id.to_owned(), index);
-            }
-            for internal_id in internal_ids(object) {
-                raw_data.insert(internal_id, index);
-            }
-        }
-        Splitter {
+impl<'a> Splitter<'a> {
+    fn new(objects: Vec<&'a str>, cleanup_inconsistent_bundle: bool) -> Self {
+        let mut splitter = Splitter {
             nb_deps: vec![0; objects.len()],
+            edits: vec![Vec::new(); objects.len()],
+            raw_data: HashMap::with_capacity(objects.len()),
             objects,
-            raw_data,
             cache_index: HashMap::new(),
             cache_refs: HashMap::new(),
             elements: Vec::new(),
             incompatible: Vec::new(),
             cleanup_inconsistent_bundle,
+        };
+        for index in 0..splitter.objects.len() {
+            if let Some(id) = splitter.string_member(index, "id") {
+                splitter.raw_data.insert(id, index);
+            }
+            for internal_id in splitter.internal_ids(index) {
+                splitter.raw_data.insert(internal_id, index);
+            }
+        }
+        splitter
+    }
+
+    /// The current value of member `key` of an object (edited or as written).
+    fn member(&self, index: usize, key: &str) -> Option<Value> {
+        if let Some((_, value)) = self.edits[index].iter().find(|(edited, _)| edited == key) {
+            return Some(value.clone());
+        }
+        let members = object_members(self.objects[index])?;
+        let (_, raw) = members.iter().find(|(member, _)| member == key)?;
+        Some(parse_raw(raw))
+    }
+
+    fn string_member(&self, index: usize, key: &str) -> Option<String> {
+        match self.member(index, key)? {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn edit(&mut self, index: usize, key: &str, value: Value) {
+        let edits = &mut self.edits[index];
+        match edits.iter_mut().find(|(edited, _)| edited == key) {
+            Some(edit) => edit.1 = value,
+            None => edits.push((key.to_owned(), value)),
+        }
+    }
+
+    /// pycti `get_internal_ids_in_extension`: `x_opencti_id` and the OpenCTI extension's `id`.
+    fn internal_ids(&self, index: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        let Some(members) = object_members(self.objects[index]) else {
+            return ids;
+        };
+        let raw_member = |key: &str| {
+            members
+                .iter()
+                .find(|(member, _)| member == key)
+                .map(|(_, raw)| parse_raw(raw))
+        };
+        if let Some(Value::String(id)) = raw_member("x_opencti_id").filter(is_truthy) {
+            ids.push(id);
+        }
+        let extension_id = raw_member("extensions")
+            .and_then(|extensions| extensions.get(OPENCTI_EXTENSION).cloned())
+            .filter(is_truthy)
+            .and_then(|extension| extension.get("id").cloned())
+            .filter(is_truthy);
+        if let Some(Value::String(id)) = extension_id {
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// The object as pycti sends it: its members in order, the edited ones replaced, and
+    /// `nb_deps` (in its place if the object had one, else last), in `json.dumps` form.
+    fn write_object(&self, index: usize, out: &mut String) {
+        let members = object_members(self.objects[index]).unwrap_or_default();
+        let nb_deps = Value::from(self.nb_deps[index]);
+        let mut nb_deps_written = false;
+        out.push('{');
+        for (position, (key, raw)) in members.iter().enumerate() {
+            if position > 0 {
+                out.push_str(", ");
+            }
+            write_python_string(key, out);
+            out.push_str(": ");
+            if key == "nb_deps" {
+                nb_deps_written = true;
+                write_json::<PythonJson>(&nb_deps, out);
+            } else if let Some((_, value)) =
+                self.edits[index].iter().find(|(edited, _)| edited == key)
+            {
+                write_json::<PythonJson>(value, out);
+            } else {
+                write_raw_python(raw, out);
+            }
+        }
+        if !nb_deps_written {
+            if !members.is_empty() {
+                out.push_str(", ");
+            }
+            out.push_str("\"nb_deps\": ");
+            write_json::<PythonJson>(&nb_deps, out);
+        }
+        out.push('}');
+    }
+
+    /// The current value of a member whose written text is `raw`.
+    fn current(&self, index: usize, key: &str, raw: &str) -> Value {
+        match self.edits[index].iter().find(|(edited, _)| edited == key) {
+            Some((_, value)) => value.clone(),
+            None => parse_raw(raw),
         }
     }
 
@@ -419,11 +512,12 @@ impl Splitter {
         }
         let mut nb_deps: u64 = 1;
         self.cache_refs.entry(item_id.to_owned()).or_default();
-        let keys: Vec<String> = self.objects[index].keys().cloned().collect();
-        for key in keys {
+        let members = object_members(self.objects[index]).unwrap_or_default();
+        for (key, raw) in &members {
+            let key = key.as_ref();
             if key.ends_with("_refs") {
-                let references = match self.objects[index].get(&key) {
-                    Some(Value::Array(references)) => references.clone(),
+                let references = match self.current(index, key, raw) {
+                    Value::Array(references) => references,
                     // null is skipped by pycti; other shapes are left alone.
                     _ => continue,
                 };
@@ -444,45 +538,44 @@ impl Splitter {
                         }
                     }
                 }
-                self.objects[index].insert(key, Value::Array(kept));
+                self.edit(index, key, Value::Array(kept));
             } else if key.ends_with("_ref") {
-                let reference = self.objects[index]
-                    .get(&key)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
+                let reference = match self.current(index, key, raw) {
+                    Value::String(reference) => Some(reference),
+                    _ => None,
+                };
                 match reference {
                     Some(reference) if self.follows(item_id, &reference, parents) => {
                         nb_deps =
                             nb_deps.saturating_add(self.follow(item_id, &reference, parents)?);
                     }
-                    _ => {
-                        self.objects[index].insert(key, Value::Null);
-                    }
+                    _ => self.edit(index, key, Value::Null),
                 }
             } else if key == "external_references" {
-                if let Some(Value::Array(references)) = self.objects[index].get(&key) {
-                    let deduplicated = deduplicate(references, external_reference_key);
-                    self.objects[index].insert(key, Value::Array(deduplicated));
+                if let Value::Array(references) = self.current(index, key, raw) {
+                    let deduplicated = deduplicate(&references, external_reference_key);
+                    self.edit(index, key, Value::Array(deduplicated));
                 }
             } else if key == "kill_chain_phases"
-                && let Some(Value::Array(phases)) = self.objects[index].get(&key)
+                && let Value::Array(phases) = self.current(index, key, raw)
             {
-                let deduplicated = deduplicate(phases, kill_chain_phase_key);
-                self.objects[index].insert(key, Value::Array(deduplicated));
+                let deduplicated = deduplicate(&phases, kill_chain_phase_key);
+                self.edit(index, key, Value::Array(deduplicated));
             }
         }
 
-        self.objects[index].insert("nb_deps".to_owned(), Value::from(nb_deps));
         self.nb_deps[index] = nb_deps;
         if !self.cache_index.contains_key(item_id) {
-            let object = &self.objects[index];
-            let compatible = match string_member(object, "type") {
+            let compatible = match self.string_member(index, "type").as_deref() {
                 Some("relationship") => {
-                    is_set(object.get("source_ref")) && is_set(object.get("target_ref"))
+                    is_set(self.member(index, "source_ref").as_ref())
+                        && is_set(self.member(index, "target_ref").as_ref())
                 }
                 Some("sighting") => {
-                    is_set(object.get("sighting_of_ref"))
-                        && object.get("where_sighted_refs").is_some_and(has_length)
+                    is_set(self.member(index, "sighting_of_ref").as_ref())
+                        && self
+                            .member(index, "where_sighted_refs")
+                            .is_some_and(|refs| has_length(&refs))
                 }
                 Some(_) => is_id_supported(item_id),
                 None => {
@@ -497,7 +590,7 @@ impl Splitter {
                 self.incompatible.push(index);
             }
             self.cache_index.insert(item_id.to_owned(), index);
-            for internal_id in internal_ids(&self.objects[index]) {
+            for internal_id in self.internal_ids(index) {
                 self.cache_index.insert(internal_id, index);
             }
         }

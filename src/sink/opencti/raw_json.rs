@@ -1,0 +1,167 @@
+//! The members of a JSON object and the elements of a JSON array, as slices of the text they
+//! are written in, so the splitter reads a bundle of hundreds of megabytes without building
+//! a tree of it. The text must be valid JSON (the splitter checks the whole bundle first);
+//! on anything else these functions give `None` rather than a wrong answer.
+
+use std::borrow::Cow;
+
+/// One member of an object: its key (unescaped) and the text of its value.
+pub(super) type Member<'a> = (Cow<'a, str>, &'a str);
+
+fn skip_whitespace(bytes: &[u8], mut position: usize) -> usize {
+    while position < bytes.len() && matches!(bytes[position], b' ' | b'\t' | b'\n' | b'\r') {
+        position += 1;
+    }
+    position
+}
+
+/// The end (exclusive) of the string starting at `position` (its opening quote).
+fn skip_string(bytes: &[u8], mut position: usize) -> Option<usize> {
+    position += 1;
+    while position < bytes.len() {
+        match bytes[position] {
+            b'\\' => position += 2,
+            b'"' => return Some(position + 1),
+            _ => position += 1,
+        }
+    }
+    None
+}
+
+/// The end (exclusive) of the value starting at `position`.
+fn skip_value(bytes: &[u8], position: usize) -> Option<usize> {
+    match bytes.get(position)? {
+        b'"' => skip_string(bytes, position),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut at = position;
+            while at < bytes.len() {
+                match bytes[at] {
+                    b'"' => {
+                        at = skip_string(bytes, at)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(at + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                at += 1;
+            }
+            None
+        }
+        _ => {
+            // A number, `true`, `false` or `null`: up to the next delimiter.
+            let mut at = position;
+            while at < bytes.len()
+                && !matches!(bytes[at], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                at += 1;
+            }
+            Some(at)
+        }
+    }
+}
+
+/// The items of the object or array starting at `open` (`{` or `[`), calling `item` with the
+/// start of each; `item` returns where the item ends.
+fn walk_items(
+    bytes: &[u8],
+    open: usize,
+    mut item: impl FnMut(usize) -> Option<usize>,
+) -> Option<()> {
+    let mut at = skip_whitespace(bytes, open + 1);
+    if matches!(bytes.get(at), Some(b'}' | b']')) {
+        return Some(());
+    }
+    loop {
+        at = skip_whitespace(bytes, item(at)?);
+        match bytes.get(at)? {
+            b',' => at = skip_whitespace(bytes, at + 1),
+            b'}' | b']' => return Some(()),
+            _ => return None,
+        }
+    }
+}
+
+/// The members of the object `text`, in order; a key given twice keeps its first place and
+/// its last value, as Python's `json.loads` (and serde_json's ordered map) read it. `None`
+/// when `text` is not an object.
+pub(super) fn object_members(text: &str) -> Option<Vec<Member<'_>>> {
+    let bytes = text.as_bytes();
+    let open = skip_whitespace(bytes, 0);
+    if bytes.get(open) != Some(&b'{') {
+        return None;
+    }
+    let mut members: Vec<Member<'_>> = Vec::new();
+    walk_items(bytes, open, |key_start| {
+        let key_end = skip_string(bytes, key_start)?;
+        let key_text = text.get(key_start..key_end)?;
+        let key: Cow<'_, str> = if key_text.contains('\\') {
+            Cow::Owned(serde_json::from_str::<String>(key_text).ok()?)
+        } else {
+            Cow::Borrowed(key_text.get(1..key_text.len() - 1)?)
+        };
+        let colon = skip_whitespace(bytes, key_end);
+        if bytes.get(colon) != Some(&b':') {
+            return None;
+        }
+        let value_start = skip_whitespace(bytes, colon + 1);
+        let value_end = skip_value(bytes, value_start)?;
+        let value = text.get(value_start..value_end)?;
+        match members.iter_mut().find(|(existing, _)| *existing == key) {
+            Some(member) => member.1 = value,
+            None => members.push((key, value)),
+        }
+        Some(value_end)
+    })?;
+    Some(members)
+}
+
+/// The elements of the array `text`, in order. `None` when `text` is not an array.
+pub(super) fn array_elements(text: &str) -> Option<Vec<&str>> {
+    let bytes = text.as_bytes();
+    let open = skip_whitespace(bytes, 0);
+    if bytes.get(open) != Some(&b'[') {
+        return None;
+    }
+    let mut elements = Vec::new();
+    walk_items(bytes, open, |start| {
+        let end = skip_value(bytes, start)?;
+        elements.push(text.get(start..end)?);
+        Some(end)
+    })?;
+    Some(elements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_slices_of_the_text() {
+        let text = r#" {"a": [1, {"x": "]}"}], "b\"c": "q\"\\", "a": null, "d":-1.5e3 , "e":{}} "#;
+        let members = object_members(text).unwrap();
+        let keys: Vec<&str> = members.iter().map(|(key, _)| key.as_ref()).collect();
+        assert_eq!(keys, ["a", "b\"c", "d", "e"]);
+        let values: Vec<&str> = members.iter().map(|(_, value)| *value).collect();
+        assert_eq!(values, ["null", r#""q\"\\""#, "-1.5e3", "{}"]);
+        assert!(object_members("[1]").is_none());
+        assert_eq!(object_members("{ }").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn elements_are_slices_of_the_text() {
+        let text = r#"[ {"a": "[,]"}, 3 ,"x",[[]],true ]"#;
+        assert_eq!(
+            array_elements(text).unwrap(),
+            [r#"{"a": "[,]"}"#, "3", r#""x""#, "[[]]", "true"]
+        );
+        assert_eq!(array_elements("[]").unwrap().len(), 0);
+        assert!(array_elements("{}").is_none());
+    }
+}
