@@ -37,33 +37,33 @@ fn pattern_literal(value: &str) -> String {
 
 /// What converting one attribute (one part of it) yields.
 #[derive(Debug)]
-pub struct AttributeResult {
-    pub indicator: Option<Value>,
-    pub observable: Option<Value>,
-    pub relationships: Vec<Value>,
-    pub elements: Elements,
-    pub markings: Markings,
-    pub identities: Vec<Value>,
-    pub sightings: Vec<Value>,
+pub(crate) struct AttributeResult {
+    pub(crate) indicator: Option<Value>,
+    pub(crate) observable: Option<Value>,
+    pub(crate) relationships: Vec<Value>,
+    pub(crate) elements: Elements,
+    pub(crate) markings: Markings,
+    pub(crate) identities: Vec<Value>,
+    pub(crate) sightings: Vec<Value>,
     /// The warninglist that kept the attribute from becoming an indicator (part 0 only, so
     /// that an attribute is counted once).
-    pub warninglisted: Option<String>,
+    pub(crate) warninglisted: Option<String>,
 }
 
 /// Everything an attribute's conversion reads besides the attribute itself.
-pub struct AttributeContext<'c> {
-    pub options: &'c ConvertOptions,
-    pub threats: &'c dyn ThreatLookup,
-    pub now: &'c str,
-    pub author_id: &'c str,
-    pub author_name: &'c str,
-    pub event_elements: &'c Elements,
-    pub event_markings: &'c Markings,
-    pub event_labels: &'c Value,
-    pub score: i64,
+pub(crate) struct AttributeContext<'c> {
+    pub(crate) options: &'c ConvertOptions,
+    pub(crate) threats: &'c dyn ThreatLookup,
+    pub(crate) now: &'c str,
+    pub(crate) author_id: &'c str,
+    pub(crate) author_name: &'c str,
+    pub(crate) event_elements: &'c Elements,
+    pub(crate) event_markings: &'c Markings,
+    pub(crate) event_labels: &'c Value,
+    pub(crate) score: i64,
     /// Values on these lists make no indicator (never in compat mode: the Python connector
     /// has no warninglists).
-    pub warninglists: Option<&'c Warninglists>,
+    pub(crate) warninglists: Option<&'c Warninglists>,
 }
 
 fn relationship(
@@ -92,7 +92,7 @@ fn relationship(
 /// Whether [`process_attribute`] converts the attribute at all, and so reads its tags: the
 /// connector leaves out `External analysis` links and the types it cannot resolve; the
 /// default mode also leaves out deleted attributes unless asked for.
-pub fn is_converted(attribute: &Attribute<'_>, options: &ConvertOptions) -> bool {
+pub(crate) fn is_converted(attribute: &Attribute<'_>, options: &ConvertOptions) -> bool {
     options.keeps(attribute.deleted)
         && !is_external_analysis_link(attribute)
         && resolve_type(
@@ -105,7 +105,7 @@ pub fn is_converted(attribute: &Attribute<'_>, options: &ConvertOptions) -> bool
 
 /// The parts beyond the first of a composite attribute (`filename|md5`, ...): what the
 /// connector drops and correction (1) converts.
-pub fn extra_parts(attribute: &Attribute<'_>, options: &ConvertOptions) -> usize {
+pub(crate) fn extra_parts(attribute: &Attribute<'_>, options: &ConvertOptions) -> usize {
     if options.reference_compat {
         return 0;
     }
@@ -119,7 +119,7 @@ pub fn extra_parts(attribute: &Attribute<'_>, options: &ConvertOptions) -> usize
 
 /// A link under `External analysis`: an external reference of the event or object, not an
 /// observable.
-pub fn is_external_analysis_link(attribute: &Attribute<'_>) -> bool {
+pub(crate) fn is_external_analysis_link(attribute: &Attribute<'_>) -> bool {
     attribute.kind == "link" && attribute.category == "External analysis"
 }
 
@@ -153,7 +153,7 @@ fn with_event_labels(event_labels: &Value, own: Vec<String>) -> Vec<String> {
 /// The connector's `_process_attribute`, for part `part` of the attribute's value (the
 /// connector only ever converts part 0). `None` when the attribute yields nothing.
 #[allow(clippy::too_many_arguments)]
-pub fn process_attribute(
+pub(crate) fn process_attribute(
     ctx: &AttributeContext<'_>,
     attribute: &Attribute<'_>,
     path: &JsonPath<'_>,

@@ -18,25 +18,25 @@ use crate::pycompat::text::{drop_last_char, strip};
 
 /// A threat, sector or country derived from a galaxy cluster or a tag.
 #[derive(Debug, Clone)]
-pub struct Element {
-    pub id: String,
-    pub name: String,
-    pub object: Value,
+pub(crate) struct Element {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) object: Value,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Elements {
-    pub intrusion_sets: Vec<Element>,
-    pub malwares: Vec<Element>,
-    pub tools: Vec<Element>,
-    pub attack_patterns: Vec<Element>,
-    pub sectors: Vec<Element>,
-    pub countries: Vec<Element>,
+pub(crate) struct Elements {
+    pub(crate) intrusion_sets: Vec<Element>,
+    pub(crate) malwares: Vec<Element>,
+    pub(crate) tools: Vec<Element>,
+    pub(crate) attack_patterns: Vec<Element>,
+    pub(crate) sectors: Vec<Element>,
+    pub(crate) countries: Vec<Element>,
 }
 
 impl Elements {
     /// Intrusion sets, malware, tools: the threats indicators point at.
-    pub fn threats(&self) -> impl Iterator<Item = &Element> {
+    pub(crate) fn threats(&self) -> impl Iterator<Item = &Element> {
         self.intrusion_sets
             .iter()
             .chain(&self.malwares)
@@ -44,7 +44,7 @@ impl Elements {
     }
 
     /// Every element in the connector's emission order.
-    pub fn into_all(self) -> impl Iterator<Item = Element> {
+    pub(crate) fn into_all(self) -> impl Iterator<Item = Element> {
         self.intrusion_sets
             .into_iter()
             .chain(self.malwares)
@@ -55,13 +55,13 @@ impl Elements {
     }
 }
 
-pub struct ElementContext<'c> {
-    pub compat: bool,
-    pub author_id: &'c str,
-    pub now: &'c str,
-    pub markings: &'c [Marking],
-    pub guess_threats_from_tags: bool,
-    pub threats: &'c dyn ThreatLookup,
+pub(crate) struct ElementContext<'c> {
+    pub(crate) compat: bool,
+    pub(crate) author_id: &'c str,
+    pub(crate) now: &'c str,
+    pub(crate) markings: &'c [Marking],
+    pub(crate) guess_threats_from_tags: bool,
+    pub(crate) threats: &'c dyn ThreatLookup,
 }
 
 impl ElementContext<'_> {
@@ -221,7 +221,7 @@ const ATTACK_PATTERN_TAGS: &[&str] = &[
 ];
 
 /// The threats, sectors and countries of a set of galaxies and tags.
-pub fn prepare_elements(
+pub(crate) fn prepare_elements(
     galaxies: &[Galaxy<'_>],
     tags: &[Tag<'_>],
     ctx: &ElementContext<'_>,

@@ -188,7 +188,7 @@ impl Converted {
 
 /// Converts one event to its bundle's objects, and counts per warninglist the attributes
 /// that made no indicator because their value is on it.
-pub fn convert(
+pub(crate) fn convert(
     event: &Event<'_>,
     options: &ConvertOptions,
     threats: &dyn ThreatLookup,

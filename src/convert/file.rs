@@ -24,16 +24,16 @@ pub fn parse_event_file(bytes: &[u8], file: &str) -> Result<Vec<MispEvent>, Inpu
 
 /// One event of a feed file, read on its own.
 #[derive(Debug)]
-pub struct ListedEvent {
+pub(crate) struct ListedEvent {
     /// Its uuid (lower case) when the event carries one, even if the rest is malformed.
-    pub uuid: Option<String>,
-    pub event: Result<MispEvent, InputError>,
+    pub(crate) uuid: Option<String>,
+    pub(crate) event: Result<MispEvent, InputError>,
 }
 
 /// [`parse_event_file`], each event on its own: a file that is not JSON (or holds nothing) is
 /// an error, but in a list one malformed event is an error for that event only, so that its
 /// neighbours still go through.
-pub fn parse_event_list(bytes: &[u8], file: &str) -> Result<Vec<ListedEvent>, InputError> {
+pub(crate) fn parse_event_list(bytes: &[u8], file: &str) -> Result<Vec<ListedEvent>, InputError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| InputError {
         file: file.to_string(),
         path: "$".into(),

@@ -17,7 +17,7 @@ use crate::pycompat::text::strip;
 use crate::pycompat::time::python_isoformat;
 
 /// The uuid5 namespace of both pycti's `generate_id` and stix2's SCO ids (they share it).
-pub const OPENCTI_NAMESPACE: Uuid = Uuid::from_u128(0x00abedb4_aa42_466c_9c01_fed23315a9b7);
+pub(crate) const OPENCTI_NAMESPACE: Uuid = Uuid::from_u128(0x00abedb4_aa42_466c_9c01_fed23315a9b7);
 
 /// `stix2.TLP_WHITE` (also what the connector uses for `tlp:clear`).
 pub const TLP_WHITE_ID: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
@@ -28,7 +28,8 @@ pub const TLP_AMBER_ID: &str = "marking-definition--f88d31f6-486f-44da-b317-0133
 /// `stix2.TLP_RED`.
 pub const TLP_RED_ID: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
 /// OpenCTI's fixed id for `TLP:AMBER+STRICT` (pycti `MarkingDefinition.generate_id`).
-pub const TLP_AMBER_STRICT_ID: &str = "marking-definition--826578e1-40ad-459f-bc73-ede076f81f37";
+pub(crate) const TLP_AMBER_STRICT_ID: &str =
+    "marking-definition--826578e1-40ad-459f-bc73-ede076f81f37";
 
 /// A date-time argument of a pycti `generate_id`: the Python connector passes either a
 /// ready string (used verbatim) or a `datetime` (pycti turns it into `isoformat()`).
@@ -336,7 +337,7 @@ pub fn sighting_id(
 
 /// The id-contributing properties of each SCO type stix2 3.0.2 knows once pycti has
 /// registered its custom observables, in stix2's order.
-pub fn sco_contributing_properties(stix_type: &str) -> Option<&'static [&'static str]> {
+pub(crate) fn sco_contributing_properties(stix_type: &str) -> Option<&'static [&'static str]> {
     let properties: &'static [&'static str] = match stix_type {
         "artifact" => &["hashes", "payload_bin"],
         "autonomous-system" => &["number"],
@@ -424,7 +425,7 @@ fn choose_one_hash(hashes: &Map<String, Value>) -> Option<Value> {
 /// object's properties as passed to the stix2 constructor; extra ones are ignored), or `None`
 /// where stix2 would fall back to a random uuid4: unknown type, or no contributing property
 /// set. Like stix2, null and empty-list properties count as absent.
-pub fn try_sco_id(stix_type: &str, properties: &Value) -> Option<String> {
+pub(crate) fn try_sco_id(stix_type: &str, properties: &Value) -> Option<String> {
     let contributing = sco_contributing_properties(stix_type)?;
     let mut data = Map::new();
     for &name in contributing {

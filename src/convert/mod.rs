@@ -47,15 +47,17 @@ use serde_json::Value;
 
 use crate::warninglists::Warninglists;
 
-pub use self::file::{ListedEvent, parse_event_file, parse_event_list};
+pub use self::file::parse_event_file;
+pub(crate) use self::file::parse_event_list;
 pub use self::options::{ConvertOptions, ThreatLevelScores};
-pub use self::threats::{ResolvedThreats, Threat, threat_tag_values};
+pub(crate) use self::threats::threat_tag_values;
+pub use self::threats::{ResolvedThreats, Threat};
 
 /// One MISP event as read from a feed file.
 #[derive(Debug, Clone)]
 pub struct MispEvent {
     /// The `Event` object itself (unwrapped).
-    pub event: Value,
+    pub(crate) event: Value,
     /// The file it came from, for error messages.
     source: String,
     /// The event's JSON path inside the file (`Event`, or `[0].Event` in a list).
@@ -65,16 +67,6 @@ pub struct MispEvent {
 }
 
 impl MispEvent {
-    /// An event (the unwrapped `Event` object) read from `source`.
-    pub fn new(event: Value, source: impl Into<String>) -> Self {
-        MispEvent {
-            event,
-            source: source.into(),
-            path: "Event".into(),
-            warnings: Vec::new(),
-        }
-    }
-
     /// What the file holds around or in the event that the conversion leaves out (keys
     /// beside `Event`, galaxies without a namespace), one line each naming the file and the
     /// JSON path: to be logged by whoever reads the file.
@@ -82,17 +74,12 @@ impl MispEvent {
         &self.warnings
     }
 
-    /// The file the event was read from.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
-    pub fn uuid(&self) -> Option<&str> {
+    pub(crate) fn uuid(&self) -> Option<&str> {
         self.event.get("uuid").and_then(Value::as_str)
     }
 
     /// The event's `timestamp` (seconds), given as a string or a number.
-    pub fn timestamp(&self) -> Option<i64> {
+    pub(crate) fn timestamp(&self) -> Option<i64> {
         match self.event.get("timestamp")? {
             Value::String(s) => s.trim().parse().ok(),
             Value::Number(n) => n.as_i64(),
@@ -102,11 +89,11 @@ impl MispEvent {
 
     /// Frees what no conversion reads of the event's attributes: for the conversion alone,
     /// once the filters and the warnings are done with the whole event.
-    pub fn shed_unread_members(&mut self) {
+    pub(crate) fn shed_unread_members(&mut self) {
         input::shed_unread_members(&mut self.event);
     }
 
-    pub fn info(&self) -> Option<&str> {
+    pub(crate) fn info(&self) -> Option<&str> {
         self.event.get("info").and_then(Value::as_str)
     }
 
@@ -130,23 +117,24 @@ impl MispEvent {
 pub struct InputError {
     pub file: String,
     pub path: String,
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// Attributes that made no indicator because their value is on a warninglist, by list name.
-pub type WarninglistTally = std::collections::BTreeMap<String, usize>;
+pub(crate) type WarninglistTally = std::collections::BTreeMap<String, usize>;
 
 /// A converted event: the STIX objects in emission order.
 #[derive(Debug, Clone, Default)]
 pub struct StixBundle {
     pub objects: Vec<Value>,
-    pub warninglisted: WarninglistTally,
+    pub(crate) warninglisted: WarninglistTally,
 }
 
 impl StixBundle {
     /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does,
     /// keeping the objects; [`StixBundle::into_json`] frees them as it goes.
-    pub fn to_json(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn to_json(&self) -> String {
         let mut bundle = bundle_head().into_bytes();
         for (index, object) in self.objects.iter().enumerate() {
             if index > 0 {
@@ -170,7 +158,7 @@ impl StixBundle {
     /// and the SHA-256 (hex) of the serialised `objects` array of the whole bundle, which,
     /// unlike the bundle, does not change between runs. Each object is serialised once,
     /// straight into the bundle text when it is part of it, and dropped once written.
-    pub fn into_part_json_and_objects_sha256(
+    pub(crate) fn into_part_json_and_objects_sha256(
         self,
         positions: Option<&[usize]>,
     ) -> (String, String) {
@@ -238,7 +226,7 @@ pub fn convert_event(
 /// [`convert_event`] with the clock given (what stix2 stamps on objects the event gives no
 /// time for: the delta push must know which fields those are) and the warninglists whose
 /// values make no indicator.
-pub fn convert_event_at(
+pub(crate) fn convert_event_at(
     event: &MispEvent,
     options: &ConvertOptions,
     threats: &ResolvedThreats,

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use super::ids::canonical_json;
 
-pub const NOW_PLACEHOLDER: &str = "<now>";
-pub const NORMALIZER: &str = "misp-feed-oracle/1";
+pub(crate) const NOW_PLACEHOLDER: &str = "<now>";
+pub(crate) const NORMALIZER: &str = "misp-feed-oracle/1";
 
 static STIX_TIMESTAMP: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$").ok());

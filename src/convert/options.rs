@@ -152,7 +152,7 @@ impl ThreatLevelScores {
     }
 
     /// The score of a `threat_level_id` (`"2"` or `2`).
-    pub fn score(&self, threat_level: Option<&Value>) -> i64 {
+    pub(crate) fn score(&self, threat_level: Option<&Value>) -> i64 {
         let slot = match threat_level {
             Some(Value::String(text)) => match text.as_str() {
                 "1" => Some(0),

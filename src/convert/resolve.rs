@@ -9,7 +9,7 @@ use regex::Regex;
 
 /// How the connector resolves a MISP type: its resolver name and OpenCTI observable type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolver {
+pub(crate) enum Resolver {
     Yara,
     Sigma,
     FileMd5,
@@ -35,7 +35,7 @@ pub enum Resolver {
 
 impl Resolver {
     /// The OpenCTI observable type the connector attaches (None for yara and sigma).
-    pub fn observable_type(self) -> Option<&'static str> {
+    pub(crate) fn observable_type(self) -> Option<&'static str> {
         Some(match self {
             Resolver::Yara | Resolver::Sigma => return None,
             Resolver::FileMd5
@@ -60,7 +60,7 @@ impl Resolver {
     }
 
     /// The STIX object path of the connector's pattern (`OPENCTISTIX2`), when it has one.
-    pub fn pattern_path(self) -> Option<(&'static str, &'static str)> {
+    pub(crate) fn pattern_path(self) -> Option<(&'static str, &'static str)> {
         Some(match self {
             Resolver::FileMd5 => ("file", "hashes.MD5"),
             Resolver::FileSha1 => ("file", "hashes.'SHA-1'"),
@@ -82,7 +82,7 @@ impl Resolver {
         })
     }
 
-    pub fn hash_name(self) -> Option<&'static str> {
+    pub(crate) fn hash_name(self) -> Option<&'static str> {
         match self {
             Resolver::FileMd5 => Some("MD5"),
             Resolver::FileSha1 => Some("SHA-1"),
@@ -93,9 +93,9 @@ impl Resolver {
 }
 
 #[derive(Debug, Clone)]
-pub struct Resolved<'a> {
-    pub resolver: Resolver,
-    pub value: Cow<'a, str>,
+pub(crate) struct Resolved<'a> {
+    pub(crate) resolver: Resolver,
+    pub(crate) value: Cow<'a, str>,
 }
 
 static IPV4: LazyLock<Option<Regex>> = LazyLock::new(|| {
@@ -113,7 +113,7 @@ fn ip_resolver(value: &str) -> Resolver {
 }
 
 /// The connector's `_resolve_type`: the parts of an attribute value and how each resolves.
-pub fn resolve_type<'a>(
+pub(crate) fn resolve_type<'a>(
     kind: &'a str,
     value: &'a str,
     unsupported_as_text: bool,
@@ -183,7 +183,7 @@ pub fn resolve_type<'a>(
 
 /// stix2's sanity check of a hash value (and the pattern validator's): hex of the
 /// algorithm's length. Python's `$` also accepts one trailing newline.
-pub fn valid_hash(resolver: Resolver, value: &str) -> bool {
+pub(crate) fn valid_hash(resolver: Resolver, value: &str) -> bool {
     let expected = match resolver {
         Resolver::FileMd5 => 32,
         Resolver::FileSha1 => 40,

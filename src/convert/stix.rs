@@ -8,25 +8,25 @@ use serde_json::{Map, Value};
 use super::ids::{pycti_id, sco_id};
 use crate::pycompat::text::strip;
 
-pub type Object = Map<String, Value>;
+pub(crate) type Object = Map<String, Value>;
 
 /// A marking definition and its id.
 #[derive(Debug, Clone)]
-pub struct Marking {
-    pub id: String,
-    pub object: Value,
+pub(crate) struct Marking {
+    pub(crate) id: String,
+    pub(crate) object: Value,
 }
 
 /// Markings shared by many objects (an event's markings apply to most attributes).
-pub type Markings = Rc<Vec<Marking>>;
+pub(crate) type Markings = Rc<Vec<Marking>>;
 
-pub const TLP_WHITE_ID: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
+pub(crate) const TLP_WHITE_ID: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
 const TLP_GREEN_ID: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
 const TLP_AMBER_ID: &str = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
 const TLP_RED_ID: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
 
 /// stix2's TLP constants (fixed ids, created 2017-01-20).
-pub fn tlp(level: &str) -> Marking {
+pub(crate) fn tlp(level: &str) -> Marking {
     let id = match level {
         "green" => TLP_GREEN_ID,
         "amber" => TLP_AMBER_ID,
@@ -53,7 +53,7 @@ pub fn tlp(level: &str) -> Marking {
 }
 
 /// pycti's `MarkingDefinition.generate_id` (fixed ids for the TLP levels OpenCTI knows).
-pub fn marking_id(definition_type: &str, definition: &str) -> String {
+pub(crate) fn marking_id(definition_type: &str, definition: &str) -> String {
     if definition_type == "TLP" {
         let fixed = match definition {
             "TLP:CLEAR" | "TLP:WHITE" => Some(TLP_WHITE_ID),
@@ -74,7 +74,7 @@ pub fn marking_id(definition_type: &str, definition: &str) -> String {
 }
 
 /// A statement marking as the connector builds it for `marking:` tags and TLP:AMBER+STRICT.
-pub fn statement_marking(definition_type: &str, definition: &str, now: &str) -> Marking {
+pub(crate) fn statement_marking(definition_type: &str, definition: &str, now: &str) -> Marking {
     let id = marking_id(definition_type, definition);
     let mut object = Object::new();
     object.insert("type".into(), "marking-definition".into());
@@ -93,7 +93,7 @@ pub fn statement_marking(definition_type: &str, definition: &str, now: &str) -> 
     }
 }
 
-pub fn marking_refs(markings: &[Marking]) -> Value {
+pub(crate) fn marking_refs(markings: &[Marking]) -> Value {
     Value::Array(
         markings
             .iter()
@@ -103,7 +103,7 @@ pub fn marking_refs(markings: &[Marking]) -> Value {
 }
 
 /// Starts an SDO/SRO: type, spec_version, id, and `created`/`modified`.
-pub fn sdo(kind: &str, id: &str, created: &str, modified: &str) -> Object {
+pub(crate) fn sdo(kind: &str, id: &str, created: &str, modified: &str) -> Object {
     let mut object = Object::new();
     object.insert("type".into(), kind.into());
     object.insert("spec_version".into(), "2.1".into());
@@ -114,7 +114,7 @@ pub fn sdo(kind: &str, id: &str, created: &str, modified: &str) -> Object {
 }
 
 /// Starts a cyber-observable: type, spec_version, id.
-pub fn sco(kind: &str, id: String) -> Object {
+pub(crate) fn sco(kind: &str, id: String) -> Object {
     let mut object = Object::new();
     object.insert("type".into(), kind.into());
     object.insert("spec_version".into(), "2.1".into());
@@ -123,13 +123,13 @@ pub fn sco(kind: &str, id: String) -> Object {
 }
 
 /// Inserts a list unless it is empty (stix2 drops `[]` values).
-pub fn put_list(object: &mut Object, key: &str, list: &Value) {
+pub(crate) fn put_list(object: &mut Object, key: &str, list: &Value) {
     if list.as_array().is_some_and(|items| !items.is_empty()) {
         object.insert(key.into(), list.clone());
     }
 }
 
-pub fn put_opt_str(object: &mut Object, key: &str, value: Option<&str>) {
+pub(crate) fn put_opt_str(object: &mut Object, key: &str, value: Option<&str>) {
     if let Some(value) = value {
         object.insert(key.into(), value.into());
     }
@@ -141,7 +141,7 @@ fn name_data(name: &str) -> Value {
     Value::Object(data)
 }
 
-pub fn identity_id(name: &str, identity_class: &str) -> String {
+pub(crate) fn identity_id(name: &str, identity_class: &str) -> String {
     let mut data = Object::new();
     data.insert("name".into(), strip(&name.to_lowercase()).into());
     data.insert(
@@ -152,11 +152,11 @@ pub fn identity_id(name: &str, identity_class: &str) -> String {
 }
 
 /// `IntrusionSet`, `Malware`, `Tool`: ids from the lower-cased, stripped name.
-pub fn named_id(kind: &str, name: &str) -> String {
+pub(crate) fn named_id(kind: &str, name: &str) -> String {
     pycti_id(kind, &name_data(name))
 }
 
-pub fn attack_pattern_id(name: &str, x_mitre_id: Option<&str>) -> String {
+pub(crate) fn attack_pattern_id(name: &str, x_mitre_id: Option<&str>) -> String {
     let mitre = x_mitre_id
         .map(|m| strip(&m.to_lowercase()).to_string())
         .unwrap_or_default();
@@ -169,20 +169,20 @@ pub fn attack_pattern_id(name: &str, x_mitre_id: Option<&str>) -> String {
     pycti_id("attack-pattern", &Value::Object(data))
 }
 
-pub fn location_id(name: &str, location_type: &str) -> String {
+pub(crate) fn location_id(name: &str, location_type: &str) -> String {
     let mut data = Object::new();
     data.insert("name".into(), strip(&name.to_lowercase()).into());
     data.insert("x_opencti_location_type".into(), location_type.into());
     pycti_id("location", &Value::Object(data))
 }
 
-pub fn indicator_id(pattern: &str) -> String {
+pub(crate) fn indicator_id(pattern: &str) -> String {
     let mut data = Object::new();
     data.insert("pattern".into(), strip(pattern).into());
     pycti_id("indicator", &Value::Object(data))
 }
 
-pub fn relationship_id(relationship_type: &str, source: &str, target: &str) -> String {
+pub(crate) fn relationship_id(relationship_type: &str, source: &str, target: &str) -> String {
     let mut data = Object::new();
     data.insert("relationship_type".into(), relationship_type.into());
     data.insert("source_ref".into(), source.into());
@@ -192,7 +192,7 @@ pub fn relationship_id(relationship_type: &str, source: &str, target: &str) -> S
 
 /// pycti's sighting id; the connector passes one identity id (a string) as
 /// `where_sighted_refs`.
-pub fn sighting_id(
+pub(crate) fn sighting_id(
     sighting_of: &str,
     where_sighted: &str,
     first_seen: &str,
@@ -207,14 +207,14 @@ pub fn sighting_id(
     pycti_id("sighting", &Value::Object(data))
 }
 
-pub fn report_id(name: &str, published_iso: &str) -> String {
+pub(crate) fn report_id(name: &str, published_iso: &str) -> String {
     let mut data = Object::new();
     data.insert("name".into(), strip(&name.to_lowercase()).into());
     data.insert("published".into(), published_iso.into());
     pycti_id("report", &Value::Object(data))
 }
 
-pub fn note_id(created: &str, content: &str) -> String {
+pub(crate) fn note_id(created: &str, content: &str) -> String {
     let mut data = Object::new();
     data.insert("content".into(), strip(content).into());
     data.insert("created".into(), created.into());
@@ -222,14 +222,14 @@ pub fn note_id(created: &str, content: &str) -> String {
 }
 
 /// stix2's id of an observable whose only id-contributing property is `key`.
-pub fn single_property_sco_id(kind: &str, key: &str, value: &str) -> String {
+pub(crate) fn single_property_sco_id(kind: &str, key: &str, value: &str) -> String {
     let mut data = Object::new();
     data.insert(key.into(), value.into());
     sco_id(kind, &Value::Object(data))
 }
 
 /// An organization identity as the connector builds authors and sighting sources.
-pub fn organization(name: &str, now: &str) -> Value {
+pub(crate) fn organization(name: &str, now: &str) -> Value {
     let id = identity_id(name, "organization");
     let mut object = sdo("identity", &id, now, now);
     object.insert("name".into(), name.into());
@@ -239,7 +239,7 @@ pub fn organization(name: &str, now: &str) -> Value {
 
 /// An object whose map holds no spare room: a map grows by doubling while it is built, and a
 /// large event's conversion holds hundreds of thousands of them until it is serialised.
-pub fn exact_size(object: Value) -> Value {
+pub(crate) fn exact_size(object: Value) -> Value {
     match object {
         Value::Object(members) => Value::Object(members.into_iter().collect()),
         other => other,
@@ -247,6 +247,6 @@ pub fn exact_size(object: Value) -> Value {
 }
 
 /// The `id` of a built object.
-pub fn id_of(object: &Value) -> &str {
+pub(crate) fn id_of(object: &Value) -> &str {
     object.get("id").and_then(Value::as_str).unwrap_or("")
 }

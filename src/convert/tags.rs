@@ -8,7 +8,7 @@ use super::stix::{Marking, statement_marking, tlp};
 use crate::pycompat::text::{drop_last_char, isdigit, strip};
 
 /// Markings from tags; TLP:WHITE when none and `with_default`.
-pub fn resolve_markings(
+pub(crate) fn resolve_markings(
     tags: &[Tag<'_>],
     with_default: bool,
     markings_from_tags: bool,
@@ -80,7 +80,7 @@ const LABEL_EXCLUDED_PREFIXES: &[&str] = &[
 /// Labels from tags (empty unless `create_tags_as_labels`). Outside compat mode a tag
 /// starting with one of `keep_original_tags_as_label` is a label as it is written, as the
 /// MISP connector keeps them.
-pub fn resolve_labels(tags: &[Tag<'_>], options: &ConvertOptions) -> Vec<String> {
+pub(crate) fn resolve_labels(tags: &[Tag<'_>], options: &ConvertOptions) -> Vec<String> {
     let mut labels = Vec::new();
     if !options.create_tags_as_labels {
         return labels;

@@ -27,7 +27,7 @@ pub struct ResolvedThreats {
 }
 
 impl ResolvedThreats {
-    pub fn insert(&mut self, tag_value: impl Into<String>, threat: Threat) {
+    pub(crate) fn insert(&mut self, tag_value: impl Into<String>, threat: Threat) {
         self.by_tag_value.insert(tag_value.into(), threat);
     }
 
@@ -74,7 +74,7 @@ pub(crate) fn tag_search_value(tag_name: &str) -> String {
 /// in the order it first looks them up: the event's tags, then the tags of each attribute
 /// it converts (the event's attributes, then the objects'). Empty when
 /// `guess_threats_from_tags` is off, or for an event the conversion rejects.
-pub fn threat_tag_values(event: &MispEvent, options: &ConvertOptions) -> Vec<String> {
+pub(crate) fn threat_tag_values(event: &MispEvent, options: &ConvertOptions) -> Vec<String> {
     if !options.guess_threats_from_tags {
         return Vec::new();
     }

@@ -51,11 +51,11 @@ pub(crate) struct MemoryBudget {
 pub(crate) struct Admission {
     _permits: Option<OwnedSemaphorePermit>,
     /// The event's estimate, in megabytes.
-    pub needed_mb: u32,
+    pub(crate) needed_mb: u32,
     /// How long the event waited for its share; `None` when it was free at once.
-    pub waited: Option<Duration>,
+    pub(crate) waited: Option<Duration>,
     /// The estimate exceeds the whole budget: the event holds all of it, alone.
-    pub alone: bool,
+    pub(crate) alone: bool,
 }
 
 impl MemoryBudget {

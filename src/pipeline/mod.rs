@@ -38,22 +38,22 @@ pub enum PipelineError {
 /// What one run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunReport {
-    pub run_id: RunId,
-    pub started: DateTime<Utc>,
+    pub(crate) run_id: RunId,
+    pub(crate) started: DateTime<Utc>,
     pub pushed: u64,
     pub unchanged: u64,
     /// Skipped for another reason (older than the import floor, backing off, given up).
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     pub failed: u64,
     /// Left out by the import filters.
-    pub filtered: u64,
+    pub(crate) filtered: u64,
     /// Refused by a guard (too many attributes).
-    pub refused: u64,
+    pub(crate) refused: u64,
     /// Due, but owed to the next runs (`MISP_FEED_MAX_EVENTS_PER_RUN`).
-    pub deferred: u64,
+    pub(crate) deferred: u64,
     /// The checkpoint the run stored.
-    pub checkpoint: Option<Checkpoint>,
-    pub duration_ms: u64,
+    pub(crate) checkpoint: Option<Checkpoint>,
+    pub(crate) duration_ms: u64,
 }
 
 impl RunReport {
@@ -310,7 +310,7 @@ impl Pipeline {
     }
 
     /// Closes the sink's connections (the broker's): the connector is done with runs.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.sink.close().await;
     }
 

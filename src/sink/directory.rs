@@ -8,7 +8,7 @@
 //! of hundreds of megabytes is neither parsed again nor copied.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -90,10 +90,6 @@ impl DirectorySink {
                 }
             }
         }
-    }
-
-    pub fn folder(&self) -> &Path {
-        &self.folder
     }
 
     /// pycti's name: `<connector name, lower case, spaces as _>-<YYYYmmdd-HHMMSS>-<epoch seconds>.json`,

@@ -9,13 +9,13 @@ use async_trait::async_trait;
 use super::{Delivery, Destination, Receipt, RunSummary, Sink, SinkError};
 
 #[derive(Default)]
-pub struct DryRunSink {
+pub(crate) struct DryRunSink {
     objects: Mutex<HashMap<String, usize>>,
 }
 
 impl DryRunSink {
     /// Event uuid -> the number of STIX objects its bundle held.
-    pub fn objects_by_event(&self) -> HashMap<String, usize> {
+    pub(crate) fn objects_by_event(&self) -> HashMap<String, usize> {
         self.objects
             .lock()
             .map(|objects| objects.clone())

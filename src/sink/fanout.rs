@@ -9,13 +9,13 @@ use async_trait::async_trait;
 
 use super::{Delivery, Receipt, RunSummary, Sink, SinkError};
 
-pub struct FanOutSink {
+pub(crate) struct FanOutSink {
     primary: Arc<dyn Sink>,
     copy: Arc<dyn Sink>,
 }
 
 impl FanOutSink {
-    pub fn new(primary: Arc<dyn Sink>, copy: Arc<dyn Sink>) -> FanOutSink {
+    pub(crate) fn new(primary: Arc<dyn Sink>, copy: Arc<dyn Sink>) -> FanOutSink {
         FanOutSink { primary, copy }
     }
 }

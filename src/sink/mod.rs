@@ -2,8 +2,8 @@
 //! send_to_directory does; the OpenCTI sink publishes to the platform.
 
 pub mod directory;
-pub mod dry_run;
-pub mod fanout;
+pub(crate) mod dry_run;
+pub(crate) mod fanout;
 pub mod opencti;
 
 use async_trait::async_trait;

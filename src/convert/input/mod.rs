@@ -16,8 +16,8 @@ mod shapes;
 use serde_json::{Map, Value};
 
 use self::path::expected;
-pub use self::path::{Deferred, FieldError, JsonPath};
-pub use self::shapes::Text;
+pub(crate) use self::path::{Deferred, FieldError, JsonPath};
+pub(crate) use self::shapes::Text;
 pub(crate) use self::shapes::list_items;
 
 type Res<T> = Result<T, FieldError>;
@@ -93,105 +93,105 @@ fn opt_list<'a, T>(
 }
 
 #[derive(Debug, Clone)]
-pub struct Tag<'a> {
-    pub name: &'a str,
+pub(crate) struct Tag<'a> {
+    pub(crate) name: &'a str,
 }
 
 #[derive(Debug, Clone)]
-pub struct GalaxyCluster<'a> {
-    pub value: &'a str,
-    pub description: Option<Text<'a>>,
+pub(crate) struct GalaxyCluster<'a> {
+    pub(crate) value: &'a str,
+    pub(crate) description: Option<Text<'a>>,
     /// `meta.synonyms`: a list, or a text where the galaxy has one synonym.
-    pub synonyms: Option<&'a Value>,
+    pub(crate) synonyms: Option<&'a Value>,
     /// `meta.external_id`: a list in MISP exports, a text in the galaxy's own JSON.
-    pub external_id: Option<&'a Value>,
+    pub(crate) external_id: Option<&'a Value>,
     /// `meta.ISO`: likewise.
-    pub iso: Option<Text<'a>>,
+    pub(crate) iso: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Galaxy<'a> {
+pub(crate) struct Galaxy<'a> {
     /// `None` when absent (the connector skips such a galaxy) or not a text (it matches
     /// nothing).
-    pub namespace: Option<&'a str>,
+    pub(crate) namespace: Option<&'a str>,
     /// Empty when absent or not a text.
-    pub name: &'a str,
+    pub(crate) name: &'a str,
     /// Read only for the galaxies the conversion uses.
-    pub clusters: Deferred<Vec<GalaxyCluster<'a>>>,
+    pub(crate) clusters: Deferred<Vec<GalaxyCluster<'a>>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Sighting<'a> {
+pub(crate) struct Sighting<'a> {
     /// `Organisation.name` when the sighting names an organisation.
-    pub organisation: Option<&'a str>,
-    pub date_sighting: Option<&'a Value>,
+    pub(crate) organisation: Option<&'a str>,
+    pub(crate) date_sighting: Option<&'a Value>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Attribute<'a> {
-    pub kind: &'a str,
-    pub value: &'a str,
-    pub category: &'a str,
-    pub comment: &'a str,
-    pub uuid: &'a str,
-    pub to_ids: Option<&'a Value>,
-    pub timestamp: Option<&'a Value>,
-    pub deleted: bool,
+pub(crate) struct Attribute<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) value: &'a str,
+    pub(crate) category: &'a str,
+    pub(crate) comment: &'a str,
+    pub(crate) uuid: &'a str,
+    pub(crate) to_ids: Option<&'a Value>,
+    pub(crate) timestamp: Option<&'a Value>,
+    pub(crate) deleted: bool,
     /// `None` when the attribute has no `Tag` key (then the event's labels apply).
-    pub tags: Option<Vec<Tag<'a>>>,
-    pub galaxies: Vec<Galaxy<'a>>,
-    pub sightings: Vec<Sighting<'a>>,
+    pub(crate) tags: Option<Vec<Tag<'a>>>,
+    pub(crate) galaxies: Vec<Galaxy<'a>>,
+    pub(crate) sightings: Vec<Sighting<'a>>,
     /// The attachment's content, as given (the connector copies it as it is).
-    pub data: Option<&'a Value>,
+    pub(crate) data: Option<&'a Value>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ObjectReference<'a> {
-    pub source_uuid: Option<&'a str>,
-    pub object_uuid: Option<&'a str>,
-    pub referenced_uuid: Option<&'a str>,
-    pub relationship_type: Option<Text<'a>>,
-    pub comment: Option<Text<'a>>,
-    pub deleted: bool,
+pub(crate) struct ObjectReference<'a> {
+    pub(crate) source_uuid: Option<&'a str>,
+    pub(crate) object_uuid: Option<&'a str>,
+    pub(crate) referenced_uuid: Option<&'a str>,
+    pub(crate) relationship_type: Option<Text<'a>>,
+    pub(crate) comment: Option<Text<'a>>,
+    pub(crate) deleted: bool,
 }
 
 #[derive(Debug, Clone)]
-pub struct MispObject<'a> {
-    pub uuid: Option<&'a str>,
+pub(crate) struct MispObject<'a> {
+    pub(crate) uuid: Option<&'a str>,
     /// Read as a text only where the object's name is used (opaque object observables).
-    pub name: Option<&'a Value>,
-    pub description: Option<Text<'a>>,
-    pub deleted: bool,
-    pub attributes: Vec<Attribute<'a>>,
-    pub references: Vec<ObjectReference<'a>>,
+    pub(crate) name: Option<&'a Value>,
+    pub(crate) description: Option<Text<'a>>,
+    pub(crate) deleted: bool,
+    pub(crate) attributes: Vec<Attribute<'a>>,
+    pub(crate) references: Vec<ObjectReference<'a>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct EventReport<'a> {
-    pub name: Option<Text<'a>>,
-    pub content: &'a str,
-    pub timestamp: Option<&'a Value>,
-    pub deleted: bool,
+pub(crate) struct EventReport<'a> {
+    pub(crate) name: Option<Text<'a>>,
+    pub(crate) content: &'a str,
+    pub(crate) timestamp: Option<&'a Value>,
+    pub(crate) deleted: bool,
 }
 
 #[derive(Debug, Clone)]
-pub struct Event<'a> {
+pub(crate) struct Event<'a> {
     /// Read as texts where the report uses them.
-    pub info: Option<&'a Value>,
-    pub date: Option<&'a Value>,
-    pub timestamp: Option<&'a Value>,
-    pub threat_level_id: Option<&'a Value>,
+    pub(crate) info: Option<&'a Value>,
+    pub(crate) date: Option<&'a Value>,
+    pub(crate) timestamp: Option<&'a Value>,
+    pub(crate) threat_level_id: Option<&'a Value>,
     /// The author, unless tags name one.
-    pub orgc_name: Deferred<Option<&'a str>>,
+    pub(crate) orgc_name: Deferred<Option<&'a str>>,
     /// Our fallback author: a malformed `Org` is no author.
-    pub org_name: Option<&'a str>,
+    pub(crate) org_name: Option<&'a str>,
     /// `None` when the event has no `Tag` key (default TLP:WHITE marking, no labels).
-    pub tags: Option<Vec<Tag<'a>>>,
-    pub galaxies: Vec<Galaxy<'a>>,
-    pub attributes: Vec<Attribute<'a>>,
-    pub objects: Vec<MispObject<'a>>,
+    pub(crate) tags: Option<Vec<Tag<'a>>>,
+    pub(crate) galaxies: Vec<Galaxy<'a>>,
+    pub(crate) attributes: Vec<Attribute<'a>>,
+    pub(crate) objects: Vec<MispObject<'a>>,
     /// Read only when reports are made.
-    pub event_reports: Deferred<Vec<EventReport<'a>>>,
+    pub(crate) event_reports: Deferred<Vec<EventReport<'a>>>,
 }
 
 fn read_tag<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Tag<'a>> {
@@ -260,7 +260,7 @@ const ATTRIBUTE_MEMBERS_READ: &[&str] = &[
 /// Drops from the attributes of an event (its own and its objects') the members no
 /// conversion reads, keeping each attribute's map at its new size. Only lists [`read_event`]
 /// reads as lists are touched, so what it reads, and every error it reports, is unchanged.
-pub fn shed_unread_members(event: &mut Value) {
+pub(crate) fn shed_unread_members(event: &mut Value) {
     fn items_mut(list: &mut Value) -> Vec<&mut Value> {
         if list_items(list).is_none() {
             return Vec::new();
@@ -296,7 +296,7 @@ pub fn shed_unread_members(event: &mut Value) {
     }
 }
 
-pub fn read_attribute<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Attribute<'a>> {
+pub(crate) fn read_attribute<'a>(value: &'a Value, path: &JsonPath<'_>) -> Res<Attribute<'a>> {
     let map = as_object(value, path)?;
     Ok(Attribute {
         kind: req_str(map, "type", path)?,
@@ -364,7 +364,7 @@ fn org_name<'a>(
 }
 
 /// Reads the unwrapped `Event` object.
-pub fn read_event(value: &Value) -> Res<Event<'_>> {
+pub(crate) fn read_event(value: &Value) -> Res<Event<'_>> {
     let root = JsonPath::root("Event");
     let map = as_object(value, &root)?;
     Ok(Event {
@@ -384,7 +384,7 @@ pub fn read_event(value: &Value) -> Res<Event<'_>> {
 }
 
 /// A text field the conversion needs at `path`.
-pub fn required_text<'a>(value: Option<&'a Value>, path: &JsonPath<'_>) -> Res<&'a str> {
+pub(crate) fn required_text<'a>(value: Option<&'a Value>, path: &JsonPath<'_>) -> Res<&'a str> {
     match value {
         Some(Value::String(text)) => Ok(text),
         Some(other) => Err(expected(path, "a string", other)),
@@ -395,7 +395,7 @@ pub fn required_text<'a>(value: Option<&'a Value>, path: &JsonPath<'_>) -> Res<&
 impl Attribute<'_> {
     /// Python's truth value of `to_ids` (a non-empty string, even "0", is true): what the
     /// connector tests.
-    pub fn to_ids_truthy(&self) -> bool {
+    pub(crate) fn to_ids_truthy(&self) -> bool {
         match self.to_ids {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -408,7 +408,7 @@ impl Attribute<'_> {
 
     /// Whether `to_ids` means yes: `true`, a non-zero number, or a text such as `1`, `true`,
     /// `yes` (`"0"` and `"false"` mean no).
-    pub fn to_ids_flag(&self) -> bool {
+    pub(crate) fn to_ids_flag(&self) -> bool {
         match self.to_ids {
             Some(Value::String(text)) => matches!(
                 text.trim().to_ascii_lowercase().as_str(),
@@ -419,7 +419,7 @@ impl Attribute<'_> {
     }
 
     /// `to_ids` as the conversion reads it: Python's truth value in compat mode.
-    pub fn to_ids(&self, compat: bool) -> bool {
+    pub(crate) fn to_ids(&self, compat: bool) -> bool {
         if compat {
             self.to_ids_truthy()
         } else {

@@ -5,7 +5,7 @@ use serde_json::Value;
 /// One step of a JSON path, kept as a borrowed chain so that a path string is only built
 /// when an error is reported.
 #[derive(Clone, Copy)]
-pub struct JsonPath<'p> {
+pub(crate) struct JsonPath<'p> {
     parent: Option<&'p JsonPath<'p>>,
     step: Step<'p>,
 }
@@ -18,28 +18,28 @@ enum Step<'p> {
 }
 
 impl<'p> JsonPath<'p> {
-    pub fn root(name: &'p str) -> Self {
+    pub(crate) fn root(name: &'p str) -> Self {
         JsonPath {
             parent: None,
             step: Step::Root(name),
         }
     }
 
-    pub fn key(&'p self, key: &'p str) -> JsonPath<'p> {
+    pub(crate) fn key(&'p self, key: &'p str) -> JsonPath<'p> {
         JsonPath {
             parent: Some(self),
             step: Step::Key(key),
         }
     }
 
-    pub fn index(&'p self, index: usize) -> JsonPath<'p> {
+    pub(crate) fn index(&'p self, index: usize) -> JsonPath<'p> {
         JsonPath {
             parent: Some(self),
             step: Step::Index(index),
         }
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut steps = Vec::new();
         let mut current = Some(self);
         while let Some(path) = current {
@@ -69,13 +69,13 @@ impl<'p> JsonPath<'p> {
 
 /// A field error before the file name is attached: JSON path and message.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
+pub(crate) struct FieldError {
+    pub(crate) path: String,
+    pub(crate) message: String,
 }
 
 impl FieldError {
-    pub fn new(path: &JsonPath<'_>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(path: &JsonPath<'_>, message: impl Into<String>) -> Self {
         FieldError {
             path: path.render(),
             message: message.into(),
@@ -85,7 +85,7 @@ impl FieldError {
 
 /// A field read ahead, whose error counts only if the conversion uses the field: the
 /// connector never looks at a report's date when it makes no report, so neither does this.
-pub type Deferred<T> = Result<T, FieldError>;
+pub(crate) type Deferred<T> = Result<T, FieldError>;
 
 pub(super) fn json_kind(value: &Value) -> &'static str {
     match value {

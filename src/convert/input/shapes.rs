@@ -41,20 +41,20 @@ fn is_index(key: &str) -> bool {
 /// A value where the connector expects a text: a string, or a list of them as MISP writes
 /// galaxy cluster values.
 #[derive(Debug, Clone, Copy)]
-pub struct Text<'a>(&'a Value);
+pub(crate) struct Text<'a>(&'a Value);
 
 impl<'a> Text<'a> {
     /// `None` for an absent or `null` value (stix2 leaves such a property out).
-    pub fn of(value: Option<&'a Value>) -> Option<Text<'a>> {
+    pub(crate) fn of(value: Option<&'a Value>) -> Option<Text<'a>> {
         value.filter(|v| !v.is_null()).map(Text)
     }
 
-    pub fn value(&self) -> &'a Value {
+    pub(crate) fn value(&self) -> &'a Value {
         self.0
     }
 
     /// What stix2 stores for it in a string property: Python's `str()` of it (`['FR']`).
-    pub fn python(&self) -> Cow<'a, str> {
+    pub(crate) fn python(&self) -> Cow<'a, str> {
         match self.0 {
             Value::String(text) => Cow::Borrowed(text),
             other => Cow::Owned(py_str(other)),
@@ -63,7 +63,7 @@ impl<'a> Text<'a> {
 
     /// The texts it holds: itself, or each item of a list (non-text items as Python prints
     /// them).
-    pub fn items(&self) -> Vec<Cow<'a, str>> {
+    pub(crate) fn items(&self) -> Vec<Cow<'a, str>> {
         let text = |value: &'a Value| match value {
             Value::String(text) => Cow::Borrowed(text.as_str()),
             other => Cow::Owned(py_str(other)),
@@ -75,12 +75,12 @@ impl<'a> Text<'a> {
     }
 
     /// The first of [`Text::items`].
-    pub fn first(&self) -> Option<Cow<'a, str>> {
+    pub(crate) fn first(&self) -> Option<Cow<'a, str>> {
         self.items().into_iter().next()
     }
 
     /// [`Text::items`] joined by `separator`.
-    pub fn joined(&self, separator: &str) -> Cow<'a, str> {
+    pub(crate) fn joined(&self, separator: &str) -> Cow<'a, str> {
         match self.0 {
             Value::String(text) => Cow::Borrowed(text),
             _ => Cow::Owned(self.items().join(separator)),
@@ -88,7 +88,7 @@ impl<'a> Text<'a> {
     }
 
     /// The connector's text in compat mode, else the items joined by `separator`.
-    pub fn render(&self, compat: bool, separator: &str) -> Cow<'a, str> {
+    pub(crate) fn render(&self, compat: bool, separator: &str) -> Cow<'a, str> {
         if compat {
             self.python()
         } else {

@@ -118,14 +118,6 @@ impl AmqpPublisher {
         self.broken_links.load(Ordering::Relaxed)
     }
 
-    pub fn target(&self) -> &PublishTarget {
-        &self.target
-    }
-
-    pub fn endpoint(&self) -> &BrokerEndpoint {
-        &self.endpoint
-    }
-
     /// Publishes every body in order; `Ok(n)` once all `n` are confirmed by the broker.
     pub async fn publish_all(&self, bodies: &[String]) -> Result<usize, BrokerError> {
         let total = bodies.len();

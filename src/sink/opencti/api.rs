@@ -6,13 +6,13 @@ use serde_json::{Value, json};
 use crate::opencti::graphql::{ApiError, variables};
 use crate::opencti::{OpenCti, OpenCtiError};
 
-pub const STIX_BUNDLE_PUSH: &str =
+pub(crate) const STIX_BUNDLE_PUSH: &str =
     "mutation StixBundlePush($connectorId: String!, $bundle: String!, $work_id: String) {
   stixBundlePush(connectorId: $connectorId, bundle: $bundle, work_id: $work_id)
 }";
 
 /// Sends one bundle under `work_id`; `Ok` only when the platform answers `true`.
-pub async fn stix_bundle_push(
+pub(crate) async fn stix_bundle_push(
     opencti: &OpenCti,
     bundle: &str,
     work_id: &str,

@@ -22,7 +22,7 @@
 //! connector then does not use [`OpenCtiSink`] at all (pings and state still apply).
 
 pub mod amqp;
-pub mod api;
+pub(crate) mod api;
 pub mod envelope;
 mod raw_json;
 pub mod splitter;
@@ -83,11 +83,6 @@ impl OpenCtiSink {
             publisher,
             work: tokio::sync::Mutex::new(RunWork::default()),
         }
-    }
-
-    /// The RabbitMQ publisher (`None` with `CONNECTOR_QUEUE_PROTOCOL=api`).
-    pub fn publisher(&self) -> Option<&AmqpPublisher> {
-        self.publisher.as_ref()
     }
 
     async fn work_id(&self) -> Result<String, OpenCtiError> {
@@ -228,7 +223,7 @@ impl Sink for OpenCtiSink {
 }
 
 /// The work's closing message: the Python connector's sentence, with our counts.
-pub fn closing_message(summary: &RunSummary, state: Option<&ConnectorState>) -> String {
+pub(crate) fn closing_message(summary: &RunSummary, state: Option<&ConnectorState>) -> String {
     let head = if summary.failed > 0 {
         "Connector run finished with errors"
     } else {

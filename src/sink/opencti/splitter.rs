@@ -19,7 +19,8 @@ use crate::convert::ids::canonical_json;
 use crate::pycompat::json::{PythonJson, python_json_dumps, write_json, write_python_string};
 
 /// OpenCTI's STIX extension definition; its `id` member is an internal id, like `x_opencti_id`.
-pub const OPENCTI_EXTENSION: &str = "extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba";
+pub(crate) const OPENCTI_EXTENSION: &str =
+    "extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba";
 
 /// pycti refuses to recurse deeper than Python's recursion limit (about 1000 frames); a chain
 /// of references longer than this is reported as an error instead of exhausting the stack.
@@ -130,7 +131,7 @@ const SUPPORTED_TYPES: &[&str] = &[
 
 /// pycti's `is_id_supported`: a STIX id (`type--uuid`) must be of a supported type; anything
 /// without `--` is not filtered.
-pub fn is_id_supported(id: &str) -> bool {
+pub(crate) fn is_id_supported(id: &str) -> bool {
     match id.split_once("--") {
         Some((id_type, _)) => SUPPORTED_TYPES.contains(&id_type),
         None => true,
