@@ -116,9 +116,8 @@ fn once_into_folder(attributes: usize) -> Vec<Sample> {
             ws.set(key, value);
         }
         ws.set("CONNECTOR_LOG_LEVEL", "warning");
-        let mut command = ws.command(&["once", "--json"]);
-        command.stderr(std::process::Stdio::inherit());
-        let run = run_measured(command, true);
+        let command = ws.command(&["once", "--json"]);
+        let run = run_measured(command, true, std::process::Stdio::inherit());
         assert!(run.succeeded(), "once failed: {}", run.stdout);
         let report: Value = run
             .stdout
@@ -190,7 +189,7 @@ fn convert(attributes: usize) -> Vec<Sample> {
             ws.set(key, value);
         }
         let command = ws.command(&["convert", &file.display().to_string()]);
-        let run = run_measured(command, false);
+        let run = run_measured(command, false, std::process::Stdio::inherit());
         assert!(run.succeeded(), "convert failed (status {})", run.status);
         let sample = Sample::of(&run);
         sample.print(&format!(

@@ -143,11 +143,11 @@ pub async fn run_connector(
         ws.set(key, value);
     }
     let stderr_path = ws.root.path().join("connector.log");
-    let mut command = ws.command(&["once", "--json"]);
-    command.stderr(std::fs::File::create(&stderr_path).unwrap());
+    let command = ws.command(&["once", "--json"]);
+    let stderr = std::process::Stdio::from(std::fs::File::create(&stderr_path).unwrap());
 
     let broker_cpu_before = broker_cpu();
-    let run = tokio::task::spawn_blocking(move || run_measured(command, true))
+    let run = tokio::task::spawn_blocking(move || run_measured(command, true, stderr))
         .await
         .unwrap();
     let broker_cpu_during = broker_cpu()

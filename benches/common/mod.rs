@@ -59,16 +59,53 @@ impl ChildRun {
     }
 }
 
-/// Runs `command` to its end; its standard output is kept (`keep_stdout`) or thrown away.
-/// Blocks: call it from a blocking thread inside a runtime.
-pub fn run_measured(mut command: Command, keep_stdout: bool) -> ChildRun {
+/// GNU time, which measures the peak of the process it starts.
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// Runs `command` to its end; its standard output is kept (`keep_stdout`) or thrown away, its
+/// standard error goes to `stderr`. Blocks: call it from a blocking thread inside a runtime.
+///
+/// The peak is the child's own. Linux carries a process's peak RSS across `exec` from the
+/// memory it replaced, so a child spawned straight from this (large) benchmark process would
+/// report this process's peak whenever its own is smaller. The child is therefore started by
+/// GNU time, a small process, which reads the peak of its own child with `wait4`. Without GNU
+/// time the child is spawned directly and its figure is an upper bound, as printed.
+pub fn run_measured(command: Command, keep_stdout: bool, stderr: Stdio) -> ChildRun {
+    let peak_file = tempfile::NamedTempFile::new().unwrap();
+    let through_time = std::path::Path::new(GNU_TIME).is_file();
+    let mut command = if through_time {
+        let mut timed = Command::new(GNU_TIME);
+        timed
+            .arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(peak_file.path())
+            .arg(command.get_program())
+            .args(command.get_args());
+        // The benchmarks' commands come from `Workspace`, which clears the environment and
+        // sets every variable the child gets.
+        timed.env_clear();
+        for (key, value) in command.get_envs() {
+            if let Some(value) = value {
+                timed.env(key, value);
+            }
+        }
+        if let Some(dir) = command.get_current_dir() {
+            timed.current_dir(dir);
+        }
+        timed
+    } else {
+        eprintln!("note: {GNU_TIME} not found: peaks include the benchmark's own");
+        command
+    };
+    command.stderr(stderr);
     command.stdout(if keep_stdout {
         Stdio::piped()
     } else {
         Stdio::null()
     });
     let started = Instant::now();
-    // Reaped by `wait_with_usage` (libc::wait4), which also yields the child's own peak RSS;
+    // Reaped by `wait_with_usage` (libc::wait4), which also yields the child's resource usage;
     // clippy cannot see that wait.
     #[allow(clippy::zombie_processes)]
     let mut child = command.spawn().unwrap();
@@ -78,12 +115,17 @@ pub fn run_measured(mut command: Command, keep_stdout: bool) -> ChildRun {
         out.read_to_string(&mut stdout).unwrap();
     }
     let (status, usage) = wait_with_usage(pid);
+    // GNU time writes a line about a failed child before the figure: the figure is the last.
+    let measured_peak = std::fs::read_to_string(peak_file.path())
+        .ok()
+        .and_then(|text| text.lines().last().and_then(|l| l.trim().parse().ok()));
     ChildRun {
         stdout,
         status,
         wall: started.elapsed(),
+        // GNU time's usage includes its child's, which is nearly all of it.
         cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
-        peak_rss_kib: usage.ru_maxrss,
+        peak_rss_kib: measured_peak.unwrap_or(usage.ru_maxrss),
     }
 }
 

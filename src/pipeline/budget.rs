@@ -22,11 +22,13 @@ use crate::telemetry::events::{InternalEvent, MemoryBudgetWait};
 ///
 /// Measured with the release binary (`cargo bench --bench huge`, whole-process peak RSS, full
 /// profile): `once` on one generated 100,000-attribute event (39.8 MB of JSON) peaks at
-/// 3,521 MiB into the bundle folder, 93 times the file, and at 2,054 MiB through RabbitMQ with
-/// confirms (54 times). The untyped JSON trees of the event and of the bundle, the bundle's
-/// text and its split parts all live at once. 100 covers the worse of the two with a little
-/// room; it is measured again with the same benchmark when the conversion's memory comes down.
-pub(crate) const PEAK_BYTES_PER_INPUT_BYTE: u64 = 100;
+/// 987-1,043 MiB into the bundle folder (26-27 times the file) and at 1,080 MiB through
+/// RabbitMQ with confirms (28 times); `convert` of a 9,999-attribute event (4.0 MB) at
+/// 246-250 MiB (about 65 times: below 10,000 attributes the conversion also makes the
+/// relationships, and the process's own baseline weighs more on a small file). 64 covers
+/// the events that make relationships; above that size it overestimates by about half,
+/// which only makes a large event wait for more of the budget.
+pub(crate) const PEAK_BYTES_PER_INPUT_BYTE: u64 = 64;
 
 const MB: u64 = 1024 * 1024;
 
