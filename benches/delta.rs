@@ -18,61 +18,10 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use misp_feed::testsuite::generated_event;
-use serde_json::{Value, json};
+use support::generated::OneEventFeed;
 use support::opencti::{FakeOpenCti, platform_workspace, unique_connector_id};
 use support::rabbitmq::Broker;
 use support::workspace::Workspace;
-
-/// One generated event in a feed folder, and the update MISP would make to it.
-struct Feed {
-    dir: tempfile::TempDir,
-    event: Value,
-    uuid: String,
-}
-
-impl Feed {
-    fn new(attributes: usize) -> Feed {
-        let event: Value = serde_json::from_slice(&generated_event(attributes, 11)).unwrap();
-        let uuid = event["Event"]["uuid"].as_str().unwrap().to_string();
-        let feed = Feed {
-            dir: tempfile::tempdir().unwrap(),
-            event,
-            uuid,
-        };
-        feed.write();
-        feed
-    }
-
-    fn write(&self) {
-        std::fs::write(
-            self.dir.path().join(format!("{}.json", self.uuid)),
-            serde_json::to_vec(&self.event).unwrap(),
-        )
-        .unwrap();
-        let timestamp = self.event["Event"]["timestamp"].clone();
-        let manifest = json!({&self.uuid: {"timestamp": timestamp, "info": "generated"}});
-        std::fs::write(
-            self.dir.path().join("manifest.json"),
-            serde_json::to_vec(&manifest).unwrap(),
-        )
-        .unwrap();
-    }
-
-    fn update(&mut self) {
-        let event = &mut self.event["Event"];
-        let attributes = event["Attribute"].as_array_mut().unwrap();
-        attributes[0]["comment"] = json!("seen again");
-        attributes[0]["timestamp"] = json!("1700000500");
-        attributes.push(json!({
-            "uuid": "6b000000-0000-4000-8000-0000000000ee", "type": "ip-dst",
-            "category": "Network activity", "to_ids": true, "value": "198.51.100.77",
-            "comment": "", "deleted": false, "timestamp": "1700000500", "distribution": "5",
-        }));
-        event["timestamp"] = json!("1700000500");
-        self.write();
-    }
-}
 
 /// One `once`: its wall time and the messages it left in the push queue.
 async fn timed_once(ws: &Workspace, broker: &Broker, connector_id: &str) -> (Duration, usize) {
@@ -128,14 +77,10 @@ async fn sample(broker: &Broker, attributes: usize, delta: bool) -> Sample {
     // A platform of its own: the fake keeps one connector state, and a second connector
     // would adopt the first one's checkpoint and skip the event.
     let fake = FakeOpenCti::start(None).await;
-    let mut feed = Feed::new(attributes);
+    let mut feed = OneEventFeed::new(attributes, 11);
     let connector_id = unique_connector_id();
     broker.declare_push_queue(&connector_id).await;
-    let mut ws = platform_workspace(
-        &feed.dir.path().display().to_string(),
-        &fake.url,
-        &connector_id,
-    );
+    let mut ws = platform_workspace(&feed.url(), &fake.url, &connector_id);
     ws.set("MISP_FEED_REFERENCE_COMPAT", "false");
     ws.set("MISP_FEED_DELTA_PUSH", if delta { "true" } else { "false" });
     ws.set("CONNECTOR_LOG_LEVEL", "warn");

@@ -7,74 +7,11 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::support::generated::OneEventFeed;
 use crate::support::opencti::{FakeOpenCti, platform_workspace, unique_connector_id};
 use crate::support::rabbitmq::Broker;
 use crate::support::workspace::Workspace;
 use misp_feed::reconciler::delta::VOLATILE;
-use misp_feed::testsuite::generated_event;
-
-/// A feed folder holding one generated event of `attributes` attributes.
-struct Feed {
-    dir: tempfile::TempDir,
-    event: Value,
-    uuid: String,
-}
-
-impl Feed {
-    fn new(attributes: usize) -> Feed {
-        let event: Value = serde_json::from_slice(&generated_event(attributes, 7)).unwrap();
-        let uuid = event["Event"]["uuid"].as_str().unwrap().to_string();
-        let feed = Feed {
-            dir: tempfile::tempdir().unwrap(),
-            event,
-            uuid,
-        };
-        feed.write();
-        feed
-    }
-
-    fn write(&self) {
-        let timestamp = self.event["Event"]["timestamp"].clone();
-        std::fs::write(
-            self.dir.path().join(format!("{}.json", self.uuid)),
-            serde_json::to_vec(&self.event).unwrap(),
-        )
-        .unwrap();
-        let manifest = json!({&self.uuid: {"timestamp": timestamp, "info": "generated"}});
-        std::fs::write(
-            self.dir.path().join("manifest.json"),
-            serde_json::to_vec(&manifest).unwrap(),
-        )
-        .unwrap();
-    }
-
-    /// One attribute changed (its comment, which its indicator and observable carry) and one
-    /// attribute added, as a MISP update does.
-    fn update(&mut self) {
-        let event = &mut self.event["Event"];
-        let attributes = event["Attribute"].as_array_mut().unwrap();
-        let changed = attributes
-            .iter_mut()
-            .find(|a| a["type"] == "domain")
-            .unwrap();
-        changed["comment"] = json!("seen again in a later campaign");
-        changed["timestamp"] = json!("1600000500");
-        attributes.push(json!({
-            "type": "ip-dst", "category": "Network activity", "to_ids": true,
-            "uuid": "6b000000-0000-4000-8000-0000000000ee", "timestamp": "1600000500",
-            "comment": "", "deleted": false, "value": "198.51.100.77",
-            "object_relation": null, "first_seen": null, "last_seen": null,
-            "distribution": "5", "sharing_group_id": "0", "disable_correlation": false,
-            "object_id": "0", "event_id": "1234", "id": "9999999"
-        }));
-        event["timestamp"] = json!("1600000500");
-        self.write();
-    }
-
-    fn url(&self) -> String {
-        self.dir.path().display().to_string()
-    }
-}
 
 /// The full profile: indicators and observables make an event of N attributes several N
 /// objects.
@@ -127,7 +64,7 @@ fn history_details(ws: &Workspace, uuid: &str) -> Vec<String> {
 
 #[test]
 fn an_update_pushes_only_what_changed_and_the_platform_ends_with_the_full_bundle() {
-    let mut feed = Feed::new(2_000);
+    let mut feed = OneEventFeed::new(2_000, 7);
     let mut ws = Workspace::new(&feed.url());
     full_profile(&mut ws);
     let (first, out) = ws.once();
@@ -219,7 +156,7 @@ fn with_the_delta_push_off_or_in_reference_compat_mode_every_push_is_full() {
         ("MISP_FEED_DELTA_PUSH", "false"),
         ("MISP_FEED_REFERENCE_COMPAT", "true"),
     ] {
-        let mut feed = Feed::new(200);
+        let mut feed = OneEventFeed::new(200, 7);
         let mut ws = Workspace::new(&feed.url());
         full_profile(&mut ws);
         ws.set(key, value);
@@ -239,7 +176,7 @@ fn with_the_delta_push_off_or_in_reference_compat_mode_every_push_is_full() {
 
 #[test]
 fn changed_conversion_options_bring_back_a_full_push() {
-    let mut feed = Feed::new(300);
+    let mut feed = OneEventFeed::new(300, 7);
     let mut ws = Workspace::new(&feed.url());
     full_profile(&mut ws);
     ws.once();
@@ -259,7 +196,7 @@ fn through_rabbitmq_the_update_costs_only_its_messages() {
     let fake = runtime.block_on(FakeOpenCti::start(None));
     let connector_id = unique_connector_id();
     runtime.block_on(broker.declare_push_queue(&connector_id));
-    let mut feed = Feed::new(2_000);
+    let mut feed = OneEventFeed::new(2_000, 7);
     let mut ws = platform_workspace(&feed.url(), &fake.url, &connector_id);
     ws.set("MISP_FEED_REFERENCE_COMPAT", "false");
     let (first, out) = ws.once();

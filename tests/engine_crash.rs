@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::FIXTURE_FEED;
 use crate::support::feed_server::FeedServer;
-use crate::support::workspace::{Lcg, Workspace};
+use crate::support::workspace::{Lcg, Workspace, seed_from_env};
 use serde_json::{Map, Value, json};
 
 /// Builds a feed of `count` events cloned from the fixtures under fresh uuids.
@@ -53,15 +53,7 @@ fn sigkill_mid_run_then_restart_delivers_everything_and_keeps_the_ledger_sound()
     server.delay_events(Duration::from_millis(25));
     let ws = Workspace::new(&server.url());
 
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = seed_from_env("CRASH_SEED");
     println!("crash test seed: {seed} (set CRASH_SEED to replay)");
     let mut rng = Lcg(seed);
     let mut kills = 0;

@@ -8,9 +8,10 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{TimeZone, Utc};
 use misp_feed::config::Settings;
 use misp_feed::testsuite::generated_event;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::config_env::Row;
+use crate::support::generated::write_feed;
 use crate::support::workspace::{Workspace, stderr_lines};
 
 /// The option's row of the option table test (`config_env`).
@@ -54,24 +55,13 @@ fn a_budget_of_zero_or_not_a_whole_number_of_megabytes_stops_start_up_in_one_lin
 
 /// A feed folder of `count` generated events of `attributes` attributes each.
 fn generated_feed(dir: &std::path::Path, count: usize, attributes: usize) -> Vec<String> {
-    let mut manifest = serde_json::Map::new();
-    let mut uuids = Vec::new();
-    for index in 0..count {
-        let bytes = generated_event(attributes, 0xb0d6_0000 + index as u64);
-        let event: Value = serde_json::from_slice(&bytes).unwrap();
-        let uuid = event["Event"]["uuid"].as_str().unwrap().to_string();
-        std::fs::write(dir.join(format!("{uuid}.json")), &bytes).unwrap();
-        let entry =
-            json!({"timestamp": event["Event"]["timestamp"], "info": event["Event"]["info"]});
-        manifest.insert(uuid.clone(), entry);
-        uuids.push(uuid);
-    }
-    std::fs::write(
-        dir.join("manifest.json"),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
-    uuids
+    let events: Vec<Value> = (0..count)
+        .map(|index| {
+            serde_json::from_slice(&generated_event(attributes, 0xb0d6_0000 + index as u64))
+                .unwrap()
+        })
+        .collect();
+    write_feed(dir, &events)
 }
 
 #[test]

@@ -15,10 +15,23 @@ use crate::support::feed_server::FeedServer;
 use crate::support::opencti::{FakeOpenCti, TOKEN, unique_connector_id};
 use crate::support::rabbitmq::{Broker, report_names};
 use crate::support::soak_enabled;
-use crate::support::workspace::{Lcg, Workspace, small_synthetic_feed, synthetic_event_title};
+use crate::support::workspace::{
+    Lcg, Workspace, seed_from_env, small_synthetic_feed, synthetic_event_title,
+};
 use serde_json::{Value, json};
 
-const FETCH_CONCURRENCY: usize = 4;
+pub(crate) const FETCH_CONCURRENCY: usize = 4;
+
+/// Kill moments are drawn in this window (ms) after each start.
+pub(crate) const KILL_WINDOW_MS: std::ops::Range<u64> = 150..1_250;
+
+/// The feed's delay per event that makes a sync of `events` events need about 1.5 times the
+/// time expected before `kills` kills, so the kills land all along the sync rather than
+/// after it.
+pub(crate) fn soak_event_delay_ms(kills: usize, events: usize) -> u64 {
+    let mean_kill_ms = (KILL_WINDOW_MS.start + KILL_WINDOW_MS.end) / 2;
+    (kills as u64 * mean_kill_ms * 3 / 2) * FETCH_CONCURRENCY as u64 / events as u64
+}
 
 /// Starts `once` `runs` times and SIGKILLs each at a random moment in `window` (ms) unless it
 /// has finished; returns (kills, runs that finished before their kill). Fails the test when
@@ -78,14 +91,7 @@ fn sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes() {
         return;
     };
     let (events, kills_wanted) = if soak_enabled() { (500, 20) } else { (100, 6) };
-    // Kill moments are drawn in [KILL_FROM, KILL_TO) after each start; the feed is slowed so
-    // that the whole sync needs about 1.5 times the expected time spent before the kills,
-    // so the kills land all along the sync rather than after it.
-    const KILL_FROM: u64 = 150;
-    const KILL_TO: u64 = 1_250;
-    let mean_kill_ms = (KILL_FROM + KILL_TO) / 2;
-    let event_delay_ms =
-        (kills_wanted as u64 * mean_kill_ms * 3 / 2) * FETCH_CONCURRENCY as u64 / events as u64;
+    let event_delay_ms = soak_event_delay_ms(kills_wanted, events);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = runtime.block_on(FakeOpenCti::start(None));
@@ -104,27 +110,22 @@ fn sigkill_at_random_moments_into_rabbitmq_loses_nothing_and_bounds_repushes() {
         ("CONNECTOR_SEND_TO_QUEUE", "true"),
         ("CONNECTOR_SEND_TO_DIRECTORY", "false"),
         ("CONNECTOR_QUEUE_PROTOCOL", "amqp"),
-        ("MISP_FEED_FETCH_CONCURRENCY", "4"),
+        (
+            "MISP_FEED_FETCH_CONCURRENCY",
+            &FETCH_CONCURRENCY.to_string(),
+        ),
     ] {
         ws.set(key, value);
     }
 
-    let seed = std::env::var("SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = seed_from_env("SOAK_SEED");
     println!(
         "soak: {events} events, {kills_wanted} kills, feed delay {event_delay_ms} ms per event, seed {seed} (SOAK_SEED replays)"
     );
     let mut rng = Lcg(seed);
     let started = Instant::now();
     let (kills, completed_before_kill) =
-        kill_at_random_moments(&ws, kills_wanted, &mut rng, KILL_FROM..KILL_TO);
+        kill_at_random_moments(&ws, kills_wanted, &mut rng, KILL_WINDOW_MS);
     run_until_clean(&ws);
     let sync_time = started.elapsed();
 

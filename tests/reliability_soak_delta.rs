@@ -16,42 +16,32 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::reliability_soak::{kill_at_random_moments, run_until_clean};
+use crate::reliability_soak::{
+    FETCH_CONCURRENCY, KILL_WINDOW_MS, kill_at_random_moments, run_until_clean, soak_event_delay_ms,
+};
 use crate::support::feed_server::FeedServer;
+use crate::support::generated::write_feed;
 use crate::support::opencti::{FakeOpenCti, platform_workspace, unique_connector_id};
 use crate::support::rabbitmq::{Broker, message_objects};
 use crate::support::soak_enabled;
-use crate::support::workspace::{Lcg, Workspace};
+use crate::support::workspace::{Lcg, Workspace, seed_from_env};
 use misp_feed::reconciler::delta::VOLATILE;
 use misp_feed::testsuite::generated_event;
-
-const FETCH_CONCURRENCY: usize = 4;
 
 /// A feed of `count` generated events of 20 attributes each: no object id is shared by two
 /// events unless its content is the same in both (the author, markings, threats), so the
 /// latest version of an object on the platform is its event's.
 fn generated_feed(dir: &Path, count: usize) -> Vec<String> {
-    let mut manifest = serde_json::Map::new();
-    let mut uuids = Vec::new();
-    for index in 0..count {
-        let mut event: Value =
-            serde_json::from_slice(&generated_event(20, 0xde17_0000 + index as u64)).unwrap();
-        // The report's id derives from its name: each event its own.
-        event["Event"]["info"] = json!(format!("generated event {index}"));
-        let bytes = serde_json::to_vec(&event).unwrap();
-        let uuid = event["Event"]["uuid"].as_str().unwrap().to_string();
-        std::fs::write(dir.join(format!("{uuid}.json")), &bytes).unwrap();
-        let entry =
-            json!({"timestamp": event["Event"]["timestamp"], "info": event["Event"]["info"]});
-        manifest.insert(uuid.clone(), entry);
-        uuids.push(uuid);
-    }
-    std::fs::write(
-        dir.join("manifest.json"),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
-    uuids
+    let events: Vec<Value> = (0..count)
+        .map(|index| {
+            let mut event: Value =
+                serde_json::from_slice(&generated_event(20, 0xde17_0000 + index as u64)).unwrap();
+            // The report's id derives from its name: each event its own.
+            event["Event"]["info"] = json!(format!("generated event {index}"));
+            event
+        })
+        .collect();
+    write_feed(dir, &events)
 }
 
 /// An object as the platform keeps it: without the fields the conversion stamps from the
@@ -160,11 +150,7 @@ fn sigkill_during_delta_pushes_leaves_the_platform_with_every_updated_bundle() {
         return;
     };
     let (events, kills_wanted) = if soak_enabled() { (150, 12) } else { (30, 6) };
-    const KILL_FROM: u64 = 150;
-    const KILL_TO: u64 = 1_250;
-    let mean_kill_ms = (KILL_FROM + KILL_TO) / 2;
-    let event_delay_ms =
-        (kills_wanted as u64 * mean_kill_ms * 3 / 2) * FETCH_CONCURRENCY as u64 / events as u64;
+    let event_delay_ms = soak_event_delay_ms(kills_wanted, events);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = runtime.block_on(FakeOpenCti::start(None));
@@ -198,18 +184,10 @@ fn sigkill_during_delta_pushes_leaves_the_platform_with_every_updated_bundle() {
     // The update, pushed by runs killed at random moments, then one run to the end.
     update_feed(feed_root.path(), &server, &uuids, 1);
     server.delay_events(Duration::from_millis(event_delay_ms));
-    let seed = std::env::var("SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = seed_from_env("SOAK_SEED");
     println!("delta soak: {events} events, {kills_wanted} kills, seed {seed} (SOAK_SEED replays)");
     let mut rng = Lcg(seed);
-    let (kills, _) = kill_at_random_moments(&ws, kills_wanted, &mut rng, KILL_FROM..KILL_TO);
+    let (kills, _) = kill_at_random_moments(&ws, kills_wanted, &mut rng, KILL_WINDOW_MS);
     server.delay_events(Duration::ZERO);
     run_until_clean(&ws);
     let update_bodies = runtime.block_on(broker.drain_push_queue_fast(&connector_id));

@@ -4,6 +4,7 @@
 
 pub mod child;
 pub mod feed_server;
+pub mod generated;
 pub mod opencti;
 pub mod pycti;
 pub mod rabbitmq;

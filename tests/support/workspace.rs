@@ -311,6 +311,19 @@ pub fn terminate(child: &mut std::process::Child, grace: Duration) -> std::proce
 /// A small deterministic generator, seeded per run and printed, so a failure can be replayed.
 pub struct Lcg(pub u64);
 
+/// The seed in the environment variable `replay_var` (to replay a failed run), else a fresh
+/// one from the clock.
+pub fn seed_from_env(replay_var: &str) -> u64 {
+    std::env::var(replay_var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+        })
+}
+
 impl Lcg {
     pub fn next_in(&mut self, low: u64, high: u64) -> u64 {
         self.0 = self
