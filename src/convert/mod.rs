@@ -39,6 +39,8 @@ mod option_tests;
 mod options;
 mod report;
 mod resolve;
+#[cfg(test)]
+mod shed_tests;
 mod stix;
 mod tags;
 mod threats;
