@@ -88,15 +88,7 @@ async fn setup(delete_after_import: bool, refuse: &str) -> Setup {
     let ledger = Ledger::open(&dir.path().join("ledger.sqlite"))
         .await
         .unwrap();
-    let pipeline = Pipeline::new(
-        settings,
-        Arc::from(source),
-        sink.clone(),
-        ledger.clone(),
-        None,
-        None,
-        false,
-    );
+    let pipeline = Pipeline::new(settings, Arc::from(source), sink.clone(), ledger.clone());
     Setup {
         server,
         _dir: dir,

@@ -211,15 +211,7 @@ async fn s3_run(budget_mb: u32, linger: std::time::Duration) -> (usize, Vec<Opti
     let ledger = Ledger::open(&dir.path().join("ledger.sqlite"))
         .await
         .unwrap();
-    let pipeline = Pipeline::new(
-        settings,
-        Arc::from(source),
-        sink.clone(),
-        ledger.clone(),
-        None,
-        None,
-        false,
-    );
+    let pipeline = Pipeline::new(settings, Arc::from(source), sink.clone(), ledger.clone());
     let report = pipeline.run_once().await.unwrap();
     assert_eq!(report.pushed, 4, "{}", report.message());
     let mut statuses = Vec::new();

@@ -528,15 +528,7 @@ async fn engine(s3: S3Server, sink: impl FnOnce(&Settings, &S3Server) -> Arc<dyn
     let ledger = Ledger::open(&dir.path().join("ledger.sqlite"))
         .await
         .unwrap();
-    let pipeline = Pipeline::new(
-        settings,
-        Arc::from(source),
-        sink,
-        ledger.clone(),
-        None,
-        None,
-        false,
-    );
+    let pipeline = Pipeline::new(settings, Arc::from(source), sink, ledger.clone());
     Engine {
         s3,
         _dir: dir,

@@ -92,10 +92,8 @@ pub async fn dry_run(settings: Settings, as_json: bool) -> Result<Answer, Comman
         Arc::from(source),
         sink.clone(),
         ledger.clone(),
-        None,
-        warninglists,
-        false,
-    );
+    )
+    .with_warninglists(warninglists);
     let report = pipeline
         .run_once()
         .await

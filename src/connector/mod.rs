@@ -136,10 +136,10 @@ impl Connector {
             Arc::from(source),
             sink,
             ledger.clone(),
-            resolver,
-            warninglists,
-            progress,
-        );
+        )
+        .with_threat_resolver(resolver)
+        .with_warninglists(warninglists)
+        .with_progress(progress);
         Ok(Connector {
             settings,
             pipeline,

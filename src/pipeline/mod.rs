@@ -141,14 +141,13 @@ struct Run {
 }
 
 impl Pipeline {
+    /// A pipeline from `source` into `sink`, recording in `ledger`; no threat search on the
+    /// platform, no warninglists and no progress lines until the `with_*` methods add them.
     pub fn new(
         settings: Arc<Settings>,
         source: Arc<dyn FeedSource>,
         sink: Arc<dyn Sink>,
         ledger: Ledger,
-        resolver: Option<Arc<ThreatResolver>>,
-        warninglists: Option<Arc<Warninglists>>,
-        progress: bool,
     ) -> Pipeline {
         let retry_policy = RetryPolicy {
             max_attempts: settings.misp_feed.max_attempts,
@@ -161,12 +160,30 @@ impl Pipeline {
             source,
             sink,
             ledger,
-            resolver,
-            warninglists,
+            resolver: None,
+            warninglists: None,
             retry_policy,
-            progress,
+            progress: false,
             budget,
         }
+    }
+
+    /// `guess_threats_from_tags`: the event's tag values are searched on the platform.
+    pub(crate) fn with_threat_resolver(mut self, resolver: Option<Arc<ThreatResolver>>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Listed values make no indicator.
+    pub(crate) fn with_warninglists(mut self, warninglists: Option<Arc<Warninglists>>) -> Self {
+        self.warninglists = warninglists;
+        self
+    }
+
+    /// A progress line per event on stderr (an operator's terminal).
+    pub(crate) fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Runs one sync. Errors are returned only when the run could not happen at all (the
