@@ -75,7 +75,7 @@ fn convert_bytes(bytes: &[u8], options: &ConvertOptions) -> usize {
         Ok(events) => {
             for event in &events {
                 match convert_event(event, options, &ResolvedThreats::default()) {
-                    Ok(bundle) => made += bundle.objects.len(),
+                    Ok(bundle) => made += bundle.len(),
                     Err(error) => eprintln!("{error}"),
                 }
             }

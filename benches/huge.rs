@@ -15,6 +15,8 @@
 //!   others); the best wall time and the largest peak are held against the targets.
 //! - `MISP_FEED_BENCH_ATTRIBUTES`: the huge event's attributes (default 100000).
 //! - `MISP_FEED_BENCH_ONLY`: comma-separated of `folder`, `amqp`, `convert` (default all).
+//! - `MISP_FEED_BENCH_WRITE_EVENT=DIR`: also write the `convert` measurement's event file into
+//!   `DIR` (as `event-<attributes>.json`), to profile the same conversion by hand.
 //!
 //! Without RabbitMQ the AMQP measurement says so and is left out.
 
@@ -181,6 +183,11 @@ fn convert(attributes: usize) -> Vec<Sample> {
     let file = dir.path().join("event.json");
     let bytes = generated_event(attributes, SEED);
     std::fs::write(&file, &bytes).unwrap();
+    if let Ok(keep) = std::env::var("MISP_FEED_BENCH_WRITE_EVENT") {
+        let kept = Path::new(&keep).join(format!("event-{attributes}.json"));
+        std::fs::write(&kept, &bytes).unwrap();
+        println!("event written to {}", kept.display());
+    }
     let mut samples = Vec::new();
     for _ in 0..runs(3) {
         let mut ws = Workspace::new("unused");

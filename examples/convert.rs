@@ -95,7 +95,7 @@ fn run() -> Result<(), String> {
             let bundle = convert_event(&event, &options, &ResolvedThreats::default())
                 .map_err(|e| e.to_string())?;
             let text = if normalize {
-                normalize_objects(&bundle.objects).to_string()
+                normalize_objects(&bundle.objects()).to_string()
             } else {
                 bundle.into_json()
             };

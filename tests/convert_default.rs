@@ -100,14 +100,14 @@ fn check_pair(event_path: &Path, profiles_file: &str, profile: &str, tally: &mut
         &ResolvedThreats::default(),
     )
     .unwrap()
-    .objects;
+    .objects();
     let corrected = convert_event(
         &events[0],
         &options(profiles_file, profile, false),
         &ResolvedThreats::default(),
     )
     .unwrap()
-    .objects;
+    .objects();
     let label = format!("{name} [{profile}]");
     tally.pairs += 1;
 
@@ -261,7 +261,7 @@ fn composite_attribute_yields_both_parts() {
     let full = options("reference/profiles.json", "full", false);
     let objects = convert_event(&events[0], &full, &ResolvedThreats::default())
         .unwrap()
-        .objects;
+        .objects();
     let patterns: Vec<&str> = objects
         .iter()
         .filter_map(|o| o["pattern"].as_str())
@@ -283,7 +283,7 @@ fn composite_attribute_yields_both_parts() {
     let compat = options("reference/profiles.json", "full", true);
     let objects = convert_event(&events[0], &compat, &ResolvedThreats::default())
         .unwrap()
-        .objects;
+        .objects();
     let patterns: Vec<&str> = objects
         .iter()
         .filter_map(|o| o["pattern"].as_str())
@@ -307,7 +307,7 @@ fn object_reference_becomes_a_related_to_relationship() {
     let full = options("reference/profiles.json", "full", false);
     let objects = convert_event(&events[0], &full, &ResolvedThreats::default())
         .unwrap()
-        .objects;
+        .objects();
     let by_id: HashMap<&str, &Value> = objects
         .iter()
         .map(|o| (o["id"].as_str().unwrap(), o))
@@ -343,7 +343,7 @@ fn object_reference_becomes_a_related_to_relationship() {
     let compat = options("reference/profiles.json", "full", true);
     let objects = convert_event(&events[0], &compat, &ResolvedThreats::default())
         .unwrap()
-        .objects;
+        .objects();
     assert!(!objects.iter().any(|o| {
         o["description"]
             .as_str()

@@ -194,7 +194,7 @@ fn convert_everywhere(bytes: &[u8]) {
                 Ok(bundle) => {
                     if !options.reference_compat {
                         let mut ids = std::collections::HashSet::new();
-                        for object in &bundle.objects {
+                        for object in &bundle.objects() {
                             assert!(
                                 ids.insert(object["id"].as_str().unwrap().to_string()),
                                 "duplicate id"
@@ -415,7 +415,7 @@ fn outcomes(event: &Value) -> Outcomes {
         .iter()
         .map(|options| {
             convert_event(&events[0], options, &ResolvedThreats::default())
-                .map(|bundle| normalize_objects(&bundle.objects))
+                .map(|bundle| normalize_objects(&bundle.objects()))
                 .map_err(|e| e.to_string())
         })
         .collect()

@@ -45,7 +45,7 @@ fn convert_bytes(bytes: &[u8]) -> Result<Vec<Value>, String> {
         all.push(Value::Array(
             convert_event(event, &full(), &ResolvedThreats::default())
                 .map_err(|e| e.to_string())?
-                .objects,
+                .objects(),
         ));
     }
     Ok(all)

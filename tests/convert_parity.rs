@@ -66,7 +66,7 @@ fn convert_file(path: &Path, options: &ConvertOptions) -> Vec<Value> {
     assert_eq!(events.len(), 1, "{}", path.display());
     convert_event(&events[0], options, &ResolvedThreats::default())
         .unwrap()
-        .objects
+        .objects()
 }
 
 /// Describes the first difference between two normalized bundles.

@@ -38,7 +38,7 @@ fn parse(value: &Value) -> Vec<MispEvent> {
 fn convert(event: &MispEvent, options: &ConvertOptions) -> Vec<Value> {
     convert_event(event, options, &ResolvedThreats::default())
         .unwrap()
-        .objects
+        .objects()
 }
 
 fn convert_value(value: &Value, options: &ConvertOptions) -> Vec<Value> {

@@ -44,6 +44,17 @@ impl Elements {
     }
 
     /// Every element in the connector's emission order.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Element> {
+        self.intrusion_sets
+            .iter()
+            .chain(&self.malwares)
+            .chain(&self.tools)
+            .chain(&self.attack_patterns)
+            .chain(&self.sectors)
+            .chain(&self.countries)
+    }
+
+    /// [`Elements::all`], taken.
     pub(crate) fn into_all(self) -> impl Iterator<Item = Element> {
         self.intrusion_sets
             .into_iter()

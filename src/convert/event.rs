@@ -13,18 +13,18 @@ use super::ConvertOptions;
 use super::WarninglistTally;
 use super::assembly::{Assembly, Ledger};
 use super::attribute::{
-    AttributeContext, AttributeResult, extra_parts, is_external_analysis_link, process_attribute,
+    AttributeContext, extra_parts, is_external_analysis_link, process_attribute,
 };
 use super::elements::{ElementContext, prepare_elements};
 use super::input::{Attribute, Event, FieldError, JsonPath, MispObject, Tag};
 use super::links::{MadeFrom, UuidIndex, reference_relationships};
 use super::report::{ReportParts, emit_report_and_notes};
 use super::stix::{
-    Markings, Object, exact_size, id_of, marking_refs, organization, put_list, sco,
-    single_property_sco_id, tlp,
+    Markings, Object, id_of, marking_refs, organization, put_list, sco, single_property_sco_id, tlp,
 };
 use super::tags::{resolve_labels, resolve_markings};
 use super::threats::ThreatLookup;
+use super::written::ObjectText;
 use crate::warninglists::Warninglists;
 
 fn external_reference(attribute: &Attribute<'_>) -> Value {
@@ -125,37 +125,21 @@ fn object_observable(
     Ok(Some(Value::Object(text)))
 }
 
-/// An attribute's objects with their maps trimmed to their size, as soon as they are made:
-/// all of a large event's objects are held until the bundle is assembled.
-fn trimmed(mut result: AttributeResult) -> AttributeResult {
-    result.indicator = result.indicator.map(exact_size);
-    result.observable = result.observable.map(exact_size);
-    for list in [
-        &mut result.relationships,
-        &mut result.identities,
-        &mut result.sightings,
-    ] {
-        for object in list.iter_mut() {
-            *object = exact_size(std::mem::take(object));
-        }
-    }
-    result
-}
-
-/// What converting the attributes of the event (and of its objects) yields, in the
-/// connector's order, with what the corrections add kept apart.
+/// What converting the attributes of the event (and of its objects) leaves to do after
+/// them, besides what the bundle defers.
 #[derive(Default)]
 struct Converted {
-    results: Vec<AttributeResult>,
-    extra_results: Vec<AttributeResult>,
-    object_observables: Vec<Value>,
     made_from: MadeFrom,
+    warninglisted: WarninglistTally,
 }
 
 impl Converted {
-    /// One attribute: every part the mode converts.
+    /// One attribute: every part the mode converts, each emitted (or deferred) as soon as it
+    /// is made.
+    #[allow(clippy::too_many_arguments)]
     fn attribute(
         &mut self,
+        bundle: &mut Assembly,
         ctx: &AttributeContext<'_>,
         attribute: &Attribute<'_>,
         path: &JsonPath<'_>,
@@ -174,13 +158,17 @@ impl Converted {
                 part,
             )
         };
-        let result = convert(0)?.map(trimmed);
-        if let Some(result) = &result {
-            self.made_from.record_result(attribute, result);
+        if let Some(mut result) = convert(0)? {
+            self.made_from.record_result(attribute, &result);
+            if let Some(list) = result.warninglisted.take() {
+                *self.warninglisted.entry(list).or_default() += 1;
+            }
+            bundle.emit_result(result);
         }
-        self.results.extend(result);
         for part in 1..=extra_parts(attribute, ctx.options) {
-            self.extra_results.extend(convert(part)?.map(trimmed));
+            if let Some(result) = convert(part)? {
+                bundle.defer_extra_result(result);
+            }
         }
         Ok(())
     }
@@ -194,7 +182,8 @@ pub(crate) fn convert(
     threats: &dyn ThreatLookup,
     warninglists: Option<&Warninglists>,
     now: &str,
-) -> Result<(Vec<Value>, WarninglistTally), FieldError> {
+    written: &mut ObjectText,
+) -> Result<WarninglistTally, FieldError> {
     let root = JsonPath::root("Event");
     let compat = options.reference_compat;
     let event_tags = event.tags.as_deref().unwrap_or(&[]);
@@ -243,6 +232,17 @@ pub(crate) fn convert(
         warninglists,
     };
 
+    // Assembly, in the connector's order: each object is written as soon as it is made.
+    let mut bundle = Assembly::new(compat, std::mem::take(written));
+    bundle.emit_unchecked(&author);
+    drop(author);
+    for marking in event_markings.iter() {
+        bundle.emit(Ledger::Markings, &marking.object);
+    }
+    for element in event_elements.all() {
+        bundle.referenced_entity(Ledger::Entities, &element.object);
+    }
+
     let no_refs = Value::Array(Vec::new());
     let mut event_external_references = Vec::new();
     let mut files = Vec::new();
@@ -255,7 +255,15 @@ pub(crate) fn convert(
             continue;
         }
         let path = attributes_path.index(index);
-        converted.attribute(&ctx, attribute, &path, None, &no_refs, create_relationships)?;
+        converted.attribute(
+            &mut bundle,
+            &ctx,
+            attribute,
+            &path,
+            None,
+            &no_refs,
+            create_relationships,
+        )?;
         if is_external_analysis_link(attribute) {
             event_external_references.push(external_reference(attribute));
         }
@@ -292,14 +300,16 @@ pub(crate) fn convert(
         converted
             .made_from
             .record(object.uuid, observable_id.as_deref());
-        converted
-            .object_observables
-            .extend(observable.map(exact_size));
+        if let Some(observable) = &observable {
+            bundle.defer_object_observable(observable);
+        }
+        drop(observable);
 
         let create_relationships = attributes.len() < 10000;
         let attributes_path = object_path.key("Attribute");
         for (index, attribute) in attributes {
             converted.attribute(
+                &mut bundle,
                 &ctx,
                 attribute,
                 &attributes_path.index(index),
@@ -310,60 +320,22 @@ pub(crate) fn convert(
         }
     }
 
-    // Assembly, in the connector's order.
-    let mut bundle = Assembly::new(compat);
-    bundle.emit_unchecked(author);
-    for marking in event_markings.iter() {
-        bundle.emit(Ledger::Markings, marking.object.clone());
-    }
-    for element in event_elements.into_all() {
-        bundle.referenced_entity(Ledger::Entities, element.object);
-    }
-    let mut warninglisted = WarninglistTally::new();
-    for list in converted
-        .results
-        .iter()
-        .filter_map(|r| r.warninglisted.clone())
-    {
-        *warninglisted.entry(list).or_default() += 1;
-    }
-    let mut relationships: Vec<Value> = Vec::new();
-    for result in converted.results {
-        bundle.emit_result(result, &mut relationships);
-    }
-    for observable in converted.object_observables {
-        bundle.reference(id_of(&observable));
-        if !bundle.observables.contains(id_of(&observable))
-            && (compat || !bundle.emitted.contains(id_of(&observable)))
-        {
-            bundle.observables.insert(id_of(&observable).into());
-            bundle.emit_unchecked(observable);
-        }
-    }
-    // Correction (1): the other parts of composite attributes, after everything the
-    // connector emits.
-    let mut extra_relationships: Vec<Value> = Vec::new();
-    for result in converted.extra_results {
-        bundle.emit_result(result, &mut extra_relationships);
-    }
+    // The objects' Text observables, then correction (1): the other parts of composite
+    // attributes, after everything the connector emits.
+    bundle.emit_deferred_objects();
 
     let mut uuid_index = UuidIndex::new();
     let reference_relationships = reference_relationships(
         event,
         options,
         &converted.made_from,
-        &bundle.objects,
+        &bundle.written,
         &mut uuid_index,
         &author_id,
         now,
     );
-    for relationship in relationships
-        .into_iter()
-        .chain(extra_relationships)
-        .chain(reference_relationships)
-    {
-        bundle.emit_relationship(relationship);
-    }
+    bundle.emit_relationships(&reference_relationships);
+    drop(reference_relationships);
 
     if options.create_reports {
         let parts = ReportParts {
@@ -375,5 +347,6 @@ pub(crate) fn convert(
         };
         emit_report_and_notes(event, options, parts, &mut bundle, &mut uuid_index)?;
     }
-    Ok((bundle.objects, warninglisted))
+    *written = bundle.written;
+    Ok(converted.warninglisted)
 }

@@ -59,6 +59,8 @@ pub(crate) fn parse_event_list(bytes: &[u8], file: &str) -> Result<Vec<ListedEve
             message: "expected an event, got an empty list".into(),
         });
     }
+    // What each event's text weighs, to size its bundle's text before it is written.
+    let input_bytes = bytes.len() / items.len();
     Ok(items
         .into_iter()
         .enumerate()
@@ -88,6 +90,7 @@ pub(crate) fn parse_event_list(bytes: &[u8], file: &str) -> Result<Vec<ListedEve
                 source: file.to_string(),
                 path,
                 warnings,
+                input_bytes,
             };
             let uuid = event.uuid().map(str::to_lowercase);
             let event = match input::read_event(&event.event) {

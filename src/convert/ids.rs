@@ -104,13 +104,22 @@ impl JsonDialect for CanonicalJson {
 
     fn write_string(text: &str, out: &mut String) {
         out.push('"');
-        for character in text.chars() {
+        // Runs of characters that need no escape are copied whole: every id hashes a value
+        // or pattern, and most hold no character to escape.
+        let mut plain_from = 0;
+        for (at, byte) in text.bytes().enumerate() {
+            if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+                continue;
+            }
+            out.push_str(&text[plain_from..at]);
+            let character = char::from(byte);
             match short_escape(character) {
                 Some(escape) => out.push_str(escape),
-                None if (character as u32) < 0x20 => push_unicode_escape(character as u16, out),
-                None => out.push(character),
+                None => push_unicode_escape(u16::from(byte), out),
             }
+            plain_from = at + 1;
         }
+        out.push_str(&text[plain_from..]);
         out.push('"');
     }
 

@@ -12,6 +12,7 @@ use super::ConvertOptions;
 use super::attribute::AttributeResult;
 use super::input::{Attribute, Event};
 use super::stix::{id_of, relationship_id, sdo};
+use super::written::ObjectText;
 
 /// The STIX objects made from each MISP attribute and object, for correction (2).
 #[derive(Default)]
@@ -54,17 +55,18 @@ impl UuidIndex {
     }
 
     /// Adds the objects emitted since the last call.
-    pub(super) fn catch_up(&mut self, objects: &[Value]) {
-        for (index, object) in objects.iter().enumerate().skip(self.indexed) {
-            if let Some((_, uuid)) = id_of(object).split_once("--") {
+    pub(super) fn catch_up(&mut self, objects: &ObjectText) {
+        for index in self.indexed..objects.len() {
+            if let Some((_, uuid)) = objects.id(index).split_once("--") {
                 self.first.entry(uuid.to_string()).or_insert(index);
             }
         }
         self.indexed = objects.len();
     }
 
-    fn find<'o>(&self, uuid: &str, objects: &'o [Value]) -> Option<&'o Value> {
-        self.first.get(uuid).and_then(|&index| objects.get(index))
+    /// The position of the first object whose id ends with `uuid`.
+    fn find(&self, uuid: &str) -> Option<usize> {
+        self.first.get(uuid).copied()
     }
 }
 
@@ -77,7 +79,7 @@ pub(super) fn reference_relationships(
     event: &Event<'_>,
     options: &ConvertOptions,
     made_from: &MadeFrom,
-    bundle: &[Value],
+    bundle: &ObjectText,
     uuid_index: &mut UuidIndex,
     author_id: &str,
     now: &str,
@@ -106,11 +108,11 @@ pub(super) fn reference_relationships(
                 else {
                     continue;
                 };
-                let source = uuid_index.find(source_uuid, bundle).map(id_of);
-                let target = uuid_index.find(target_uuid, bundle).map(id_of);
+                let source = uuid_index.find(source_uuid).map(|i| bundle.id(i));
+                let target = uuid_index.find(target_uuid).map(|i| bundle.id(i));
                 source
                     .zip(target)
-                    .map(|(s, t)| (s.to_string(), t.to_string()))
+                    .map(|(s, t)| (s.into_owned(), t.into_owned()))
             } else {
                 let source_uuid = reference
                     .source_uuid
@@ -156,19 +158,21 @@ static NOTE_TAG_LINK: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r#"@\[tag\]\(([a-zA-Z:"'0-9\-=]+)\)"#).ok());
 
 /// The connector's `_process_note`: MISP links in an event report rewritten for OpenCTI.
-pub(super) fn process_note(content: &str, index: &UuidIndex, objects: &[Value]) -> String {
+pub(super) fn process_note(content: &str, index: &UuidIndex, objects: &ObjectText) -> String {
     let linked = match NOTE_OBJECT_LINK.as_ref() {
         Some(re) => re
             .replace_all(content, |caps: &Captures<'_>| {
                 let kind = &caps[1];
                 let uuid = &caps[2];
-                let found = index.find(uuid, objects).and_then(|entity| {
+                let found = index.find(uuid).and_then(|position| {
+                    // Notes link few objects: the one found is read back from its text.
+                    let entity: Value = serde_json::from_str(objects.object(position)).ok()?;
                     let name = if entity.get("type").and_then(Value::as_str) == Some("indicator") {
                         entity.get("pattern")
                     } else {
                         entity.get("value")
                     };
-                    Some((name?.as_str()?.to_string(), id_of(entity).to_string()))
+                    Some((name?.as_str()?.to_string(), id_of(&entity).to_string()))
                 });
                 match found {
                     Some((name, id)) => format!("[{kind}:{name}](/dashboard/search/{id})"),

@@ -44,6 +44,7 @@ mod shed_tests;
 mod stix;
 mod tags;
 mod threats;
+mod written;
 
 use serde_json::Value;
 
@@ -54,6 +55,9 @@ pub(crate) use self::file::parse_event_list;
 pub use self::options::{ConvertOptions, ThreatLevelScores};
 pub(crate) use self::threats::threat_tag_values;
 pub use self::threats::{ResolvedThreats, Threat};
+pub(crate) use self::written::ObjectHash;
+use self::written::ObjectText;
+pub use self::written::VOLATILE;
 
 /// One MISP event as read from a feed file.
 #[derive(Debug, Clone)]
@@ -66,6 +70,8 @@ pub struct MispEvent {
     path: String,
     /// What the file holds around the event that no conversion uses.
     warnings: Vec<String>,
+    /// The size of the event's text in its file (a share of the file for a list).
+    input_bytes: usize,
 }
 
 impl MispEvent {
@@ -125,93 +131,143 @@ pub struct InputError {
 /// Attributes that made no indicator because their value is on a warninglist, by list name.
 pub(crate) type WarninglistTally = std::collections::BTreeMap<String, usize>;
 
-/// A converted event: the STIX objects in emission order.
+/// A converted event: its STIX 2.1 bundle, each object written as text when it was emitted
+/// (in emission order), with a fresh `bundle--<uuid4>` id as stix2 gives it.
 #[derive(Debug, Clone, Default)]
 pub struct StixBundle {
-    pub objects: Vec<Value>,
+    /// The bundle's head (`{"type":"bundle","id":...,"objects":[`), then its objects.
+    written: ObjectText,
     pub(crate) warninglisted: WarninglistTally,
 }
 
 impl StixBundle {
-    /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does,
-    /// keeping the objects; [`StixBundle::into_json`] frees them as it goes.
-    #[cfg(test)]
-    pub(crate) fn to_json(&self) -> String {
-        let mut bundle = bundle_head().into_bytes();
-        for (index, object) in self.objects.iter().enumerate() {
-            if index > 0 {
-                bundle.push(b',');
-            }
-            // A `Value` always serialises to a `Vec`.
-            let _ = serde_json::to_writer(&mut bundle, object);
-        }
-        bundle.extend_from_slice(b"]}");
-        String::from_utf8(bundle).unwrap_or_default()
+    /// The number of objects.
+    pub fn len(&self) -> usize {
+        self.written.len()
     }
 
-    /// Serialises as a STIX 2.1 bundle with a fresh `bundle--<uuid4>` id, as stix2 does.
-    /// Each object is dropped once written, so the objects and their text are not both held
-    /// in full.
+    pub fn is_empty(&self) -> bool {
+        self.written.len() == 0
+    }
+
+    /// Each object parsed back, in bundle order: for tests and tools that look at the
+    /// objects themselves (the pipeline only moves their text).
+    pub fn objects(&self) -> Vec<Value> {
+        self.written.values()
+    }
+
+    /// The text of object `index` as it is in the bundle.
+    pub fn object_text(&self, index: usize) -> &str {
+        self.written.object(index)
+    }
+
+    /// Each object's id, stable-content hash and whether it lists others, in bundle order.
+    pub(crate) fn summaries(&self) -> impl Iterator<Item = ObjectSummary<'_>> {
+        self.written
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| ObjectSummary {
+                id: self.written.id(index),
+                hash: entry.hash,
+                container: entry.container,
+            })
+    }
+
+    /// A bundle of `objects` as the conversion would write it.
+    #[cfg(test)]
+    pub(crate) fn of_values(objects: &[Value]) -> Self {
+        let mut written = ObjectText::with_head(&bundle_head());
+        for object in objects {
+            written.write(object);
+        }
+        StixBundle {
+            written,
+            warninglisted: WarninglistTally::new(),
+        }
+    }
+
+    /// The bundle's text, keeping the bundle; [`StixBundle::into_json`] moves it out.
+    #[cfg(test)]
+    pub(crate) fn to_json(&self) -> String {
+        self.clone().into_json()
+    }
+
+    /// The bundle's text: already written, it is only closed.
     pub fn into_json(self) -> String {
-        self.into_part_json_and_objects_sha256(None).0
+        self.written.finish("]}")
+    }
+
+    /// The SHA-256 (hex) of the bundle's content: each object's id and stable-content hash,
+    /// in order. Unlike the bundle's text it does not change between runs of the same event
+    /// (no bundle id, no field filled from the clock), and it costs a pass over ids only.
+    pub(crate) fn content_sha256(&self) -> String {
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        for object in self.summaries() {
+            digest.update(object.id.as_bytes());
+            digest.update([0]);
+            digest.update(object.hash);
+        }
+        hex::encode(digest.finalize())
     }
 
     /// A bundle of the objects at `positions` only (in bundle order; `None`: all of them),
-    /// and the SHA-256 (hex) of the serialised `objects` array of the whole bundle, which,
-    /// unlike the bundle, does not change between runs. Each object is serialised once,
-    /// straight into the bundle text when it is part of it, and dropped once written.
-    pub(crate) fn into_part_json_and_objects_sha256(
+    /// and [`StixBundle::content_sha256`].
+    pub(crate) fn into_part_json_and_content_sha256(
         self,
         positions: Option<&[usize]>,
     ) -> (String, String) {
-        use sha2::Digest;
-        let mut digest = sha2::Sha256::new();
-        let mut bundle = bundle_head();
-        let mut scratch: Vec<u8> = Vec::new();
-        let mut wanted = positions.map(|positions| positions.iter().copied().peekable());
-        let mut first_in_part = true;
-        digest.update(b"[");
-        for (index, object) in self.objects.into_iter().enumerate() {
-            scratch.clear();
-            // A `Value` always serialises; the fallback only keeps the signature total.
-            if serde_json::to_writer(&mut scratch, &object).is_err() {
-                scratch.clear();
-                scratch.extend_from_slice(b"{}");
-            }
-            drop(object);
-            if index > 0 {
-                digest.update(b",");
-            }
-            digest.update(&scratch);
-            let in_part = match &mut wanted {
-                None => true,
-                Some(wanted) => {
-                    while wanted.next_if(|&position| position < index).is_some() {}
-                    wanted.next_if_eq(&index).is_some()
+        let content_sha256 = self.content_sha256();
+        let json = match positions {
+            None => self.into_json(),
+            Some(positions) => {
+                let head = self.written.head();
+                let mut part = String::with_capacity(head.len() + 2);
+                part.push_str(head);
+                let mut wanted: Vec<usize> = positions.to_vec();
+                wanted.sort_unstable();
+                wanted.dedup();
+                for (count, position) in wanted
+                    .into_iter()
+                    .filter(|&position| position < self.written.len())
+                    .enumerate()
+                {
+                    if count > 0 {
+                        part.push(',');
+                    }
+                    part.push_str(self.written.object(position));
                 }
-            };
-            if in_part {
-                if !first_in_part {
-                    bundle.push(',');
-                }
-                first_in_part = false;
-                // serde_json writes UTF-8.
-                bundle.push_str(std::str::from_utf8(&scratch).unwrap_or("{}"));
+                part.push_str("]}");
+                part
             }
-        }
-        digest.update(b"]");
-        bundle.push_str("]}");
-        (bundle, hex::encode(digest.finalize()))
+        };
+        (json, content_sha256)
     }
+}
+
+/// What the delta push reads of one object.
+pub(crate) struct ObjectSummary<'b> {
+    pub(crate) id: std::borrow::Cow<'b, str>,
+    pub(crate) hash: ObjectHash,
+    pub(crate) container: bool,
+}
+
+/// Room for a bundle made from `input_bytes` of MISP JSON, reserved before it is written: a
+/// text grown by doubling holds its old and new copies at once when it moves, and room
+/// reserved but not yet written takes address space only, not memory. Measured bundles are
+/// 3.7 to 10 times their input (`BENCHMARKS.md`); a larger one grows as any text does.
+fn expected_bundle_bytes(input_bytes: usize) -> usize {
+    const LARGEST_RESERVATION: usize = 1 << 30;
+    input_bytes.saturating_mul(12).min(LARGEST_RESERVATION)
 }
 
 /// `{"type":"bundle","id":"bundle--<uuid4>","objects":[`, compact as serde_json writes it.
 fn bundle_head() -> String {
-    let mut bundle = String::with_capacity(1 << 16);
-    bundle.push_str("{\"type\":\"bundle\",\"id\":\"bundle--");
-    bundle.push_str(&uuid::Uuid::new_v4().to_string());
-    bundle.push_str("\",\"objects\":[");
-    bundle
+    format!(
+        "{{\"type\":\"bundle\",\"id\":\"bundle--{}\",\"objects\":[",
+        uuid::Uuid::new_v4()
+    )
 }
 
 /// Converts one event to the objects of its STIX 2.1 bundle, in the connector's order.
@@ -237,10 +293,12 @@ pub(crate) fn convert_event_at(
 ) -> Result<StixBundle, InputError> {
     let view = input::read_event(&event.event).map_err(|e| event.error(e))?;
     let now = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    let (objects, warninglisted) =
-        event::convert(&view, options, threats, warninglists, &now).map_err(|e| event.error(e))?;
+    let mut written = ObjectText::with_head(&bundle_head());
+    written.reserve(expected_bundle_bytes(event.input_bytes));
+    let warninglisted = event::convert(&view, options, threats, warninglists, &now, &mut written)
+        .map_err(|e| event.error(e))?;
     Ok(StixBundle {
-        objects,
+        written,
         warninglisted,
     })
 }
@@ -251,15 +309,16 @@ mod tests {
 
     use super::StixBundle;
 
+    fn objects() -> Vec<Value> {
+        vec![
+            json!({"type": "identity", "id": "identity--1", "name": "caf\u{e9}"}),
+            json!({"type": "report", "id": "report--2", "object_refs": ["identity--1"]}),
+            json!({"type": "note", "id": "note--3", "score": 2.5}),
+        ]
+    }
+
     fn bundle() -> StixBundle {
-        StixBundle {
-            objects: vec![
-                json!({"type": "identity", "id": "identity--1", "name": "caf\u{e9}"}),
-                json!({"type": "report", "id": "report--2", "object_refs": ["identity--1"]}),
-                json!({"type": "note", "id": "note--3", "score": 2.5}),
-            ],
-            ..StixBundle::default()
-        }
+        StixBundle::of_values(&objects())
     }
 
     /// The bundle without its random id.
@@ -272,22 +331,39 @@ mod tests {
 
     #[test]
     fn every_serialisation_writes_the_same_objects() {
-        let expected_objects = serde_json::to_string(&bundle().objects).unwrap();
+        let expected_objects = serde_json::to_string(&objects()).unwrap();
+        assert_eq!(bundle().objects(), objects());
         let whole = bundle().to_json();
         assert!(whole.ends_with(&format!(",\"objects\":{expected_objects}}}")));
         assert_eq!(without_id(&whole), without_id(&bundle().into_json()));
-        let (all, all_sha256) = bundle().into_part_json_and_objects_sha256(None);
+        let (all, _) = bundle().into_part_json_and_content_sha256(None);
         assert_eq!(without_id(&all), without_id(&whole));
-        use sha2::Digest;
-        let digest = hex::encode(sha2::Sha256::digest(expected_objects.as_bytes()));
-        assert_eq!(all_sha256, digest);
+    }
+
+    #[test]
+    fn the_content_hash_follows_the_stable_content_only() {
+        let hash = |objects: &[Value]| StixBundle::of_values(objects).content_sha256();
+        assert_eq!(hash(&objects()), bundle().content_sha256());
+        let mut restamped = objects();
+        restamped[0]["created"] = json!("2030-01-01T00:00:00.000Z");
+        restamped[0]["modified"] = json!("2030-01-01T00:00:00.000Z");
+        assert_eq!(
+            hash(&restamped),
+            hash(&objects()),
+            "identity times are the clock's"
+        );
+        let mut renamed = objects();
+        renamed[0]["name"] = json!("other");
+        assert_ne!(hash(&renamed), hash(&objects()));
+        let mut reordered = objects();
+        reordered.swap(0, 2);
+        assert_ne!(hash(&reordered), hash(&objects()));
     }
 
     #[test]
     fn a_part_holds_the_objects_asked_for_and_the_hash_of_all() {
-        let (part, sha256) = bundle().into_part_json_and_objects_sha256(Some(&[0, 2]));
-        let (_, all_sha256) = bundle().into_part_json_and_objects_sha256(None);
-        assert_eq!(sha256, all_sha256);
+        let (part, sha256) = bundle().into_part_json_and_content_sha256(Some(&[0, 2]));
+        assert_eq!(sha256, bundle().content_sha256());
         let part: Value = serde_json::from_str(&part).unwrap();
         let ids: Vec<&str> = part["objects"]
             .as_array()
@@ -296,7 +372,7 @@ mod tests {
             .map(|object| object["id"].as_str().unwrap())
             .collect();
         assert_eq!(ids, ["identity--1", "note--3"]);
-        let (empty, _) = bundle().into_part_json_and_objects_sha256(Some(&[]));
+        let (empty, _) = bundle().into_part_json_and_content_sha256(Some(&[]));
         let empty: Value = serde_json::from_str(&empty).unwrap();
         assert_eq!(empty["objects"], json!([]));
     }

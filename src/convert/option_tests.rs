@@ -59,7 +59,7 @@ fn convert(options: &ConvertOptions) -> Vec<Value> {
     let events = parse_event_file(bytes.as_bytes(), "options.json").unwrap();
     convert_event(&events[0], options, &ResolvedThreats::default())
         .unwrap()
-        .objects
+        .objects()
 }
 
 fn compat(options: ConvertOptions) -> ConvertOptions {

@@ -38,7 +38,8 @@ pub(super) fn emit_report_and_notes(
     let compat = options.reference_compat;
     let report = build_report(event, options, &root, &mut parts, bundle)?;
     let report_id = id_of(&report).to_string();
-    bundle.emit_unchecked(report);
+    bundle.emit_unchecked(&report);
+    drop(report);
 
     let reports_path = root.key("EventReport");
     let notes = event.event_reports.as_ref().map_err(Clone::clone)?;
@@ -51,8 +52,8 @@ pub(super) fn emit_report_and_notes(
         let secs = note.timestamp.and_then(py_int).ok_or_else(bad_timestamp)?;
         let created = utc_seconds(secs).ok_or_else(bad_timestamp)?;
         let created_ms = utc_millis(secs).ok_or_else(bad_timestamp)?;
-        uuid_index.catch_up(&bundle.objects);
-        let content = process_note(note.content, uuid_index, &bundle.objects);
+        uuid_index.catch_up(&bundle.written);
+        let content = process_note(note.content, uuid_index, &bundle.written);
         let id = note_id(&created, &content);
         let mut object = sdo("note", &id, &created_ms, &created_ms);
         object.insert("created_by_ref".into(), parts.author_id.into());
@@ -72,7 +73,7 @@ pub(super) fn emit_report_and_notes(
         // Notes never collapse in the connector; in the corrected mode a repeated note
         // (same time, same content) is emitted once.
         if compat || !bundle.emitted.contains(id.as_str()) {
-            bundle.emit_unchecked(Value::Object(object));
+            bundle.emit_unchecked(&Value::Object(object));
         }
     }
     Ok(())

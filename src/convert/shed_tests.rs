@@ -54,8 +54,9 @@ fn dropping_the_unread_attribute_members_changes_no_bundle() {
         let mut shed = event.clone();
         shed.shed_unread_members();
         for options in [full(true), full(false), ConvertOptions::default()] {
-            let whole = convert_event_at(&event, &options, &threats, None, now).map(|b| b.objects);
-            let lean = convert_event_at(&shed, &options, &threats, None, now).map(|b| b.objects);
+            let whole =
+                convert_event_at(&event, &options, &threats, None, now).map(|b| b.objects());
+            let lean = convert_event_at(&shed, &options, &threats, None, now).map(|b| b.objects());
             match (whole, lean) {
                 (Ok(whole), Ok(lean)) => assert!(
                     whole == lean,

@@ -237,15 +237,6 @@ pub(crate) fn organization(name: &str, now: &str) -> Value {
     Value::Object(object)
 }
 
-/// An object whose map holds no spare room: a map grows by doubling while it is built, and a
-/// large event's conversion holds hundreds of thousands of them until it is serialised.
-pub(crate) fn exact_size(object: Value) -> Value {
-    match object {
-        Value::Object(members) => Value::Object(members.into_iter().collect()),
-        other => other,
-    }
-}
-
 /// The `id` of a built object.
 pub(crate) fn id_of(object: &Value) -> &str {
     object.get("id").and_then(Value::as_str).unwrap_or("")

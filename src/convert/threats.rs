@@ -127,7 +127,9 @@ mod tests {
     fn asked_by_conversion(event: &MispEvent, options: &ConvertOptions) -> Vec<String> {
         let recorder = Recorder::default();
         let view = read_event(&event.event).unwrap();
-        event::convert(&view, options, &recorder, None, "2024-01-01T00:00:00.000Z").unwrap();
+        let mut written = crate::convert::written::ObjectText::default();
+        let now = "2024-01-01T00:00:00.000Z";
+        event::convert(&view, options, &recorder, None, now, &mut written).unwrap();
         let mut seen = HashSet::new();
         let asked = recorder.asked.into_inner();
         asked

@@ -321,7 +321,8 @@ pub struct QueuedEvent {
 pub struct PushedContent {
     /// sha256 of the event file's bytes (or of the event, for S3 lists).
     pub content_sha256: String,
-    /// sha256 of the bundle's objects.
+    /// sha256 of the bundle's content: its objects' ids and stable-content hashes, in order
+    /// (the same for two conversions of the same event at different times).
     pub bundle_sha256: String,
 }
 

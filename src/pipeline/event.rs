@@ -93,12 +93,12 @@ impl Pipeline {
                     // The event's input is no longer needed: freed before the bundle text
                     // grows.
                     drop(event);
-                    let delta = delta::select(&bundle.objects, previous.as_ref());
+                    let delta = delta::select(&bundle, previous.as_ref());
                     let warninglisted = std::mem::take(&mut bundle.warninglisted);
                     let positions = (!delta.full).then_some(delta.send.as_slice());
-                    let (json, objects_sha256) =
-                        bundle.into_part_json_and_objects_sha256(positions);
-                    (json, objects_sha256, delta, warninglisted)
+                    let (json, content_sha256) =
+                        bundle.into_part_json_and_content_sha256(positions);
+                    (json, content_sha256, delta, warninglisted)
                 })
                 .map_err(|e| e.to_string())
         })

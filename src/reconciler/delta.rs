@@ -12,56 +12,9 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-/// A short hash of an object's stable content.
-pub(crate) type ObjectHash = [u8; 8];
-
-/// Per STIX type, the fields the conversion fills from the clock.
-pub const VOLATILE: &[(&str, &[&str])] = &[
-    ("attack-pattern", &["created", "modified"]),
-    ("identity", &["created", "modified"]),
-    ("intrusion-set", &["created", "modified"]),
-    ("location", &["created", "modified"]),
-    ("malware", &["created", "modified"]),
-    ("marking-definition", &["created"]),
-    ("relationship", &["created", "modified"]),
-    ("sighting", &["created", "modified"]),
-    ("tool", &["created", "modified"]),
-];
-
-fn volatile_fields(stix_type: &str) -> &'static [&'static str] {
-    VOLATILE
-        .iter()
-        .find(|(t, _)| *t == stix_type)
-        .map_or(&[], |(_, fields)| fields)
-}
-
-/// The hash of `object` without its clock-filled fields.
-pub(crate) fn stable_hash(object: &Value) -> ObjectHash {
-    let mut digest = Sha256::new();
-    if let Value::Object(map) = object {
-        let volatile = volatile_fields(map.get("type").and_then(Value::as_str).unwrap_or(""));
-        for (key, value) in map {
-            if volatile.contains(&key.as_str()) {
-                continue;
-            }
-            digest.update(key.as_bytes());
-            digest.update([0]);
-            digest.update(serde_json::to_string(value).unwrap_or_default().as_bytes());
-            digest.update([0]);
-        }
-    }
-    let mut hash = [0u8; 8];
-    hash.copy_from_slice(&digest.finalize()[..8]);
-    hash
-}
-
-/// Whether an object must travel with every push of its event: it lists others.
-fn is_container(object: &Value) -> bool {
-    object.get("object_refs").is_some()
-}
+pub(crate) use crate::convert::ObjectHash;
+use crate::convert::StixBundle;
+pub use crate::convert::VOLATILE;
 
 /// What a push of an event sends, and what the ledger records once it is confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,33 +40,31 @@ impl Delta {
     }
 }
 
-/// Chooses what to send of `objects`, given the hashes the platform confirmed for the
-/// event's previous push (`None`: none known, or the delta push is off: everything).
-pub(crate) fn select(objects: &[Value], previous: Option<&HashMap<String, ObjectHash>>) -> Delta {
-    let hashes: Vec<(String, ObjectHash)> = objects
-        .iter()
-        .map(|object| {
-            let id = object.get("id").and_then(Value::as_str).unwrap_or("");
-            (id.to_string(), stable_hash(object))
-        })
-        .collect();
+/// Chooses what to send of `bundle`, given the hashes the platform confirmed for the
+/// event's previous push (`None`: none known, or the delta push is off: everything). The
+/// hashes were computed as the objects were written (`convert/written.rs`).
+pub(crate) fn select(bundle: &StixBundle, previous: Option<&HashMap<String, ObjectHash>>) -> Delta {
+    let mut hashes: Vec<(String, ObjectHash)> = Vec::with_capacity(bundle.len());
+    let mut send = Vec::new();
+    for (position, object) in bundle.summaries().enumerate() {
+        let id = object.id.into_owned();
+        // Whether an object must travel with every push of its event: it lists others.
+        let changed = previous.is_none_or(|previous| {
+            object.container || previous.get(id.as_str()) != Some(&object.hash)
+        });
+        if changed {
+            send.push(position);
+        }
+        hashes.push((id, object.hash));
+    }
     let Some(previous) = previous else {
         return Delta {
-            send: (0..objects.len()).collect(),
+            send,
             hashes,
             removed: Vec::new(),
             full: true,
         };
     };
-    let send = objects
-        .iter()
-        .zip(&hashes)
-        .enumerate()
-        .filter(|(_, (object, (id, hash)))| {
-            is_container(object) || previous.get(id.as_str()) != Some(hash)
-        })
-        .map(|(position, _)| position)
-        .collect();
     let current: std::collections::HashSet<&str> =
         hashes.iter().map(|(id, _)| id.as_str()).collect();
     let removed = previous
@@ -135,7 +86,7 @@ mod tests {
 
     use super::*;
     use crate::convert::{ConvertOptions, ResolvedThreats, convert_event_at, parse_event_file};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn fixture_events() -> Vec<crate::convert::MispEvent> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/misp");
@@ -205,8 +156,11 @@ mod tests {
                 let threats = ResolvedThreats::default();
                 let a = convert_event_at(&event, &options, &threats, None, early).unwrap();
                 let b = convert_event_at(&event, &options, &threats, None, late).unwrap();
-                assert_eq!(a.objects.len(), b.objects.len());
-                for (x, y) in a.objects.iter().zip(&b.objects) {
+                assert_eq!(a.len(), b.len());
+                let hashes_a: Vec<ObjectHash> = a.summaries().map(|o| o.hash).collect();
+                let hashes_b: Vec<ObjectHash> = b.summaries().map(|o| o.hash).collect();
+                let (a, b) = (a.objects(), b.objects());
+                for (index, (x, y)) in a.iter().zip(&b).enumerate() {
                     assert_eq!(x["id"], y["id"]);
                     let stix_type = x["type"].as_str().unwrap();
                     for (key, value) in x.as_object().unwrap() {
@@ -214,7 +168,7 @@ mod tests {
                             changed.insert((stix_type.to_string(), key.clone()));
                         }
                     }
-                    assert_eq!(stable_hash(x), stable_hash(y), "{stix_type} {}", x["id"]);
+                    assert_eq!(hashes_a[index], hashes_b[index], "{stix_type} {}", x["id"]);
                 }
             }
         }
@@ -239,7 +193,7 @@ mod tests {
             object("indicator--b", "b"),
             json!({"type": "report", "id": "report--r", "object_refs": ["indicator--a", "indicator--b"]}),
         ];
-        let pushed = select(&first, None);
+        let pushed = select(&StixBundle::of_values(&first), None);
         assert!(pushed.full);
         assert_eq!(pushed.send, vec![0, 1, 2]);
         let previous: HashMap<String, ObjectHash> = pushed.hashes.into_iter().collect();
@@ -250,12 +204,12 @@ mod tests {
             json!({"type": "report", "id": "report--r",
                    "object_refs": ["indicator--a", "indicator--b", "indicator--c"]}),
         ];
-        let delta = select(&second, Some(&previous));
+        let delta = select(&StixBundle::of_values(&second), Some(&previous));
         assert!(!delta.full);
         assert_eq!(delta.send, vec![1, 2, 3]);
         assert_eq!((delta.sent(), delta.total()), (3, 4));
         let third = vec![object("indicator--a", "a")];
-        let shrunk = select(&third, Some(&previous));
+        let shrunk = select(&StixBundle::of_values(&third), Some(&previous));
         let mut removed = shrunk.removed.clone();
         removed.sort();
         assert_eq!(removed, vec!["indicator--b", "report--r"]);
@@ -267,12 +221,16 @@ mod tests {
             json!({"type": "relationship", "id": "relationship--x", "created": time,
                    "modified": time, "relationship_type": "indicates"})
         };
-        assert_eq!(
-            stable_hash(&at("2024-01-01T00:00:00.000Z")),
-            stable_hash(&at("2025-06-01T12:00:00.000Z"))
-        );
         let other = json!({"type": "relationship", "id": "relationship--x",
                            "relationship_type": "based-on"});
-        assert_ne!(stable_hash(&at("x")), stable_hash(&other));
+        let bundle = StixBundle::of_values(&[
+            at("2024-01-01T00:00:00.000Z"),
+            at("2025-06-01T12:00:00.000Z"),
+            at("x"),
+            other,
+        ]);
+        let hashes: Vec<ObjectHash> = bundle.summaries().map(|o| o.hash).collect();
+        assert_eq!(hashes[0], hashes[1]);
+        assert_ne!(hashes[2], hashes[3]);
     }
 }

@@ -1,0 +1,315 @@
+//! STIX objects written as text the moment they are emitted.
+//!
+//! A large event makes hundreds of thousands of objects; held as `serde_json::Value` maps
+//! until the bundle is serialised they take several times the bundle's size. Each object is
+//! instead written once, compact as serde_json writes it, into one growing text, and its map
+//! is dropped at once. What the later steps need of an object is recorded beside its text:
+//! where it is, its id, whether it lists other objects (`object_refs`), and the hash of its
+//! stable content that the delta push compares (computed from the very bytes written, so an
+//! object is serialised once for both).
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// A short hash of an object's stable content: every member except the fields the
+/// conversion fills from the clock ([`VOLATILE`]), as `key \0 compact-json \0` in order.
+pub(crate) type ObjectHash = [u8; 8];
+
+/// Per STIX type, the fields the conversion fills from the clock (stix2 stamps
+/// `created`/`modified` on objects the event gives no time for).
+pub const VOLATILE: &[(&str, &[&str])] = &[
+    ("attack-pattern", &["created", "modified"]),
+    ("identity", &["created", "modified"]),
+    ("intrusion-set", &["created", "modified"]),
+    ("location", &["created", "modified"]),
+    ("malware", &["created", "modified"]),
+    ("marking-definition", &["created"]),
+    ("relationship", &["created", "modified"]),
+    ("sighting", &["created", "modified"]),
+    ("tool", &["created", "modified"]),
+];
+
+fn volatile_fields(stix_type: &str) -> &'static [&'static str] {
+    VOLATILE
+        .iter()
+        .find(|(t, _)| *t == stix_type)
+        .map_or(&[], |(_, fields)| fields)
+}
+
+/// Where one written object is, and what is known of it without reading it again.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The object's text.
+    span: Range<usize>,
+    /// Its `id`'s text (inside the quotes, as written).
+    id: Range<usize>,
+    pub(crate) hash: ObjectHash,
+    /// It has `object_refs`: a container that travels with every push of its event.
+    pub(crate) container: bool,
+}
+
+/// Objects written one after the other, separated by commas, after an optional head.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ObjectText {
+    text: Vec<u8>,
+    /// The length of the head the objects follow.
+    head_len: usize,
+    entries: Vec<Entry>,
+}
+
+impl ObjectText {
+    /// An empty text whose objects will follow `head` (a bundle's opening, say).
+    pub(crate) fn with_head(head: &str) -> Self {
+        let mut text = Vec::with_capacity(head.len().max(1 << 16));
+        text.extend_from_slice(head.as_bytes());
+        ObjectText {
+            text,
+            head_len: head.len(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Room for `additional` more bytes of objects.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.text.reserve(additional);
+    }
+
+    /// The head the objects follow.
+    pub(crate) fn head(&self) -> &str {
+        self.slice(0..self.head_len)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The text of object `index`, as written.
+    pub(crate) fn object(&self, index: usize) -> &str {
+        self.entries
+            .get(index)
+            .map_or("", |entry| self.slice(entry.span.clone()))
+    }
+
+    /// The id of object `index` (unescaped; ids are plain in practice).
+    pub(crate) fn id(&self, index: usize) -> Cow<'_, str> {
+        let Some(entry) = self.entries.get(index) else {
+            return Cow::Borrowed("");
+        };
+        let raw = self.slice(entry.id.clone());
+        if raw.contains('\\') {
+            let quoted = format!("\"{raw}\"");
+            return Cow::Owned(serde_json::from_str(&quoted).unwrap_or_default());
+        }
+        Cow::Borrowed(raw)
+    }
+
+    fn slice(&self, range: Range<usize>) -> &str {
+        // Only whole JSON texts written by serde_json are recorded: always UTF-8.
+        self.text
+            .get(range)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .unwrap_or("")
+    }
+
+    /// Writes `object` after the others; returns its position.
+    pub(crate) fn write(&mut self, object: &Value) -> usize {
+        if !self.entries.is_empty() {
+            self.text.push(b',');
+        }
+        let start = self.text.len();
+        let mut digest = Sha256::new();
+        let mut id = start..start;
+        let mut container = false;
+        match object {
+            Value::Object(members) => {
+                let volatile =
+                    volatile_fields(members.get("type").and_then(Value::as_str).unwrap_or(""));
+                self.text.push(b'{');
+                for (position, (key, value)) in members.iter().enumerate() {
+                    if position > 0 {
+                        self.text.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut self.text, key.as_str());
+                    self.text.push(b':');
+                    let value_start = self.text.len();
+                    write_json(&mut self.text, value);
+                    let value_text = &self.text[value_start..];
+                    match key.as_str() {
+                        "id" if value.is_string() => {
+                            id = value_start + 1..self.text.len() - 1;
+                        }
+                        "object_refs" => container = true,
+                        _ => {}
+                    }
+                    if !volatile.contains(&key.as_str()) {
+                        digest.update(key.as_bytes());
+                        digest.update([0]);
+                        digest.update(value_text);
+                        digest.update([0]);
+                    }
+                }
+                self.text.push(b'}');
+            }
+            other => write_json(&mut self.text, other),
+        }
+        let mut hash = [0u8; 8];
+        hash.copy_from_slice(&digest.finalize()[..8]);
+        self.entries.push(Entry {
+            span: start..self.text.len(),
+            id,
+            hash,
+            container,
+        });
+        self.entries.len() - 1
+    }
+
+    /// Appends object `index` of `other`, with what is known of it.
+    pub(crate) fn append_from(&mut self, other: &ObjectText, index: usize) {
+        let Some(entry) = other.entries.get(index) else {
+            return;
+        };
+        if !self.entries.is_empty() {
+            self.text.push(b',');
+        }
+        let start = self.text.len();
+        self.text.extend_from_slice(&other.text[entry.span.clone()]);
+        let shift = |range: &Range<usize>| {
+            range.start - entry.span.start + start..range.end - entry.span.start + start
+        };
+        self.entries.push(Entry {
+            span: shift(&entry.span),
+            id: shift(&entry.id),
+            hash: entry.hash,
+            container: entry.container,
+        });
+    }
+
+    /// The whole text: the head, the objects, then `tail`.
+    pub(crate) fn finish(mut self, tail: &str) -> String {
+        self.text.extend_from_slice(tail.as_bytes());
+        // Every byte is a head given as `&str`, serde_json's UTF-8 output, commas or `tail`.
+        String::from_utf8(self.text)
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+    }
+
+    /// Each object parsed back: for tests and tools that look at the objects themselves.
+    pub(crate) fn values(&self) -> Vec<Value> {
+        (0..self.len())
+            .map(|index| serde_json::from_str(self.object(index)).unwrap_or(Value::Null))
+            .collect()
+    }
+}
+
+/// Compact JSON as serde_json writes it; a `Value` always serialises into a `Vec`.
+fn write_json(out: &mut Vec<u8>, value: &Value) {
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The definition the delta push's hashes were first computed with: each stable member
+    /// serialised on its own.
+    fn member_by_member_hash(object: &Value) -> ObjectHash {
+        let mut digest = Sha256::new();
+        let map = object.as_object().unwrap();
+        let volatile = volatile_fields(map.get("type").and_then(Value::as_str).unwrap_or(""));
+        for (key, value) in map {
+            if volatile.contains(&key.as_str()) {
+                continue;
+            }
+            digest.update(key.as_bytes());
+            digest.update([0]);
+            digest.update(serde_json::to_string(value).unwrap().as_bytes());
+            digest.update([0]);
+        }
+        let mut hash = [0u8; 8];
+        hash.copy_from_slice(&digest.finalize()[..8]);
+        hash
+    }
+
+    fn sample() -> Vec<Value> {
+        vec![
+            json!({"type": "identity", "id": "identity--1", "name": "caf\u{e9} \"q\"",
+                   "created": "2024-01-01T00:00:00.000Z"}),
+            json!({"type": "report", "id": "report--2", "object_refs": ["identity--1"],
+                   "x": {"nested": [1, 2.5, null, true]}}),
+            json!({"type": "relationship", "id": "relationship--3", "created": "now",
+                   "modified": "now", "source_ref": "a", "target_ref": "b"}),
+        ]
+    }
+
+    #[test]
+    fn objects_are_written_as_serde_json_writes_them_with_their_stable_hash() {
+        let mut text = ObjectText::with_head("[");
+        for object in sample() {
+            text.write(&object);
+        }
+        let expected = serde_json::to_string(&sample()).unwrap();
+        assert_eq!(text.finish("]"), expected);
+
+        let mut text = ObjectText::default();
+        for object in sample() {
+            text.write(&object);
+        }
+        for (index, object) in sample().iter().enumerate() {
+            assert_eq!(text.object(index), serde_json::to_string(object).unwrap());
+            assert_eq!(text.id(index), object["id"].as_str().unwrap());
+            assert_eq!(text.entries()[index].hash, member_by_member_hash(object));
+            assert_eq!(
+                text.entries()[index].container,
+                object.get("object_refs").is_some()
+            );
+        }
+        assert_eq!(text.values(), sample());
+    }
+
+    #[test]
+    fn the_clock_filled_fields_do_not_change_the_hash() {
+        let mut text = ObjectText::default();
+        let mut later = sample()[2].clone();
+        later["created"] = json!("later");
+        later["modified"] = json!("later");
+        text.write(&sample()[2]);
+        text.write(&later);
+        let mut changed = later.clone();
+        changed["target_ref"] = json!("c");
+        text.write(&changed);
+        let hashes: Vec<ObjectHash> = text.entries().iter().map(|e| e.hash).collect();
+        assert_eq!(hashes[0], hashes[1]);
+        assert_ne!(hashes[1], hashes[2]);
+    }
+
+    #[test]
+    fn an_appended_object_keeps_its_text_id_and_hash() {
+        let mut pending = ObjectText::default();
+        for object in sample() {
+            pending.write(&object);
+        }
+        let mut text = ObjectText::with_head("{\"objects\":[");
+        text.write(&json!({"type": "note", "id": "note--0"}));
+        text.append_from(&pending, 1);
+        text.append_from(&pending, 0);
+        assert_eq!(text.id(1), "report--2");
+        assert_eq!(text.id(2), "identity--1");
+        assert_eq!(text.object(2), pending.object(0));
+        assert_eq!(text.entries()[1].hash, pending.entries()[1].hash);
+        assert!(text.entries()[1].container);
+        let bundle = text.finish("]}");
+        let parsed: Value = serde_json::from_str(&bundle).unwrap();
+        let parsed = parsed["objects"].as_array().unwrap();
+        assert_eq!(parsed[0]["id"], "note--0");
+        assert_eq!(parsed[1], sample()[1]);
+        assert_eq!(parsed[2], sample()[0]);
+    }
+}
