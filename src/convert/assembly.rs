@@ -93,6 +93,10 @@ pub(super) struct Assembly {
 impl Assembly {
     /// A bundle written into `written` (its head already there).
     pub(super) fn new(compat: bool, written: ObjectText) -> Self {
+        // The relationships alone can be a third of a bundle: the side text gets room (address
+        // space, not memory, until written) so that it does not move as it grows.
+        let mut deferred = Deferred::default();
+        deferred.text.reserve(written.capacity() / 2);
         Assembly {
             written,
             compat,
@@ -104,7 +108,7 @@ impl Assembly {
             relationships: HashSet::new(),
             object_refs: Vec::new(),
             object_ref_keys: HashSet::new(),
-            deferred: Deferred::default(),
+            deferred,
         }
     }
 

@@ -77,6 +77,11 @@ impl ObjectText {
         self.text.reserve(additional);
     }
 
+    /// The bytes the text can hold without moving.
+    pub(crate) fn capacity(&self) -> usize {
+        self.text.capacity()
+    }
+
     /// The head the objects follow.
     pub(crate) fn head(&self) -> &str {
         self.slice(0..self.head_len)
