@@ -5,6 +5,10 @@
 
 use std::borrow::Cow;
 
+use serde_json::Value;
+
+use crate::pycompat::json::{PythonJson, write_json, write_python_string};
+
 /// One member of an object: its key (unescaped) and the text of its value.
 pub(super) type Member<'a> = (Cow<'a, str>, &'a str);
 
@@ -136,6 +140,75 @@ pub(super) fn array_elements(text: &str) -> Option<Vec<&str>> {
         Some(end)
     })?;
     Some(elements)
+}
+
+/// Writes a JSON value, given as its text, as Python's `json.dumps` writes what `json.loads`
+/// reads from it, without building a tree: arrays and objects item by item, strings of
+/// printable ASCII without escapes, small non-negative integers and the literals copied
+/// (they are the same text in both). Anything else (floats, negative numbers, strings with
+/// escapes or beyond ASCII) goes through a parsed value.
+pub(super) fn write_raw_python(raw: &str, out: &mut String) {
+    match raw.as_bytes().first() {
+        Some(b'"') => {
+            if is_plain_string(raw) {
+                out.push_str(raw);
+                return;
+            }
+            if let Ok(text) = serde_json::from_str::<Cow<'_, str>>(raw) {
+                write_python_string(&text, out);
+                return;
+            }
+        }
+        Some(b'[') => {
+            if let Some(elements) = array_elements(raw) {
+                out.push('[');
+                for (position, element) in elements.iter().enumerate() {
+                    if position > 0 {
+                        out.push_str(", ");
+                    }
+                    write_raw_python(element, out);
+                }
+                out.push(']');
+                return;
+            }
+        }
+        Some(b'{') => {
+            // Members as `json.loads` reads them: a repeated key keeps its first place and
+            // its last value.
+            if let Some(members) = object_members(raw) {
+                out.push('{');
+                for (position, (key, value)) in members.iter().enumerate() {
+                    if position > 0 {
+                        out.push_str(", ");
+                    }
+                    write_python_string(key, out);
+                    out.push_str(": ");
+                    write_raw_python(value, out);
+                }
+                out.push('}');
+                return;
+            }
+        }
+        _ => {
+            // u64 holds every 19-digit number: such an integer is written back as it came.
+            let small_integer = raw.len() <= 19 && raw.bytes().all(|byte| byte.is_ascii_digit());
+            if small_integer || matches!(raw, "true" | "false" | "null") {
+                out.push_str(raw);
+                return;
+            }
+        }
+    }
+    let value: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+    write_json::<PythonJson>(&value, out);
+}
+
+/// A JSON string of printable ASCII without escapes: the same text in Python's output.
+fn is_plain_string(raw: &str) -> bool {
+    raw.len() >= 2
+        && raw.ends_with('"')
+        && raw[1..raw.len() - 1]
+            .bytes()
+            .all(|byte| (b' '..=b'~').contains(&byte) && byte != b'\\' && byte != b'"')
 }
 
 #[cfg(test)]
