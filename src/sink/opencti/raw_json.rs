@@ -22,12 +22,13 @@ fn skip_whitespace(bytes: &[u8], mut position: usize) -> usize {
 /// The end (exclusive) of the string starting at `position` (its opening quote).
 fn skip_string(bytes: &[u8], mut position: usize) -> Option<usize> {
     position += 1;
-    while position < bytes.len() {
-        match bytes[position] {
-            b'\\' => position += 2,
-            b'"' => return Some(position + 1),
-            _ => position += 1,
+    // Most of a bundle's bytes are inside strings: jump to the next quote or backslash.
+    while let Some(offset) = memchr::memchr2(b'"', b'\\', bytes.get(position..)?) {
+        position += offset;
+        if bytes[position] == b'"' {
+            return Some(position + 1);
         }
+        position += 2;
     }
     None
 }

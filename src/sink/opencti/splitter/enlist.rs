@@ -7,7 +7,9 @@
 //! object again for every question.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+
+// The walk looks ids up several times per reference: a fast hasher, seeded per process.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde_json::{Map, Value};
 
