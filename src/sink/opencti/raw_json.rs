@@ -238,4 +238,36 @@ mod tests {
         assert_eq!(array_elements("[]").unwrap().len(), 0);
         assert!(array_elements("{}").is_none());
     }
+
+    #[test]
+    fn values_are_written_as_from_a_parsed_tree() {
+        let texts = [
+            r#""plain ascii""#,
+            r#""caf\u00e9 \"quoted\" \\ \n""#,
+            "\"d\u{e9}j\u{e0} vu \u{1f600}\"",
+            r#"["a","b" , "c\/d",1,-2,3.0,1e3,12345678901234567890,true,null,[],{}]"#,
+            r#"{"k":"v","n":{"x":[1,2,{"y":false}]},"k":"last","é":0.1}"#,
+            r#"{"hashes":{"MD5":"0123","SHA-256":"abcd"},"refs":["identity--1","marking-definition--2"]}"#,
+            "0",
+            "-0",
+            "9007199254740993",
+            "  [ 1 ,\t2 ]",
+        ];
+        for text in texts {
+            let mut fast = String::new();
+            write_raw_python(text.trim_start(), &mut fast);
+            let value: Value = serde_json::from_str(text).unwrap();
+            let mut parsed = String::new();
+            write_json::<PythonJson>(&value, &mut parsed);
+            assert_eq!(fast, parsed, "{text}");
+        }
+    }
+
+    #[test]
+    fn strings_end_at_their_unescaped_quote() {
+        let text = r#""a\"b\\" , "next""#;
+        assert_eq!(skip_string(text.as_bytes(), 0), Some(8));
+        assert_eq!(skip_string(br#""unterminated\""#, 0), None);
+        assert_eq!(skip_string(br#""""#, 0), Some(2));
+    }
 }
