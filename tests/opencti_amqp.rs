@@ -42,13 +42,7 @@ async fn amqp_run_matches_transcript_and_recorded_messages() {
     assert_eq!(opencti.registered_state(), None);
     let sink = OpenCtiSink::new(opencti.clone());
     let bundle = reference_bundle();
-    let receipt = sink
-        .push(Delivery {
-            event_uuid: EVENT,
-            bundle_json: &bundle,
-        })
-        .await
-        .unwrap();
+    let receipt = sink.push(Delivery::new(EVENT, bundle)).await.unwrap();
     assert_eq!(receipt.messages, 1747);
     let work_id = fake.platform.lock().unwrap().works[0].clone();
     assert_eq!(receipt.destination, Destination::Work(work_id.clone()));
@@ -128,13 +122,7 @@ async fn lost_work_on_add_expectations_still_publishes_as_pycti() {
     let bundle = r#"{"type": "bundle", "id": "bundle--5d0e8d39-4b69-4d4c-9a0c-1f5b7c0e3d11", "objects": [
         {"type": "identity", "spec_version": "2.1", "id": "identity--4f347cc9-4658-59ee-9707-134f434f9d1c", "name": "CIRCL", "identity_class": "organization"},
         {"type": "malware", "spec_version": "2.1", "id": "malware--1a9b1f2e-2b7c-5d8e-9f0a-1b2c3d4e5f60", "name": "x", "is_family": true, "created_by_ref": "identity--4f347cc9-4658-59ee-9707-134f434f9d1c"}]}"#;
-    let receipt = sink
-        .push(Delivery {
-            event_uuid: "e1",
-            bundle_json: bundle,
-        })
-        .await
-        .unwrap();
+    let receipt = sink.push(Delivery::new("e1", bundle)).await.unwrap();
     assert_eq!(receipt.messages, 2);
     sink.close().await;
     let messages = broker.drain_push_queue(&connector_id).await;

@@ -144,17 +144,14 @@ async fn broker_restart_mid_push_never_reports_unconfirmed_messages_as_pushed() 
         },
     );
     let bundle = r#"{"type": "bundle", "id": "bundle--5d0e8d39-4b69-4d4c-9a0c-1f5b7c0e3d11", "objects": [{"type": "identity", "spec_version": "2.1", "id": "identity--4f347cc9-4658-59ee-9707-134f434f9d1c", "name": "CIRCL", "identity_class": "organization"}]}"#;
-    let delivery = Delivery {
-        event_uuid: "5a3c2fcd-8328-42bb-a95e-4f4402de0b81",
-        bundle_json: bundle,
-    };
+    let delivery = Delivery::new("5a3c2fcd-8328-42bb-a95e-4f4402de0b81", bundle);
     // A first push opens the connection the outage will break.
-    sink.push(delivery).await.unwrap();
+    sink.push(delivery.clone()).await.unwrap();
     assert!(
         tokio::task::block_in_place(|| broker.stop()),
         "cannot stop RabbitMQ"
     );
-    let failed = sink.push(delivery).await;
+    let failed = sink.push(delivery.clone()).await;
     assert!(
         tokio::task::block_in_place(|| broker.start()),
         "cannot start RabbitMQ again"

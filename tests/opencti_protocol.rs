@@ -66,10 +66,7 @@ async fn api_protocol_run_matches_transcript_api() {
     let sink = OpenCtiSink::new(opencti.clone());
     let bundle = reference_bundle();
     let receipt = sink
-        .push(Delivery {
-            event_uuid: EVENT,
-            bundle_json: &bundle,
-        })
+        .push(Delivery::new(EVENT, bundle.as_str()))
         .await
         .unwrap();
     let work_id = fake.platform.lock().unwrap().works[0].clone();
@@ -134,12 +131,9 @@ async fn a_run_that_pushes_nothing_creates_no_work_and_a_failed_run_is_in_error(
 
     // Second run: two pushes share one work; the run had a failure.
     for _ in 0..2 {
-        sink.push(Delivery {
-            event_uuid: EVENT,
-            bundle_json: IDENTITY_BUNDLE,
-        })
-        .await
-        .unwrap();
+        sink.push(Delivery::new(EVENT, IDENTITY_BUNDLE))
+            .await
+            .unwrap();
     }
     // A run that stored no checkpoint quotes no state.
     let without_state = RunSummary {
@@ -148,12 +142,9 @@ async fn a_run_that_pushes_nothing_creates_no_work_and_a_failed_run_is_in_error(
     };
     sink.finish_run(&without_state).await.unwrap();
     // Third run gets a new work.
-    sink.push(Delivery {
-        event_uuid: EVENT,
-        bundle_json: IDENTITY_BUNDLE,
-    })
-    .await
-    .unwrap();
+    sink.push(Delivery::new(EVENT, IDENTITY_BUNDLE))
+        .await
+        .unwrap();
     let seen = fake.requests();
     let names: Vec<&str> = seen.iter().map(|r| r.operation_name.as_str()).collect();
     assert_eq!(
@@ -445,10 +436,10 @@ async fn an_empty_bundle_is_nothing_to_import_and_is_not_sent() {
     let opencti = Arc::new(OpenCti::connect(&settings).await.unwrap());
     let sink = OpenCtiSink::new(opencti);
     let error = sink
-        .push(Delivery {
-            event_uuid: "5b646415-7b48-40d5-86b4-c0070acd0835",
-            bundle_json: r#"{"type": "bundle", "id": "bundle--1", "objects": []}"#,
-        })
+        .push(Delivery::new(
+            "5b646415-7b48-40d5-86b4-c0070acd0835",
+            r#"{"type": "bundle", "id": "bundle--1", "objects": []}"#,
+        ))
         .await
         .unwrap_err()
         .to_string();
@@ -458,10 +449,7 @@ async fn an_empty_bundle_is_nothing_to_import_and_is_not_sent() {
         "{error}"
     );
     let error = sink
-        .push(Delivery {
-            event_uuid: "e2",
-            bundle_json: "{not json",
-        })
+        .push(Delivery::new("e2", "{not json"))
         .await
         .unwrap_err()
         .to_string();

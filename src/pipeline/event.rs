@@ -120,7 +120,7 @@ impl Pipeline {
             .await?;
         let delivery = Delivery {
             event_uuid: uuid,
-            bundle_json: &bundle_json,
+            bundle_json: std::sync::Arc::new(bundle_json),
         };
         let push_started = Instant::now();
         match self.sink.push(delivery).await {

@@ -39,7 +39,7 @@ impl Sink for DryRunSink {
     }
 
     async fn push(&self, delivery: Delivery<'_>) -> Result<Receipt, SinkError> {
-        let count = object_count(delivery.bundle_json);
+        let count = object_count(&delivery.bundle_json);
         if let Ok(mut objects) = self.objects.lock() {
             objects.insert(delivery.event_uuid.to_string(), count);
         }

@@ -28,7 +28,7 @@ impl Sink for FanOutSink {
 
     /// The receipt is the primary's (the work id), with the copy's messages added.
     async fn push(&self, delivery: Delivery<'_>) -> Result<Receipt, SinkError> {
-        let mut receipt = self.primary.push(delivery).await?;
+        let mut receipt = self.primary.push(delivery.clone()).await?;
         let copy = self.copy.push(delivery).await?;
         receipt.messages += copy.messages;
         Ok(receipt)

@@ -6,13 +6,27 @@ pub(crate) mod dry_run;
 pub(crate) mod fanout;
 pub mod opencti;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 /// One event's bundle, ready to go.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Delivery<'a> {
     pub event_uuid: &'a str,
-    pub bundle_json: &'a str,
+    /// The bundle text, shared: a sink that works on it off the async threads (the OpenCTI
+    /// splitter) takes a handle instead of copying text that can be hundreds of megabytes.
+    pub bundle_json: Arc<String>,
+}
+
+impl<'a> Delivery<'a> {
+    /// A delivery of `bundle_json` (moved when it is a `String`, copied when borrowed).
+    pub fn new(event_uuid: &'a str, bundle_json: impl Into<String>) -> Delivery<'a> {
+        Delivery {
+            event_uuid,
+            bundle_json: Arc::new(bundle_json.into()),
+        }
+    }
 }
 
 /// Proof that a sink holds the bundle (a file written, every AMQP message confirmed).

@@ -7,7 +7,11 @@
 //! the same: exchange and routing key from `registerConnector`, `mandatory` off, properties
 //! `delivery_mode=2` and `content_encoding="utf-8"` only, heartbeat 10 s, TLS when `use_ssl`.
 //!
-//! Guarantee: [`AmqpPublisher::publish_all`] returns `Ok` only when the broker has acked
+//! The bodies come from a [`MessageSource`] a batch at a time ([`AmqpPublisher::publish`]):
+//! a body is held from its batch until its confirm, so an event of hundreds of thousands of
+//! messages is published holding a window and a batch of them, not all.
+//!
+//! Guarantee: [`AmqpPublisher::publish`] returns `Ok` only when the broker has acked
 //! every message. A nack, a broken connection or a confirm that never comes puts the
 //! unconfirmed messages back in the queue of work; they are sent again after a backoff on a
 //! fresh connection. After [`RetryPolicy::max_failed_rounds`] rounds without progress the
@@ -18,10 +22,12 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::{BasicProperties, Channel, Connection};
@@ -92,10 +98,13 @@ pub struct AmqpPublisher {
 /// What one pass over the pending messages achieved.
 struct Round {
     confirmed: usize,
-    /// Indexes to send again (nacked, or unknown fate after a channel error), in order.
-    retry: Vec<usize>,
+    /// Messages to send again (nacked, unknown fate after a channel error, or not yet
+    /// published when the link failed), in order.
+    retry: Vec<Message>,
     /// Set when the link must be dropped and re-opened.
     link_error: Option<String>,
+    /// Set when the source could not make its messages: the push fails.
+    source_error: Option<String>,
     nacked: usize,
     /// The link the round used, if it got one.
     generation: Option<u64>,
@@ -120,15 +129,32 @@ impl AmqpPublisher {
 
     /// Publishes every body in order; `Ok(n)` once all `n` are confirmed by the broker.
     pub async fn publish_all(&self, bodies: &[String]) -> Result<usize, BrokerError> {
-        let total = bodies.len();
-        let mut pending: Vec<usize> = (0..total).collect();
+        let mut source = SliceSource { bodies, next: 0 };
+        self.publish(&mut source).await
+    }
+
+    /// Publishes every message of `source` in order, taking its bodies a batch at a time;
+    /// `Ok(n)` once all `n` are confirmed by the broker. A body is kept only until its
+    /// confirm (or, unconfirmed, until it is sent again), so the memory a push holds is a
+    /// window of messages and a batch, whatever its length.
+    pub async fn publish(&self, source: &mut dyn MessageSource) -> Result<usize, BrokerError> {
+        let total = source.total();
+        let mut queue = Queue::new(total);
         let mut confirmed = 0usize;
         let mut failed_rounds = 0u32;
-        while !pending.is_empty() {
-            let round = self.publish_round(bodies, &pending).await;
+        while !queue.is_done() {
+            let round = self.publish_round(source, &mut queue).await;
             confirmed += round.confirmed;
-            pending = round.retry;
-            if pending.is_empty() {
+            if let Some(error) = round.source_error {
+                return Err(BrokerError::Unconfirmed {
+                    confirmed,
+                    total,
+                    rounds: failed_rounds,
+                    last_error: format!("making the messages: {error}"),
+                });
+            }
+            queue.retry = round.retry.into();
+            if queue.is_done() {
                 break;
             }
             let reason = match &round.link_error {
@@ -159,7 +185,7 @@ impl AmqpPublisher {
             let pause = self.policy.backoff(failed_rounds);
             warn!(
                 broker = %self.endpoint.display_address(),
-                unconfirmed = pending.len(),
+                unconfirmed = total.saturating_sub(confirmed),
                 total,
                 retry_in_ms = pause.as_millis() as u64,
                 reason = %reason,
@@ -219,14 +245,16 @@ impl AmqpPublisher {
         }
     }
 
-    /// One pass over `pending`: queue every message on the channel while holding the link
-    /// (waiting for confirms only when the window is full), then await the remaining confirms
-    /// with the link released.
-    async fn publish_round(&self, bodies: &[String], pending: &[usize]) -> Round {
+    /// One pass over what is left to send (the messages to send again, then the source's
+    /// next ones): queue every message on the channel while holding the link (waiting for
+    /// confirms only when the window is full), until the source is exhausted or the link
+    /// fails, then await the remaining confirms with the link released.
+    async fn publish_round(&self, source: &mut dyn MessageSource, queue: &mut Queue) -> Round {
         let mut round = Round {
             confirmed: 0,
             retry: Vec::new(),
             link_error: None,
+            source_error: None,
             nacked: 0,
             generation: None,
         };
@@ -237,37 +265,43 @@ impl AmqpPublisher {
                 channel
             }
             Err(error) => {
-                round.retry = pending.to_vec();
                 round.link_error = Some(error.to_string());
+                round.retry = queue.retry.drain(..).collect();
                 return round;
             }
         };
-        let mut in_flight: VecDeque<(usize, InFlight<'_>)> = VecDeque::new();
-        let mut position = 0usize;
-        while position < pending.len() && round.link_error.is_none() {
+        let mut in_flight: VecDeque<(Message, InFlight<'_>)> = VecDeque::new();
+        while round.link_error.is_none() {
             if in_flight.len() >= self.policy.window.max(1) {
-                if let Some((index, message)) = in_flight.pop_front() {
-                    self.settle(index, message, &mut round).await;
+                if let Some((message, settling)) = in_flight.pop_front() {
+                    self.settle(message, settling, &mut round).await;
                 }
                 continue;
             }
-            let index = pending[position];
-            let Some(body) = bodies.get(index) else {
-                position += 1;
-                continue;
+            let message = match queue.next(source).await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(error) => {
+                    round.source_error = Some(error);
+                    break;
+                }
             };
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_encoding("utf-8".into());
-            let publish = channel.basic_publish(
-                &self.target.exchange,
-                &self.target.routing_key,
-                BasicPublishOptions::default(),
-                body.as_bytes(),
-                properties,
-            );
-            let mut message: Pin<Box<dyn Future<Output = Settled> + Send + '_>> =
+            let body = message.body.clone();
+            let channel = &channel;
+            // The future owns a handle on the body: the message stays sendable again (the
+            // queue's copy) while lapin writes this one.
+            let mut settling: Pin<Box<dyn Future<Output = Settled> + Send + '_>> =
                 Box::pin(async move {
+                    let publish = channel.basic_publish(
+                        &self.target.exchange,
+                        &self.target.routing_key,
+                        BasicPublishOptions::default(),
+                        body.as_bytes(),
+                        properties,
+                    );
                     match publish.await {
                         Ok(confirm) => confirm.await.map_err(Failure::Confirm),
                         Err(error) => Err(Failure::Publish(error)),
@@ -277,32 +311,26 @@ impl AmqpPublisher {
             // publishing order; lapin's future then waits for the socket write, which needs
             // no waiting here: the next message is queued at once, and the write and the
             // broker's confirm are awaited together in `settle`.
-            match futures::poll!(message.as_mut()) {
+            match futures::poll!(settling.as_mut()) {
                 Poll::Ready(Err(Failure::Publish(error))) => {
                     round.link_error = Some(format!("publish: {error}"));
+                    round.retry.push(message);
                 }
-                Poll::Ready(settled) => {
-                    in_flight.push_back((index, InFlight::Done(settled)));
-                    position += 1;
-                }
-                Poll::Pending => {
-                    in_flight.push_back((index, InFlight::Running(message)));
-                    position += 1;
-                }
+                Poll::Ready(settled) => in_flight.push_back((message, InFlight::Done(settled))),
+                Poll::Pending => in_flight.push_back((message, InFlight::Running(settling))),
             }
         }
         drop(link);
-        // Everything not yet published is retried on the next round.
-        let unpublished: Vec<usize> = pending[position..].to_vec();
-        while let Some((index, message)) = in_flight.pop_front() {
-            self.settle(index, message, &mut round).await;
+        while let Some((message, settling)) = in_flight.pop_front() {
+            self.settle(message, settling, &mut round).await;
         }
-        round.retry.extend(unpublished);
-        round.retry.sort_unstable();
+        // Everything not yet published is sent after the retries, in order.
+        round.retry.extend(queue.retry.drain(..));
+        round.retry.sort_unstable_by_key(|message| message.index);
         round
     }
 
-    async fn settle(&self, index: usize, message: InFlight<'_>, round: &mut Round) {
+    async fn settle(&self, message: Message, settling: InFlight<'_>, round: &mut Round) {
         // Once the link is known to be broken, only confirms that already arrived count;
         // waiting the full timeout for each of the others would only delay the retry.
         let limit = if round.link_error.is_some() {
@@ -310,7 +338,7 @@ impl AmqpPublisher {
         } else {
             self.policy.confirm_timeout
         };
-        let settled = match message {
+        let settled = match settling {
             InFlight::Done(settled) => Ok(settled),
             InFlight::Running(future) => tokio::time::timeout(limit, future).await,
         };
@@ -318,28 +346,28 @@ impl AmqpPublisher {
             Ok(Ok(Confirmation::Ack(_))) => round.confirmed += 1,
             Ok(Ok(Confirmation::Nack(_))) => {
                 round.nacked += 1;
-                round.retry.push(index);
+                round.retry.push(message);
             }
             Ok(Ok(Confirmation::NotRequested)) => {
-                round.retry.push(index);
+                round.retry.push(message);
                 round.link_error.get_or_insert_with(|| {
                     "publisher confirms are not enabled on the channel".into()
                 });
             }
             Ok(Err(Failure::Publish(error))) => {
-                round.retry.push(index);
+                round.retry.push(message);
                 round
                     .link_error
                     .get_or_insert_with(|| format!("publish: {error}"));
             }
             Ok(Err(Failure::Confirm(error))) => {
-                round.retry.push(index);
+                round.retry.push(message);
                 round
                     .link_error
                     .get_or_insert_with(|| format!("waiting for a confirm: {error}"));
             }
             Err(_) => {
-                round.retry.push(index);
+                round.retry.push(message);
                 round.link_error.get_or_insert_with(|| {
                     format!(
                         "no confirm within {} s",
@@ -358,6 +386,88 @@ enum Failure {
 }
 
 type Settled = Result<Confirmation, Failure>;
+
+/// The bodies of the messages of one push, made in order a batch at a time.
+#[async_trait]
+pub trait MessageSource: Send {
+    /// How many messages the source gives in all.
+    fn total(&self) -> usize;
+    /// The next bodies, in order; empty once every message was given.
+    async fn next_batch(&mut self) -> Result<Vec<String>, String>;
+}
+
+/// Bodies already made, given a window's worth at a time (as a source that writes them).
+struct SliceSource<'a> {
+    bodies: &'a [String],
+    next: usize,
+}
+
+#[async_trait]
+impl MessageSource for SliceSource<'_> {
+    fn total(&self) -> usize {
+        self.bodies.len()
+    }
+
+    async fn next_batch(&mut self) -> Result<Vec<String>, String> {
+        let end = self.bodies.len().min(self.next + 1024);
+        let batch = self.bodies.get(self.next..end).unwrap_or_default().to_vec();
+        self.next = end;
+        Ok(batch)
+    }
+}
+
+/// One message: its place in the push and its body.
+struct Message {
+    index: usize,
+    body: Arc<String>,
+}
+
+/// What is left to send: messages to send again, then the source's batch being sent, then
+/// the rest of the source.
+struct Queue {
+    retry: VecDeque<Message>,
+    batch: VecDeque<Message>,
+    /// Index of the source's next message.
+    next_index: usize,
+    /// The source's total: once given, it is not asked again.
+    total: usize,
+    source_done: bool,
+}
+
+impl Queue {
+    fn new(total: usize) -> Queue {
+        Queue {
+            retry: VecDeque::new(),
+            batch: VecDeque::new(),
+            next_index: 0,
+            total,
+            source_done: total == 0,
+        }
+    }
+
+    async fn next(&mut self, source: &mut dyn MessageSource) -> Result<Option<Message>, String> {
+        if let Some(message) = self.retry.pop_front() {
+            return Ok(Some(message));
+        }
+        if self.batch.is_empty() && !self.source_done {
+            let bodies = source.next_batch().await?;
+            self.source_done = bodies.is_empty() || self.next_index + bodies.len() >= self.total;
+            for body in bodies {
+                self.batch.push_back(Message {
+                    index: self.next_index,
+                    body: Arc::new(body),
+                });
+                self.next_index += 1;
+            }
+        }
+        Ok(self.batch.pop_front())
+    }
+
+    /// Whether every message was taken (sent, and not given back for a retry).
+    fn is_done(&self) -> bool {
+        self.retry.is_empty() && self.batch.is_empty() && self.source_done
+    }
+}
 
 /// A published message awaiting its socket write and broker confirm, or already settled.
 enum InFlight<'a> {

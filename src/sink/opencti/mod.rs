@@ -4,9 +4,10 @@
 //! module only pushes.
 //!
 //! [`OpenCtiSink`] implements [`crate::sink::Sink`]: the first push of a run creates the
-//! work (`workAdd`), each push splits the bundle as pycti's splitter ([`splitter`]), adds its
-//! expectations and publishes every split bundle in pycti's envelope ([`envelope`]) with
-//! publisher confirms ([`amqp`]), or sends the whole bundle with `stixBundlePush` under
+//! work (`workAdd`), each push plans the split of the bundle as pycti's splitter
+//! ([`splitter`]), adds its expectations and publishes every split bundle in pycti's envelope
+//! ([`envelope`]) with publisher confirms ([`amqp`]), the messages written a batch at a time
+//! as the publisher needs them, or sends the whole bundle with `stixBundlePush` under
 //! `CONNECTOR_QUEUE_PROTOCOL=api` ([`api`]). [`Sink::finish_run`] closes the work
 //! (`workToProcessed`) and forgets it, so the next run gets a new one. A run that pushes
 //! nothing creates no work.
@@ -24,6 +25,7 @@
 pub mod amqp;
 pub(crate) mod api;
 pub mod envelope;
+mod messages;
 mod raw_json;
 pub mod splitter;
 
@@ -32,8 +34,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tracing::{info, warn};
 
-use self::amqp::{AmqpPublisher, RetryPolicy};
-use self::envelope::{EnvelopeFields, amqp_message_body};
+use self::amqp::{AmqpPublisher, MessageSource, RetryPolicy};
+use self::messages::{BundleMessages, MessageBatches};
 use crate::config::QueueProtocol;
 use crate::opencti::{ConnectorState, OpenCti, OpenCtiError};
 use crate::sink::{Delivery, Destination, Receipt, RunSummary, Sink, SinkError};
@@ -96,36 +98,49 @@ impl OpenCtiSink {
         Ok(created)
     }
 
-    /// Splits the bundle off the async threads; pycti raises "Nothing to import" when no
-    /// object is left, whatever the queue protocol.
-    async fn split(&self, delivery: Delivery<'_>, work_id: &str) -> Result<Vec<String>, SinkError> {
-        let bundle = delivery.bundle_json.to_string();
-        let applicant_id = self.opencti.registration().applicant_id.clone();
-        let work = work_id.to_string();
+    /// Plans the split off the async threads (with the first batch of AMQP messages when
+    /// `first_batch`); pycti raises "Nothing to import" when no object is left, whatever the
+    /// queue protocol.
+    async fn split(
+        &self,
+        delivery: &Delivery<'_>,
+        work_id: &str,
+        first_batch: bool,
+    ) -> Result<MessageBatches, SinkError> {
         let split_error = |reason: String| {
             let event = delivery.event_uuid;
             SinkError::Api(format!("splitting the bundle of event {event}: {reason}"))
         };
-        let messages = crate::cpu::run(move || queue_messages(&bundle, &applicant_id, &work))
-            .await
-            .map_err(|e| split_error(format!("splitter task failed: {e}")))?
-            .map_err(split_error)?;
-        if messages.is_empty() {
+        let bundle = delivery.bundle_json.clone();
+        let applicant_id = self.opencti.registration().applicant_id.clone();
+        let work_id = work_id.to_string();
+        let source = crate::cpu::run(move || {
+            BundleMessages::plan(bundle, applicant_id, work_id)
+                .map(|messages| MessageBatches::new(Arc::new(messages), first_batch))
+        })
+        .await
+        .map_err(|e| split_error(format!("splitter task failed: {e}")))?
+        .map_err(split_error)?;
+        if source.total() == 0 {
             return Err(split_error(
                 "Nothing to import (no object OpenCTI supports)".into(),
             ));
         }
-        Ok(messages)
+        Ok(source)
     }
 
     async fn push_amqp(
         &self,
         publisher: &AmqpPublisher,
-        messages: &[String],
+        mut messages: MessageBatches,
         work_id: &str,
     ) -> Result<u64, SinkError> {
         // pycti adds the expectations before publishing and only logs a failure.
-        if let Err(error) = self.opencti.add_expectations(work_id, messages.len()).await {
+        if let Err(error) = self
+            .opencti
+            .add_expectations(work_id, messages.total())
+            .await
+        {
             if error.graphql_name() == Some("WORK_NOT_ALIVE") {
                 info!(work_id, "work no longer exists; publishing anyway");
             } else {
@@ -133,44 +148,11 @@ impl OpenCtiSink {
             }
         }
         let confirmed = publisher
-            .publish_all(messages)
+            .publish(&mut messages)
             .await
             .map_err(|error| SinkError::Broker(error.to_string()))?;
         Ok(confirmed as u64)
     }
-}
-
-/// Splits a bundle as pycti's `OpenCTIStix2Splitter` and wraps each piece in the worker
-/// envelope (`send_stix2_bundle` on the MISP path: no event version, no entity filter, no
-/// update, no draft, split); one string per AMQP message, in publishing order.
-fn queue_messages(
-    bundle_json: &str,
-    applicant_id: &str,
-    work_id: &str,
-) -> Result<Vec<String>, String> {
-    let outcome = splitter::split_bundle_detailed(bundle_json, &splitter::SplitOptions::default())
-        .map_err(|error| error.to_string())?;
-    if !outcome.incompatible_ids.is_empty() {
-        info!(
-            dropped = outcome.incompatible_ids.len(),
-            "objects not supported by OpenCTI left out of the push, as pycti does"
-        );
-    }
-    let fields = EnvelopeFields {
-        applicant_id: Some(applicant_id),
-        entities_types: &[],
-        update: false,
-        draft_id: None,
-        no_split: false,
-        work_id: Some(work_id),
-    };
-    // Each split bundle is dropped once its message is made: the two are not held in full.
-    Ok(outcome
-        .bundles
-        .into_iter()
-        .enumerate()
-        .map(|(position, bundle)| amqp_message_body(&fields, position + 1, &bundle.content))
-        .collect())
 }
 
 #[async_trait]
@@ -181,12 +163,15 @@ impl Sink for OpenCtiSink {
 
     async fn push(&self, delivery: Delivery<'_>) -> Result<Receipt, SinkError> {
         let work_id = self.work_id().await?;
-        let split = self.split(delivery, &work_id).await?;
+        let split = self
+            .split(&delivery, &work_id, self.publisher.is_some())
+            .await?;
         let messages = match &self.publisher {
-            Some(publisher) => self.push_amqp(publisher, &split, &work_id).await?,
+            Some(publisher) => self.push_amqp(publisher, split, &work_id).await?,
             None => {
+                drop(split);
                 // The api protocol sends the original bundle; the platform splits it.
-                api::stix_bundle_push(&self.opencti, delivery.bundle_json, &work_id).await?;
+                api::stix_bundle_push(&self.opencti, &delivery.bundle_json, &work_id).await?;
                 1
             }
         };

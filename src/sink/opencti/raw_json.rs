@@ -5,6 +5,10 @@
 
 use std::borrow::Cow;
 
+use serde_json::Value;
+
+use crate::pycompat::json::{PythonJson, write_json, write_python_string};
+
 /// One member of an object: its key (unescaped) and the text of its value.
 pub(super) type Member<'a> = (Cow<'a, str>, &'a str);
 
@@ -18,12 +22,13 @@ fn skip_whitespace(bytes: &[u8], mut position: usize) -> usize {
 /// The end (exclusive) of the string starting at `position` (its opening quote).
 fn skip_string(bytes: &[u8], mut position: usize) -> Option<usize> {
     position += 1;
-    while position < bytes.len() {
-        match bytes[position] {
-            b'\\' => position += 2,
-            b'"' => return Some(position + 1),
-            _ => position += 1,
+    // Most of a bundle's bytes are inside strings: jump to the next quote or backslash.
+    while let Some(offset) = memchr::memchr2(b'"', b'\\', bytes.get(position..)?) {
+        position += offset;
+        if bytes[position] == b'"' {
+            return Some(position + 1);
         }
+        position += 2;
     }
     None
 }
@@ -138,6 +143,75 @@ pub(super) fn array_elements(text: &str) -> Option<Vec<&str>> {
     Some(elements)
 }
 
+/// Writes a JSON value, given as its text, as Python's `json.dumps` writes what `json.loads`
+/// reads from it, without building a tree: arrays and objects item by item, strings of
+/// printable ASCII without escapes, small non-negative integers and the literals copied
+/// (they are the same text in both). Anything else (floats, negative numbers, strings with
+/// escapes or beyond ASCII) goes through a parsed value.
+pub(super) fn write_raw_python(raw: &str, out: &mut String) {
+    match raw.as_bytes().first() {
+        Some(b'"') => {
+            if is_plain_string(raw) {
+                out.push_str(raw);
+                return;
+            }
+            if let Ok(text) = serde_json::from_str::<Cow<'_, str>>(raw) {
+                write_python_string(&text, out);
+                return;
+            }
+        }
+        Some(b'[') => {
+            if let Some(elements) = array_elements(raw) {
+                out.push('[');
+                for (position, element) in elements.iter().enumerate() {
+                    if position > 0 {
+                        out.push_str(", ");
+                    }
+                    write_raw_python(element, out);
+                }
+                out.push(']');
+                return;
+            }
+        }
+        Some(b'{') => {
+            // Members as `json.loads` reads them: a repeated key keeps its first place and
+            // its last value.
+            if let Some(members) = object_members(raw) {
+                out.push('{');
+                for (position, (key, value)) in members.iter().enumerate() {
+                    if position > 0 {
+                        out.push_str(", ");
+                    }
+                    write_python_string(key, out);
+                    out.push_str(": ");
+                    write_raw_python(value, out);
+                }
+                out.push('}');
+                return;
+            }
+        }
+        _ => {
+            // u64 holds every 19-digit number: such an integer is written back as it came.
+            let small_integer = raw.len() <= 19 && raw.bytes().all(|byte| byte.is_ascii_digit());
+            if small_integer || matches!(raw, "true" | "false" | "null") {
+                out.push_str(raw);
+                return;
+            }
+        }
+    }
+    let value: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+    write_json::<PythonJson>(&value, out);
+}
+
+/// A JSON string of printable ASCII without escapes: the same text in Python's output.
+fn is_plain_string(raw: &str) -> bool {
+    raw.len() >= 2
+        && raw.ends_with('"')
+        && raw[1..raw.len() - 1]
+            .bytes()
+            .all(|byte| (b' '..=b'~').contains(&byte) && byte != b'\\' && byte != b'"')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +237,37 @@ mod tests {
         );
         assert_eq!(array_elements("[]").unwrap().len(), 0);
         assert!(array_elements("{}").is_none());
+    }
+
+    #[test]
+    fn values_are_written_as_from_a_parsed_tree() {
+        let texts = [
+            r#""plain ascii""#,
+            r#""caf\u00e9 \"quoted\" \\ \n""#,
+            "\"d\u{e9}j\u{e0} vu \u{1f600}\"",
+            r#"["a","b" , "c\/d",1,-2,3.0,1e3,12345678901234567890,true,null,[],{}]"#,
+            r#"{"k":"v","n":{"x":[1,2,{"y":false}]},"k":"last","é":0.1}"#,
+            r#"{"hashes":{"MD5":"0123","SHA-256":"abcd"},"refs":["identity--1","marking-definition--2"]}"#,
+            "0",
+            "-0",
+            "9007199254740993",
+            "  [ 1 ,\t2 ]",
+        ];
+        for text in texts {
+            let mut fast = String::new();
+            write_raw_python(text.trim_start(), &mut fast);
+            let value: Value = serde_json::from_str(text).unwrap();
+            let mut parsed = String::new();
+            write_json::<PythonJson>(&value, &mut parsed);
+            assert_eq!(fast, parsed, "{text}");
+        }
+    }
+
+    #[test]
+    fn strings_end_at_their_unescaped_quote() {
+        let text = r#""a\"b\\" , "next""#;
+        assert_eq!(skip_string(text.as_bytes(), 0), Some(8));
+        assert_eq!(skip_string(br#""unterminated\""#, 0), None);
+        assert_eq!(skip_string(br#""""#, 0), Some(2));
     }
 }
