@@ -81,6 +81,8 @@ pub fn convert(settings: &Settings, path: &Path) -> Result<Answer, CommandError>
     })?;
     let name = path.display().to_string();
     let events = crate::convert::parse_event_file(&bytes, &name)?;
+    // The parsed event is all the conversion reads: the file's bytes are not held beside it.
+    drop(bytes);
     if events.len() > 1 {
         tracing::warn!(
             "{name}: holds {} events; only the first is converted",
