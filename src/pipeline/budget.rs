@@ -21,14 +21,14 @@ use crate::telemetry::events::{InternalEvent, MemoryBudgetWait};
 /// Peak memory of converting and pushing one event, per byte of its file.
 ///
 /// Measured with the release binary (`cargo bench --bench huge`, whole-process peak RSS, full
-/// profile): `once` on one generated 100,000-attribute event (39.8 MB of JSON) peaks at
-/// 987-1,043 MiB into the bundle folder (26-27 times the file) and at 1,080 MiB through
-/// RabbitMQ with confirms (28 times); `convert` of a 9,999-attribute event (4.0 MB) at
-/// 246-250 MiB (about 65 times: below 10,000 attributes the conversion also makes the
-/// relationships, and the process's own baseline weighs more on a small file). 64 covers
-/// the events that make relationships; above that size it overestimates by about half,
-/// which only makes a large event wait for more of the budget.
-pub(crate) const PEAK_BYTES_PER_INPUT_BYTE: u64 = 64;
+/// profile), since the converter writes each object as text when it is made: `once` on one
+/// generated 100,000-attribute event (39.8 MB of JSON) peaks at 566-578 MiB into the bundle
+/// folder and at 572 MiB through RabbitMQ with confirms (15 times the file); `convert` of a
+/// 9,999-attribute event (4.0 MB) at 140 MiB (37 times: below 10,000 attributes the
+/// conversion also makes the relationships, and the process's own baseline weighs more on a
+/// small file). 40 covers the events that make relationships; above that size it
+/// overestimates, which only makes a large event wait for more of the budget.
+pub(crate) const PEAK_BYTES_PER_INPUT_BYTE: u64 = 40;
 
 const MB: u64 = 1024 * 1024;
 
