@@ -125,10 +125,10 @@ fn object_observable(
     Ok(Some(Value::Object(text)))
 }
 
-/// What converting the attributes of the event (and of its objects) leaves to do after
-/// them, besides what the bundle defers.
-#[derive(Default)]
+/// The bundle being assembled while the attributes convert, with what the steps after them
+/// need: the STIX objects made from each MISP uuid and the warninglists' tally.
 struct Converted {
+    bundle: Assembly,
     made_from: MadeFrom,
     warninglisted: WarninglistTally,
 }
@@ -136,10 +136,8 @@ struct Converted {
 impl Converted {
     /// One attribute: every part the mode converts, each emitted (or deferred) as soon as it
     /// is made.
-    #[allow(clippy::too_many_arguments)]
     fn attribute(
         &mut self,
-        bundle: &mut Assembly,
         ctx: &AttributeContext<'_>,
         attribute: &Attribute<'_>,
         path: &JsonPath<'_>,
@@ -163,11 +161,11 @@ impl Converted {
             if let Some(list) = result.warninglisted.take() {
                 *self.warninglisted.entry(list).or_default() += 1;
             }
-            bundle.emit_result(result);
+            self.bundle.emit_result(result);
         }
         for part in 1..=extra_parts(attribute, ctx.options) {
             if let Some(result) = convert(part)? {
-                bundle.defer_extra_result(result);
+                self.bundle.defer_extra_result(result);
             }
         }
         Ok(())
@@ -246,7 +244,11 @@ pub(crate) fn convert(
     let no_refs = Value::Array(Vec::new());
     let mut event_external_references = Vec::new();
     let mut files = Vec::new();
-    let mut converted = Converted::default();
+    let mut converted = Converted {
+        bundle,
+        made_from: MadeFrom::default(),
+        warninglisted: WarninglistTally::new(),
+    };
 
     let attributes_path = root.key("Attribute");
     let create_relationships = event.attributes.len() < 10000;
@@ -255,15 +257,7 @@ pub(crate) fn convert(
             continue;
         }
         let path = attributes_path.index(index);
-        converted.attribute(
-            &mut bundle,
-            &ctx,
-            attribute,
-            &path,
-            None,
-            &no_refs,
-            create_relationships,
-        )?;
+        converted.attribute(&ctx, attribute, &path, None, &no_refs, create_relationships)?;
         if is_external_analysis_link(attribute) {
             event_external_references.push(external_reference(attribute));
         }
@@ -301,7 +295,7 @@ pub(crate) fn convert(
             .made_from
             .record(object.uuid, observable_id.as_deref());
         if let Some(observable) = &observable {
-            bundle.defer_object_observable(observable);
+            converted.bundle.defer_object_observable(observable);
         }
         drop(observable);
 
@@ -309,7 +303,6 @@ pub(crate) fn convert(
         let attributes_path = object_path.key("Attribute");
         for (index, attribute) in attributes {
             converted.attribute(
-                &mut bundle,
                 &ctx,
                 attribute,
                 &attributes_path.index(index),
@@ -322,6 +315,7 @@ pub(crate) fn convert(
 
     // The objects' Text observables, then correction (1): the other parts of composite
     // attributes, after everything the connector emits.
+    let mut bundle = converted.bundle;
     bundle.emit_deferred_objects();
 
     let mut uuid_index = UuidIndex::new();
