@@ -44,16 +44,8 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn full_profile() -> ConvertOptions {
     ConvertOptions {
-        create_indicators: true,
-        create_observables: true,
-        create_object_observables: true,
-        author_from_tags: true,
-        markings_from_tags: true,
-        import_to_ids_no_score: Some(40),
-        import_unsupported_observables_as_text: true,
-        import_with_attachments: true,
         reference_compat: true,
-        ..ConvertOptions::default()
+        ..misp_feed::testsuite::full_profile()
     }
 }
 

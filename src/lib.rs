@@ -22,6 +22,6 @@ pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
-#[cfg(feature = "testsuite")]
+#[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 pub mod warninglists;

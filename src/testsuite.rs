@@ -5,6 +5,25 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+use crate::convert::ConvertOptions;
+
+/// The conversion profile the benchmarks and the conversion tests run, default mode: every
+/// `create_*` option, author and markings from tags, `import_to_ids_no_score` 40,
+/// unsupported types as text, attachments.
+pub fn full_profile() -> ConvertOptions {
+    ConvertOptions {
+        create_indicators: true,
+        create_observables: true,
+        create_object_observables: true,
+        author_from_tags: true,
+        markings_from_tags: true,
+        import_to_ids_no_score: Some(40),
+        import_unsupported_observables_as_text: true,
+        import_with_attachments: true,
+        ..ConvertOptions::default()
+    }
+}
+
 fn hex(rng: &mut StdRng, len: usize) -> String {
     (0..len)
         .map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)]))

@@ -149,17 +149,7 @@ fn event() -> impl Strategy<Value = Value> {
 }
 
 fn option_sets() -> Vec<ConvertOptions> {
-    let full = ConvertOptions {
-        create_indicators: true,
-        create_observables: true,
-        create_object_observables: true,
-        author_from_tags: true,
-        markings_from_tags: true,
-        import_to_ids_no_score: Some(40),
-        import_unsupported_observables_as_text: true,
-        import_with_attachments: true,
-        ..ConvertOptions::default()
-    };
+    let full = misp_feed::testsuite::full_profile();
     let opaque = ConvertOptions {
         import_unsupported_observables_as_text: false,
         import_unsupported_observables_as_text_transparent: false,

@@ -1,21 +1,8 @@
 //! Accepted input forms, and errors that name the file and the JSON path of bad input.
 
-use misp_feed::convert::{ConvertOptions, ResolvedThreats, convert_event, parse_event_file};
+use misp_feed::convert::{ResolvedThreats, convert_event, parse_event_file};
+use misp_feed::testsuite::full_profile;
 use serde_json::{Value, json};
-
-fn full() -> ConvertOptions {
-    ConvertOptions {
-        create_indicators: true,
-        create_observables: true,
-        create_object_observables: true,
-        author_from_tags: true,
-        markings_from_tags: true,
-        import_to_ids_no_score: Some(40),
-        import_unsupported_observables_as_text: true,
-        import_with_attachments: true,
-        ..ConvertOptions::default()
-    }
-}
 
 fn event() -> Value {
     json!({
@@ -43,7 +30,7 @@ fn convert_bytes(bytes: &[u8]) -> Result<Vec<Value>, String> {
     let mut all = Vec::new();
     for event in &events {
         all.push(Value::Array(
-            convert_event(event, &full(), &ResolvedThreats::default())
+            convert_event(event, &full_profile(), &ResolvedThreats::default())
                 .map_err(|e| e.to_string())?
                 .objects(),
         ));

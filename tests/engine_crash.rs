@@ -37,11 +37,7 @@ pub fn synthetic_feed(dir: &Path, count: usize) -> Vec<String> {
         manifest.insert(uuid.clone(), entry);
         uuids.push(uuid);
     }
-    std::fs::write(
-        dir.join("manifest.json"),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
+    crate::support::generated::write_manifest(dir, &manifest);
     uuids
 }
 

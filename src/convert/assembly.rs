@@ -186,13 +186,18 @@ impl Assembly {
 
     /// A relationship, written now and emitted after every other object.
     pub(super) fn defer_relationship(&mut self, relationship: &Value) {
+        let waiting = self.write_relationship(relationship);
+        self.deferred.relationships.push(waiting);
+    }
+
+    /// A relationship written into the side text, with its connector key and id.
+    fn write_relationship(&mut self, relationship: &Value) -> WaitingRelationship {
         let end = |key: &str| relationship.get(key).and_then(Value::as_str).unwrap_or("");
-        let waiting = WaitingRelationship {
+        WaitingRelationship {
             key: format!("{}{}", end("source_ref"), end("target_ref")),
             id: SharedId::from(id_of(relationship)),
             written: self.deferred.text.write(relationship),
-        };
-        self.deferred.relationships.push(waiting);
+        }
     }
 
     /// An object of `ledger` made ahead of its turn: written unless already sure to be
@@ -239,12 +244,8 @@ impl Assembly {
             waiting.elements.push(element);
         }
         for relationship in &result.relationships {
-            let end = |key: &str| relationship.get(key).and_then(Value::as_str).unwrap_or("");
-            waiting.relationships.push(WaitingRelationship {
-                key: format!("{}{}", end("source_ref"), end("target_ref")),
-                id: SharedId::from(id_of(relationship)),
-                written: self.deferred.text.write(relationship),
-            });
+            let relationship = self.write_relationship(relationship);
+            waiting.relationships.push(relationship);
         }
         self.deferred.extra_results.push(waiting);
     }

@@ -198,52 +198,50 @@ impl StixBundle {
         self.written.finish("]}")
     }
 
-    /// The SHA-256 (hex) of the bundle's content: each object's id and stable-content hash,
-    /// in order. Unlike the bundle's text it does not change between runs of the same event
-    /// (no bundle id, no field filled from the clock), and it costs a pass over ids only.
+    /// [`content_sha256`] of this bundle's objects.
+    #[cfg(test)]
     pub(crate) fn content_sha256(&self) -> String {
-        use sha2::Digest;
-        let mut digest = sha2::Sha256::new();
-        for object in self.summaries() {
-            digest.update(object.id.as_bytes());
-            digest.update([0]);
-            digest.update(object.hash);
-        }
-        hex::encode(digest.finalize())
+        let summaries: Vec<ObjectSummary<'_>> = self.summaries().collect();
+        content_sha256(summaries.iter().map(|o| (o.id.as_ref(), &o.hash)))
     }
 
-    /// A bundle of the objects at `positions` only (in bundle order; `None`: all of them),
-    /// and [`StixBundle::content_sha256`].
-    pub(crate) fn into_part_json_and_content_sha256(
-        self,
-        positions: Option<&[usize]>,
-    ) -> (String, String) {
-        let content_sha256 = self.content_sha256();
-        let json = match positions {
-            None => self.into_json(),
-            Some(positions) => {
-                let head = self.written.head();
-                let mut part = String::with_capacity(head.len() + 2);
-                part.push_str(head);
-                let mut wanted: Vec<usize> = positions.to_vec();
-                wanted.sort_unstable();
-                wanted.dedup();
-                for (count, position) in wanted
-                    .into_iter()
-                    .filter(|&position| position < self.written.len())
-                    .enumerate()
-                {
-                    if count > 0 {
-                        part.push(',');
-                    }
-                    part.push_str(self.written.object(position));
-                }
-                part.push_str("]}");
-                part
-            }
+    /// A bundle of the objects at `positions` only (`None`: all of them); positions are in
+    /// bundle order, as the delta push lists them.
+    pub(crate) fn into_part_json(self, positions: Option<&[usize]>) -> String {
+        let Some(positions) = positions else {
+            return self.into_json();
         };
-        (json, content_sha256)
+        let head = self.written.head();
+        let mut part = String::with_capacity(head.len() + 2);
+        part.push_str(head);
+        let in_bundle = positions
+            .iter()
+            .filter(|&&position| position < self.written.len());
+        for (count, &position) in in_bundle.enumerate() {
+            if count > 0 {
+                part.push(',');
+            }
+            part.push_str(self.written.object(position));
+        }
+        part.push_str("]}");
+        part
     }
+}
+
+/// The SHA-256 (hex) of a bundle's content: each object's id and stable-content hash, in
+/// order. Unlike the bundle's text it does not change between runs of the same event (no
+/// bundle id, no field filled from the clock), and it costs a pass over ids only.
+pub(crate) fn content_sha256<'a>(
+    objects: impl IntoIterator<Item = (&'a str, &'a ObjectHash)>,
+) -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    for (id, hash) in objects {
+        digest.update(id.as_bytes());
+        digest.update([0]);
+        digest.update(hash);
+    }
+    hex::encode(digest.finalize())
 }
 
 /// What the delta push reads of one object.
@@ -343,7 +341,7 @@ mod tests {
         let whole = bundle().to_json();
         assert!(whole.ends_with(&format!(",\"objects\":{expected_objects}}}")));
         assert_eq!(without_id(&whole), without_id(&bundle().into_json()));
-        let (all, _) = bundle().into_part_json_and_content_sha256(None);
+        let all = bundle().into_part_json(None);
         assert_eq!(without_id(&all), without_id(&whole));
     }
 
@@ -368,9 +366,8 @@ mod tests {
     }
 
     #[test]
-    fn a_part_holds_the_objects_asked_for_and_the_hash_of_all() {
-        let (part, sha256) = bundle().into_part_json_and_content_sha256(Some(&[0, 2]));
-        assert_eq!(sha256, bundle().content_sha256());
+    fn a_part_holds_the_objects_asked_for() {
+        let part = bundle().into_part_json(Some(&[0, 2]));
         let part: Value = serde_json::from_str(&part).unwrap();
         let ids: Vec<&str> = part["objects"]
             .as_array()
@@ -379,7 +376,7 @@ mod tests {
             .map(|object| object["id"].as_str().unwrap())
             .collect();
         assert_eq!(ids, ["identity--1", "note--3"]);
-        let (empty, _) = bundle().into_part_json_and_content_sha256(Some(&[]));
+        let empty = bundle().into_part_json(Some(&[]));
         let empty: Value = serde_json::from_str(&empty).unwrap();
         assert_eq!(empty["objects"], json!([]));
     }

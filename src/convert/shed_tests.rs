@@ -31,16 +31,8 @@ fn fixture_events() -> Vec<(String, MispEvent)> {
 
 fn full(reference_compat: bool) -> ConvertOptions {
     ConvertOptions {
-        create_indicators: true,
-        create_observables: true,
-        create_object_observables: true,
-        author_from_tags: true,
-        markings_from_tags: true,
-        import_to_ids_no_score: Some(40),
-        import_unsupported_observables_as_text: true,
-        import_with_attachments: true,
         reference_compat,
-        ..ConvertOptions::default()
+        ..crate::testsuite::full_profile()
     }
 }
 

@@ -96,9 +96,16 @@ impl Pipeline {
                     let delta = delta::select(&bundle, previous.as_ref());
                     let warninglisted = std::mem::take(&mut bundle.warninglisted);
                     let positions = (!delta.full).then_some(delta.send.as_slice());
-                    let (json, content_sha256) =
-                        bundle.into_part_json_and_content_sha256(positions);
-                    (json, content_sha256, delta, warninglisted)
+                    // The delta's hashes are the bundle's content: no second pass over it.
+                    let bundle_sha256 = convert::content_sha256(
+                        delta.hashes.iter().map(|(id, hash)| (id.as_str(), hash)),
+                    );
+                    (
+                        bundle.into_part_json(positions),
+                        bundle_sha256,
+                        delta,
+                        warninglisted,
+                    )
                 })
                 .map_err(|e| e.to_string())
         })

@@ -159,25 +159,23 @@ impl InternalEvent for MemoryBudgetWait<'_> {
         if waited {
             metrics.inc_memory_budget_waits();
         }
-        if self.alone {
-            tracing::info!(
-                event = %what,
-                needed_mb,
-                budget_mb,
-                waited,
-                waited_ms,
+        let message = if self.alone {
+            format!(
                 "event {what} needs about {needed_mb} MB, more than the memory budget of {budget_mb} MB (MISP_FEED_MEMORY_BUDGET_MB): it runs alone, after waiting {waited_ms} ms"
-            );
+            )
         } else {
-            tracing::info!(
-                event = %what,
-                needed_mb,
-                budget_mb,
-                waited,
-                waited_ms,
+            format!(
                 "event {what} waited {waited_ms} ms for about {needed_mb} MB of the memory budget of {budget_mb} MB (MISP_FEED_MEMORY_BUDGET_MB)"
-            );
-        }
+            )
+        };
+        tracing::info!(
+            event = %what,
+            needed_mb,
+            budget_mb,
+            waited,
+            waited_ms,
+            "{message}"
+        );
     }
 }
 

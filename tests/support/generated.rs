@@ -24,12 +24,17 @@ pub fn write_feed(dir: &Path, events: &[Value]) -> Vec<String> {
         manifest.insert(uuid.clone(), entry);
         uuids.push(uuid);
     }
+    write_manifest(dir, &manifest);
+    uuids
+}
+
+/// Writes a feed folder's `manifest.json` (event uuid -> its entry).
+pub fn write_manifest(dir: &Path, manifest: &serde_json::Map<String, Value>) {
     std::fs::write(
         dir.join("manifest.json"),
-        serde_json::to_vec(&manifest).unwrap(),
+        serde_json::to_vec(manifest).unwrap(),
     )
     .unwrap();
-    uuids
 }
 
 /// A feed folder holding one generated event, which can be updated as MISP updates events.

@@ -228,11 +228,7 @@ pub fn small_synthetic_feed(dir: &Path, count: usize, seed_tag: u32) -> Vec<Stri
         manifest.insert(uuid.clone(), entry);
         uuids.push(uuid);
     }
-    std::fs::write(
-        dir.join("manifest.json"),
-        serde_json::to_vec(&manifest).unwrap(),
-    )
-    .unwrap();
+    super::generated::write_manifest(dir, &manifest);
     uuids
 }
 
