@@ -414,8 +414,7 @@ pub(crate) fn process_attribute(
             }
         }
         // Later threats of the same name override earlier ones, as in a Python dict.
-        let mut threat_names: std::collections::HashMap<&str, &str> =
-            std::collections::HashMap::new();
+        let mut threat_names: hashbrown::HashMap<&str, &str> = hashbrown::HashMap::new();
         for threat in ctx.event_elements.threats() {
             threat_names.insert(&threat.name, &threat.id);
             if let Some(indicator_id) = indicator_id {

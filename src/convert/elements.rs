@@ -4,7 +4,7 @@
 //! becomes what the connector makes of it (stix2 stores `str()` of a list: country
 //! `['FR']`); otherwise its value is used (country `FR`).
 
-use std::collections::HashSet;
+use hashbrown::HashSet;
 
 use serde_json::Value;
 

@@ -34,7 +34,12 @@ pub(crate) struct ListedEvent {
 /// an error, but in a list one malformed event is an error for that event only, so that its
 /// neighbours still go through.
 pub(crate) fn parse_event_list(bytes: &[u8], file: &str) -> Result<Vec<ListedEvent>, InputError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| InputError {
+    // UTF-8 checked once over the whole file: parsing a `str` skips the check per string.
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    };
+    let value: Value = parsed.map_err(|e| InputError {
         file: file.to_string(),
         path: "$".into(),
         message: format!("invalid JSON: {e}"),

@@ -10,9 +10,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
-use crate::pycompat::json::{
-    JsonDialect, push_unicode_escape, short_escape, shortest_digits, write_json,
-};
+use crate::pycompat::json::{JsonDialect, shortest_digits, write_json, write_minimal_string};
 use crate::pycompat::text::strip;
 use crate::pycompat::time::python_isoformat;
 
@@ -65,15 +63,6 @@ impl From<DateTime<FixedOffset>> for IdTime<'_> {
     }
 }
 
-impl IdTime<'_> {
-    fn to_value(self) -> Value {
-        match self {
-            IdTime::Text(text) => Value::String(text.to_owned()),
-            IdTime::DateTime(moment) => Value::String(python_isoformat(&moment)),
-        }
-    }
-}
-
 /// Python's `str.lower()` (full Unicode mapping, final sigma included, like Rust's).
 fn python_lower(text: &str) -> String {
     text.to_lowercase()
@@ -103,24 +92,7 @@ impl JsonDialect for CanonicalJson {
     const SORT_KEYS_BY_UTF16: bool = true;
 
     fn write_string(text: &str, out: &mut String) {
-        out.push('"');
-        // Runs of characters that need no escape are copied whole: every id hashes a value
-        // or pattern, and most hold no character to escape.
-        let mut plain_from = 0;
-        for (at, byte) in text.bytes().enumerate() {
-            if byte >= 0x20 && byte != b'"' && byte != b'\\' {
-                continue;
-            }
-            out.push_str(&text[plain_from..at]);
-            let character = char::from(byte);
-            match short_escape(character) {
-                Some(escape) => out.push_str(escape),
-                None => push_unicode_escape(u16::from(byte), out),
-            }
-            plain_from = at + 1;
-        }
-        out.push_str(&text[plain_from..]);
-        out.push('"');
+        write_minimal_string(text, out);
     }
 
     fn write_number(number: &Number, out: &mut String) {
@@ -177,8 +149,48 @@ fn es6_number(double: f64) -> String {
 /// `"<stix_type>--<uuid5(OpenCTI namespace, canonical_json(data))>"`, the common tail of every
 /// pycti `generate_id`.
 pub fn pycti_id(stix_type: &str, data: &Value) -> String {
-    let uuid = Uuid::new_v5(&OPENCTI_NAMESPACE, canonical_json(data).as_bytes());
-    format!("{stix_type}--{uuid}")
+    format!("{stix_type}--{}", uuid5(canonical_json(data).as_bytes()))
+}
+
+/// [`pycti_id`] of an object whose members are all strings, given with their keys in
+/// canonical order (ASCII keys sorted bytewise): the canonical text is written directly,
+/// with no map built to be sorted. Nearly every id of a conversion is of this kind.
+pub(crate) fn pycti_id_of_strings(stix_type: &str, members: &[(&str, &str)]) -> String {
+    debug_assert!(
+        members.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "keys in canonical order"
+    );
+    let mut text = String::with_capacity(
+        2 + members
+            .iter()
+            .map(|(key, value)| key.len() + value.len() + 6)
+            .sum::<usize>(),
+    );
+    text.push('{');
+    for (position, (key, value)) in members.iter().enumerate() {
+        if position > 0 {
+            text.push(',');
+        }
+        CanonicalJson::write_string(key, &mut text);
+        text.push(':');
+        CanonicalJson::write_string(value, &mut text);
+    }
+    text.push('}');
+    format!("{stix_type}--{}", uuid5(text.as_bytes()))
+}
+
+/// RFC 4122 uuid5 of `name` in OpenCTI's namespace. The `uuid` crate's own v5 hashes with a
+/// portable SHA-1; this one uses the processor's SHA instructions where it has them, and an
+/// id is computed for nearly every object a conversion makes.
+fn uuid5(name: &[u8]) -> Uuid {
+    use sha1::Digest;
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(OPENCTI_NAMESPACE.as_bytes());
+    hasher.update(name);
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 fn object(members: Vec<(&str, Value)>) -> Value {
@@ -193,34 +205,44 @@ fn text(value: &str) -> Value {
     Value::String(value.to_owned())
 }
 
+impl IdTime<'_> {
+    fn to_text(self) -> String {
+        match self {
+            IdTime::Text(text) => text.to_owned(),
+            IdTime::DateTime(moment) => python_isoformat(&moment),
+        }
+    }
+}
+
 /// pycti `Report.generate_id(name, published)`; the connector passes a UTC `datetime`.
 pub fn report_id<'a>(name: &str, published: impl Into<IdTime<'a>>) -> String {
-    let data = object(vec![
-        ("name", text(&lower_strip(name))),
-        ("published", published.into().to_value()),
-    ]);
-    pycti_id("report", &data)
+    let published = published.into().to_text();
+    pycti_id_of_strings(
+        "report",
+        &[("name", &lower_strip(name)), ("published", &published)],
+    )
 }
 
 /// pycti `Indicator.generate_id(pattern)`.
 pub fn indicator_id(pattern: &str) -> String {
-    pycti_id(
-        "indicator",
-        &object(vec![("pattern", text(strip(pattern)))]),
-    )
+    pycti_id_of_strings("indicator", &[("pattern", strip(pattern))])
 }
 
 /// pycti `Identity.generate_id(name, identity_class)`.
 pub fn identity_id(name: &str, identity_class: &str) -> String {
-    let data = object(vec![
-        ("name", text(&lower_strip(name))),
-        ("identity_class", text(&python_lower(identity_class))),
-    ]);
-    pycti_id("identity", &data)
+    pycti_id_of_strings(
+        "identity",
+        &[
+            ("identity_class", &python_lower(identity_class)),
+            ("name", &lower_strip(name)),
+        ],
+    )
 }
 
-fn name_only_id(stix_type: &str, name: &str) -> String {
-    pycti_id(stix_type, &object(vec![("name", text(&lower_strip(name)))]))
+/// pycti's `generate_id` of the types named by their name alone (`Malware`,
+/// `IntrusionSet`, `Tool`).
+pub(crate) fn name_only_id(stix_type: &str, name: &str) -> String {
+    pycti_id_of_strings(stix_type, &[("name", &lower_strip(name))])
 }
 
 /// pycti `Malware.generate_id(name)`.
@@ -242,37 +264,40 @@ pub fn tool_id(name: &str) -> String {
 /// non-empty after lowercasing and stripping.
 pub fn attack_pattern_id(name: &str, x_mitre_id: Option<&str>) -> String {
     let mitre = x_mitre_id.map(lower_strip).unwrap_or_default();
-    let data = if mitre.is_empty() {
-        object(vec![("name", text(&lower_strip(name)))])
+    if mitre.is_empty() {
+        name_only_id("attack-pattern", name)
     } else {
-        object(vec![("x_mitre_id", Value::String(mitre))])
-    };
-    pycti_id("attack-pattern", &data)
+        pycti_id_of_strings("attack-pattern", &[("x_mitre_id", &mitre)])
+    }
 }
 
 /// pycti `Location.generate_id(name, x_opencti_location_type)` (no latitude/longitude, as
 /// the connector calls it; a `Position` then falls back to the name alone).
 pub fn location_id(name: &str, location_type: &str) -> String {
     let lowered = lower_strip(name);
-    let data = if location_type == "Position" {
-        object(vec![("name", Value::String(lowered))])
+    if location_type == "Position" {
+        pycti_id_of_strings("location", &[("name", &lowered)])
     } else {
-        object(vec![
-            ("name", Value::String(lowered)),
-            ("x_opencti_location_type", text(location_type)),
-        ])
-    };
-    pycti_id("location", &data)
+        pycti_id_of_strings(
+            "location",
+            &[
+                ("name", &lowered),
+                ("x_opencti_location_type", location_type),
+            ],
+        )
+    }
 }
 
 /// pycti `Note.generate_id(created, content)` (no abstract, as the connector calls it).
 /// The content is stripped but keeps its case.
 pub fn note_id(content: &str, created: Option<IdTime<'_>>) -> String {
-    let mut members = vec![("content", text(strip(content)))];
-    if let Some(created) = created {
-        members.push(("created", created.to_value()));
+    let content = strip(content);
+    match created.map(IdTime::to_text) {
+        Some(created) => {
+            pycti_id_of_strings("note", &[("content", content), ("created", &created)])
+        }
+        None => pycti_id_of_strings("note", &[("content", content)]),
     }
-    pycti_id("note", &object(members))
 }
 
 /// pycti `MarkingDefinition.generate_id(definition_type, definition)`, including OpenCTI's
@@ -291,11 +316,13 @@ pub fn marking_definition_id(definition_type: &str, definition: &str) -> String 
             return fixed.to_owned();
         }
     }
-    let data = object(vec![
-        ("definition_type", text(definition_type)),
-        ("definition", text(definition)),
-    ]);
-    pycti_id("marking-definition", &data)
+    pycti_id_of_strings(
+        "marking-definition",
+        &[
+            ("definition", definition),
+            ("definition_type", definition_type),
+        ],
+    )
 }
 
 /// pycti `StixCoreRelationship.generate_id(...)`. As in pycti, `stop_time` only counts when
@@ -307,18 +334,19 @@ pub fn relationship_id(
     start_time: Option<IdTime<'_>>,
     stop_time: Option<IdTime<'_>>,
 ) -> String {
-    let mut members = vec![
-        ("relationship_type", text(relationship_type)),
-        ("source_ref", text(source_ref)),
-        ("target_ref", text(target_ref)),
-    ];
-    if let Some(start) = start_time {
-        members.push(("start_time", start.to_value()));
-        if let Some(stop) = stop_time {
-            members.push(("stop_time", stop.to_value()));
-        }
+    let start = start_time.map(IdTime::to_text);
+    let stop = start.as_ref().and(stop_time).map(IdTime::to_text);
+    let mut members = Vec::with_capacity(5);
+    members.push(("relationship_type", relationship_type));
+    members.push(("source_ref", source_ref));
+    if let Some(start) = &start {
+        members.push(("start_time", start.as_str()));
     }
-    pycti_id("relationship", &object(members))
+    if let Some(stop) = &stop {
+        members.push(("stop_time", stop.as_str()));
+    }
+    members.push(("target_ref", target_ref));
+    pycti_id_of_strings("relationship", &members)
 }
 
 /// pycti `StixSightingRelationship.generate_id(...)`. The connector passes one identity id
@@ -330,18 +358,46 @@ pub fn sighting_id(
     first_seen: Option<IdTime<'_>>,
     last_seen: Option<IdTime<'_>>,
 ) -> String {
+    let first = first_seen.map(IdTime::to_text);
+    let last = first.as_ref().and(last_seen).map(IdTime::to_text);
+    if let Value::String(where_sighted) = where_sighted_refs {
+        let mut members = Vec::with_capacity(5);
+        if let Some(first) = &first {
+            members.push(("first_seen", first.as_str()));
+        }
+        if let Some(last) = &last {
+            members.push(("last_seen", last.as_str()));
+        }
+        members.push(("sighting_of_ref", sighting_of_ref));
+        members.push(("type", "sighting"));
+        members.push(("where_sighted_refs", where_sighted.as_str()));
+        return pycti_id_of_strings("sighting", &members);
+    }
     let mut members = vec![
         ("type", text("sighting")),
         ("sighting_of_ref", text(sighting_of_ref)),
         ("where_sighted_refs", where_sighted_refs.clone()),
     ];
-    if let Some(first) = first_seen {
-        members.push(("first_seen", first.to_value()));
-        if let Some(last) = last_seen {
-            members.push(("last_seen", last.to_value()));
+    if let Some(first) = first {
+        members.push(("first_seen", Value::String(first)));
+        if let Some(last) = last {
+            members.push(("last_seen", Value::String(last)));
         }
     }
     pycti_id("sighting", &object(members))
+}
+
+/// stix2's id of an observable whose one given property is the string `value` under `key`
+/// (`{"value": ...}` for most types), written without building the property map.
+pub(crate) fn single_property_sco_id(stix_type: &str, key: &str, value: &str) -> String {
+    let contributes = key != "hashes"
+        && sco_contributing_properties(stix_type).is_some_and(|keys| keys.contains(&key));
+    if contributes {
+        return pycti_id_of_strings(stix_type, &[(key, value)]);
+    }
+    let mut data = Map::new();
+    data.insert(key.to_owned(), text(value));
+    sco_id(stix_type, &Value::Object(data))
 }
 
 /// The id-contributing properties of each SCO type stix2 3.0.2 knows once pycti has
@@ -457,10 +513,7 @@ pub(crate) fn try_sco_id(stix_type: &str, properties: &Value) -> Option<String> 
     if data.is_empty() {
         return None;
     }
-    let uuid = Uuid::new_v5(
-        &OPENCTI_NAMESPACE,
-        canonical_json(&Value::Object(data)).as_bytes(),
-    );
+    let uuid = uuid5(canonical_json(&Value::Object(data)).as_bytes());
     Some(format!("{stix_type}--{uuid}"))
 }
 
@@ -474,6 +527,36 @@ pub fn sco_id(stix_type: &str, contributing: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn uuid5_is_rfc_4122_version_5() {
+        for name in ["", "a", "{\"name\":\"caf\u{e9}\"}", &"x".repeat(200)] {
+            assert_eq!(
+                uuid5(name.as_bytes()),
+                Uuid::new_v5(&OPENCTI_NAMESPACE, name.as_bytes()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_of_string_members_are_the_ids_of_their_maps() {
+        let members = [
+            ("definition", "x \"q\" \u{1} caf\u{e9}"),
+            ("definition_type", "statement"),
+        ];
+        let map = object(
+            members
+                .iter()
+                .map(|(key, value)| (*key, Value::from(*value)))
+                .collect(),
+        );
+        assert_eq!(
+            pycti_id_of_strings("marking-definition", &members),
+            pycti_id("marking-definition", &map)
+        );
+        assert_eq!(pycti_id_of_strings("x", &[]), pycti_id("x", &json!({})));
+    }
 
     #[test]
     fn es6_numbers_follow_ecmascript_rules() {

@@ -2,7 +2,7 @@
 //! finds them; correction (2) links the STIX objects made from both ends), and the
 //! `@[attribute](uuid)` links of event-report notes.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::LazyLock;
 
 use regex::{Captures, Regex};

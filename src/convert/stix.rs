@@ -5,9 +5,6 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-use super::ids::{pycti_id, sco_id};
-use crate::pycompat::text::strip;
-
 pub(crate) type Object = Map<String, Value>;
 
 /// A marking definition and its id.
@@ -52,26 +49,10 @@ pub(crate) fn tlp(level: &str) -> Marking {
     }
 }
 
-/// pycti's `MarkingDefinition.generate_id` (fixed ids for the TLP levels OpenCTI knows).
-pub(crate) fn marking_id(definition_type: &str, definition: &str) -> String {
-    if definition_type == "TLP" {
-        let fixed = match definition {
-            "TLP:CLEAR" | "TLP:WHITE" => Some(TLP_WHITE_ID),
-            "TLP:GREEN" => Some(TLP_GREEN_ID),
-            "TLP:AMBER" => Some(TLP_AMBER_ID),
-            "TLP:AMBER+STRICT" => Some("marking-definition--826578e1-40ad-459f-bc73-ede076f81f37"),
-            "TLP:RED" => Some(TLP_RED_ID),
-            _ => None,
-        };
-        if let Some(id) = fixed {
-            return id.to_string();
-        }
-    }
-    let mut data = Object::new();
-    data.insert("definition_type".into(), definition_type.into());
-    data.insert("definition".into(), definition.into());
-    pycti_id("marking-definition", &Value::Object(data))
-}
+pub(crate) use super::ids::{
+    attack_pattern_id, identity_id, indicator_id, location_id, marking_definition_id as marking_id,
+    name_only_id as named_id, single_property_sco_id,
+};
 
 /// A statement marking as the connector builds it for `marking:` tags and TLP:AMBER+STRICT.
 pub(crate) fn statement_marking(definition_type: &str, definition: &str, now: &str) -> Marking {
@@ -135,59 +116,9 @@ pub(crate) fn put_opt_str(object: &mut Object, key: &str, value: Option<&str>) {
     }
 }
 
-fn name_data(name: &str) -> Value {
-    let mut data = Object::new();
-    data.insert("name".into(), strip(&name.to_lowercase()).into());
-    Value::Object(data)
-}
-
-pub(crate) fn identity_id(name: &str, identity_class: &str) -> String {
-    let mut data = Object::new();
-    data.insert("name".into(), strip(&name.to_lowercase()).into());
-    data.insert(
-        "identity_class".into(),
-        identity_class.to_lowercase().into(),
-    );
-    pycti_id("identity", &Value::Object(data))
-}
-
-/// `IntrusionSet`, `Malware`, `Tool`: ids from the lower-cased, stripped name.
-pub(crate) fn named_id(kind: &str, name: &str) -> String {
-    pycti_id(kind, &name_data(name))
-}
-
-pub(crate) fn attack_pattern_id(name: &str, x_mitre_id: Option<&str>) -> String {
-    let mitre = x_mitre_id
-        .map(|m| strip(&m.to_lowercase()).to_string())
-        .unwrap_or_default();
-    let mut data = Object::new();
-    if mitre.is_empty() {
-        data.insert("name".into(), strip(&name.to_lowercase()).into());
-    } else {
-        data.insert("x_mitre_id".into(), mitre.into());
-    }
-    pycti_id("attack-pattern", &Value::Object(data))
-}
-
-pub(crate) fn location_id(name: &str, location_type: &str) -> String {
-    let mut data = Object::new();
-    data.insert("name".into(), strip(&name.to_lowercase()).into());
-    data.insert("x_opencti_location_type".into(), location_type.into());
-    pycti_id("location", &Value::Object(data))
-}
-
-pub(crate) fn indicator_id(pattern: &str) -> String {
-    let mut data = Object::new();
-    data.insert("pattern".into(), strip(pattern).into());
-    pycti_id("indicator", &Value::Object(data))
-}
-
+/// pycti's relationship id as the connector asks for it (no start or stop time).
 pub(crate) fn relationship_id(relationship_type: &str, source: &str, target: &str) -> String {
-    let mut data = Object::new();
-    data.insert("relationship_type".into(), relationship_type.into());
-    data.insert("source_ref".into(), source.into());
-    data.insert("target_ref".into(), target.into());
-    pycti_id("relationship", &Value::Object(data))
+    super::ids::relationship_id(relationship_type, source, target, None, None)
 }
 
 /// pycti's sighting id; the connector passes one identity id (a string) as
@@ -198,34 +129,20 @@ pub(crate) fn sighting_id(
     first_seen: &str,
     last_seen: &str,
 ) -> String {
-    let mut data = Object::new();
-    data.insert("type".into(), "sighting".into());
-    data.insert("sighting_of_ref".into(), sighting_of.into());
-    data.insert("where_sighted_refs".into(), where_sighted.into());
-    data.insert("first_seen".into(), first_seen.into());
-    data.insert("last_seen".into(), last_seen.into());
-    pycti_id("sighting", &Value::Object(data))
+    super::ids::sighting_id(
+        sighting_of,
+        &Value::String(where_sighted.to_owned()),
+        Some(first_seen.into()),
+        Some(last_seen.into()),
+    )
 }
 
 pub(crate) fn report_id(name: &str, published_iso: &str) -> String {
-    let mut data = Object::new();
-    data.insert("name".into(), strip(&name.to_lowercase()).into());
-    data.insert("published".into(), published_iso.into());
-    pycti_id("report", &Value::Object(data))
+    super::ids::report_id(name, published_iso)
 }
 
 pub(crate) fn note_id(created: &str, content: &str) -> String {
-    let mut data = Object::new();
-    data.insert("content".into(), strip(content).into());
-    data.insert("created".into(), created.into());
-    pycti_id("note", &Value::Object(data))
-}
-
-/// stix2's id of an observable whose only id-contributing property is `key`.
-pub(crate) fn single_property_sco_id(kind: &str, key: &str, value: &str) -> String {
-    let mut data = Object::new();
-    data.insert(key.into(), value.into());
-    sco_id(kind, &Value::Object(data))
+    super::ids::note_id(content, Some(created.into()))
 }
 
 /// An organization identity as the connector builds authors and sighting sources.

@@ -11,8 +11,10 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use serde_json::Value;
+use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
+
+use crate::pycompat::json::{JsonDialect, write_json, write_minimal_string};
 
 /// A short hash of an object's stable content: every member except the fields the
 /// conversion fills from the clock ([`VOLATILE`]), as `key \0 compact-json \0` in order.
@@ -54,7 +56,7 @@ pub(crate) struct Entry {
 /// Objects written one after the other, separated by commas, after an optional head.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ObjectText {
-    text: Vec<u8>,
+    text: String,
     /// The length of the head the objects follow.
     head_len: usize,
     entries: Vec<Entry>,
@@ -63,8 +65,8 @@ pub(crate) struct ObjectText {
 impl ObjectText {
     /// An empty text whose objects will follow `head` (a bundle's opening, say).
     pub(crate) fn with_head(head: &str) -> Self {
-        let mut text = Vec::with_capacity(head.len().max(1 << 16));
-        text.extend_from_slice(head.as_bytes());
+        let mut text = String::with_capacity(head.len().max(1 << 16));
+        text.push_str(head);
         ObjectText {
             text,
             head_len: head.len(),
@@ -116,17 +118,13 @@ impl ObjectText {
     }
 
     fn slice(&self, range: Range<usize>) -> &str {
-        // Only whole JSON texts written by serde_json are recorded: always UTF-8.
-        self.text
-            .get(range)
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .unwrap_or("")
+        self.text.get(range).unwrap_or("")
     }
 
     /// Writes `object` after the others; returns its position.
     pub(crate) fn write(&mut self, object: &Value) -> usize {
         if !self.entries.is_empty() {
-            self.text.push(b',');
+            self.text.push(',');
         }
         let start = self.text.len();
         let mut digest = Sha256::new();
@@ -136,15 +134,15 @@ impl ObjectText {
             Value::Object(members) => {
                 let volatile =
                     volatile_fields(members.get("type").and_then(Value::as_str).unwrap_or(""));
-                self.text.push(b'{');
+                self.text.push('{');
                 for (position, (key, value)) in members.iter().enumerate() {
                     if position > 0 {
-                        self.text.push(b',');
+                        self.text.push(',');
                     }
-                    let _ = serde_json::to_writer(&mut self.text, key.as_str());
-                    self.text.push(b':');
+                    write_minimal_string(key, &mut self.text);
+                    self.text.push(':');
                     let value_start = self.text.len();
-                    write_json(&mut self.text, value);
+                    write_json::<CompactJson>(value, &mut self.text);
                     let value_text = &self.text[value_start..];
                     match key.as_str() {
                         "id" if value.is_string() => {
@@ -156,13 +154,13 @@ impl ObjectText {
                     if !volatile.contains(&key.as_str()) {
                         digest.update(key.as_bytes());
                         digest.update([0]);
-                        digest.update(value_text);
+                        digest.update(value_text.as_bytes());
                         digest.update([0]);
                     }
                 }
-                self.text.push(b'}');
+                self.text.push('}');
             }
-            other => write_json(&mut self.text, other),
+            other => write_json::<CompactJson>(other, &mut self.text),
         }
         let mut hash = [0u8; 8];
         hash.copy_from_slice(&digest.finalize()[..8]);
@@ -181,10 +179,10 @@ impl ObjectText {
             return;
         };
         if !self.entries.is_empty() {
-            self.text.push(b',');
+            self.text.push(',');
         }
         let start = self.text.len();
-        self.text.extend_from_slice(&other.text[entry.span.clone()]);
+        self.text.push_str(other.slice(entry.span.clone()));
         let shift = |range: &Range<usize>| {
             range.start - entry.span.start + start..range.end - entry.span.start + start
         };
@@ -198,10 +196,8 @@ impl ObjectText {
 
     /// The whole text: the head, the objects, then `tail`.
     pub(crate) fn finish(mut self, tail: &str) -> String {
-        self.text.extend_from_slice(tail.as_bytes());
-        // Every byte is a head given as `&str`, serde_json's UTF-8 output, commas or `tail`.
-        String::from_utf8(self.text)
-            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+        self.text.push_str(tail);
+        self.text
     }
 
     /// Each object parsed back: for tests and tools that look at the objects themselves.
@@ -212,9 +208,24 @@ impl ObjectText {
     }
 }
 
-/// Compact JSON as serde_json writes it; a `Value` always serialises into a `Vec`.
-fn write_json(out: &mut Vec<u8>, value: &Value) {
-    let _ = serde_json::to_writer(&mut *out, value);
+/// Compact JSON exactly as serde_json writes it (`serde_json::to_string`), written straight
+/// into the text: no separators' spaces, members in order, strings escaped minimally.
+struct CompactJson;
+
+impl JsonDialect for CompactJson {
+    const ITEM_SEPARATOR: &'static str = ",";
+    const KEY_SEPARATOR: &'static str = ":";
+    const SORT_KEYS_BY_UTF16: bool = false;
+
+    fn write_string(text: &str, out: &mut String) {
+        write_minimal_string(text, out);
+    }
+
+    fn write_number(number: &Number, out: &mut String) {
+        // serde_json prints a number the same way through `Display` as when serialising.
+        use std::fmt::Write;
+        let _ = write!(out, "{number}");
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +288,31 @@ mod tests {
             );
         }
         assert_eq!(text.values(), sample());
+    }
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        let values = [
+            json!("plain"),
+            json!("\"\\\u{0}\u{1f}\u{7f}\u{8}\u{c}\n\r\t caf\u{e9} \u{1f600} </script>"),
+            json!([
+                0,
+                -1,
+                u64::MAX,
+                i64::MIN,
+                0.1,
+                -2.5,
+                1e21,
+                1.5e-7,
+                123456789.125
+            ]),
+            json!({"b": null, "a": [true, false, {}], "": []}),
+        ];
+        for value in values {
+            let mut out = String::new();
+            write_json::<CompactJson>(&value, &mut out);
+            assert_eq!(out, serde_json::to_string(&value).unwrap());
+        }
     }
 
     #[test]

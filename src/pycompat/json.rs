@@ -85,6 +85,29 @@ pub(crate) fn short_escape(character: char) -> Option<&'static str> {
     })
 }
 
+/// A string with only what JSON requires escaped (`"`, `\\`, control characters; the
+/// short forms where there are some, `\u00xx` otherwise), everything else kept raw: as
+/// both RFC 8785 and serde_json's compact writer print strings.
+pub(crate) fn write_minimal_string(text: &str, out: &mut String) {
+    out.push('"');
+    // Runs of characters that need no escape are copied whole: most strings hold none.
+    let mut plain_from = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+            continue;
+        }
+        out.push_str(&text[plain_from..at]);
+        let character = char::from(byte);
+        match short_escape(character) {
+            Some(escape) => out.push_str(escape),
+            None => push_unicode_escape(u16::from(byte), out),
+        }
+        plain_from = at + 1;
+    }
+    out.push_str(&text[plain_from..]);
+    out.push('"');
+}
+
 /// Python's `json.dumps` with default arguments.
 pub(crate) struct PythonJson;
 
