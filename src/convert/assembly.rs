@@ -13,7 +13,7 @@
 use hashbrown::HashSet;
 use std::rc::Rc;
 
-use serde_json::Value;
+use super::object::Object;
 
 use super::attribute::AttributeResult;
 use super::stix::{Markings, id_of};
@@ -128,7 +128,7 @@ impl Assembly {
         self.ledger_set(ledger).contains(id) || dropped_by_emitted
     }
 
-    pub(super) fn emit(&mut self, ledger: Ledger, object: &Value) {
+    pub(super) fn emit(&mut self, ledger: Ledger, object: &Object) {
         let id = id_of(object);
         if self.is_dropped(ledger, id) {
             return;
@@ -139,7 +139,7 @@ impl Assembly {
         self.written.write(object);
     }
 
-    pub(super) fn emit_unchecked(&mut self, object: &Value) {
+    pub(super) fn emit_unchecked(&mut self, object: &Object) {
         self.emitted.insert(SharedId::from(id_of(object)));
         self.written.write(object);
     }
@@ -153,7 +153,7 @@ impl Assembly {
     }
 
     /// An object referenced by the report and emitted (elements, indicators, observables).
-    pub(super) fn referenced_entity(&mut self, ledger: Ledger, object: &Value) {
+    pub(super) fn referenced_entity(&mut self, ledger: Ledger, object: &Object) {
         self.reference(id_of(object));
         self.emit(ledger, object);
     }
@@ -185,14 +185,14 @@ impl Assembly {
     }
 
     /// A relationship, written now and emitted after every other object.
-    pub(super) fn defer_relationship(&mut self, relationship: &Value) {
+    pub(super) fn defer_relationship(&mut self, relationship: &Object) {
         let waiting = self.write_relationship(relationship);
         self.deferred.relationships.push(waiting);
     }
 
     /// A relationship written into the side text, with its connector key and id.
-    fn write_relationship(&mut self, relationship: &Value) -> WaitingRelationship {
-        let end = |key: &str| relationship.get(key).and_then(Value::as_str).unwrap_or("");
+    fn write_relationship(&mut self, relationship: &Object) -> WaitingRelationship {
+        let end = |key: &str| relationship.str(key).unwrap_or("");
         WaitingRelationship {
             key: format!("{}{}", end("source_ref"), end("target_ref")),
             id: SharedId::from(id_of(relationship)),
@@ -202,7 +202,7 @@ impl Assembly {
 
     /// An object of `ledger` made ahead of its turn: written unless already sure to be
     /// dropped.
-    fn wait(&mut self, ledger: Ledger, object: &Value) -> Waiting {
+    fn wait(&mut self, ledger: Ledger, object: &Object) -> Waiting {
         let id = id_of(object);
         let written = (!self.is_dropped(ledger, id)).then(|| self.deferred.text.write(object));
         Waiting {
@@ -251,7 +251,7 @@ impl Assembly {
     }
 
     /// A MISP object's Text observable, emitted after every attribute part.
-    pub(super) fn defer_object_observable(&mut self, observable: &Value) {
+    pub(super) fn defer_object_observable(&mut self, observable: &Object) {
         let id = SharedId::from(id_of(observable));
         let sure_to_be_dropped = self.deferred.object_observable_ids.contains(&id)
             || (!self.compat && self.emitted.contains(&id));
@@ -314,7 +314,7 @@ impl Assembly {
 
     /// Emits the waiting relationships, in order; `more` (the ObjectReferences' relationships,
     /// made last) follow them.
-    pub(super) fn emit_relationships(&mut self, more: &[Value]) {
+    pub(super) fn emit_relationships(&mut self, more: &[Object]) {
         for relationship in more {
             self.defer_relationship(relationship);
         }

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::ConvertOptions;
 use super::elements::{ElementContext, Elements, prepare_elements};
@@ -38,13 +38,13 @@ fn pattern_literal(value: &str) -> String {
 /// What converting one attribute (one part of it) yields.
 #[derive(Debug)]
 pub(crate) struct AttributeResult {
-    pub(crate) indicator: Option<Value>,
-    pub(crate) observable: Option<Value>,
-    pub(crate) relationships: Vec<Value>,
+    pub(crate) indicator: Option<Object>,
+    pub(crate) observable: Option<Object>,
+    pub(crate) relationships: Vec<Object>,
     pub(crate) elements: Elements,
     pub(crate) markings: Markings,
-    pub(crate) identities: Vec<Value>,
-    pub(crate) sightings: Vec<Value>,
+    pub(crate) identities: Vec<Object>,
+    pub(crate) sightings: Vec<Object>,
     /// The warninglist that kept the attribute from becoming an indicator (part 0 only, so
     /// that an attribute is counted once).
     pub(crate) warninglisted: Option<String>,
@@ -73,20 +73,20 @@ fn relationship(
     target: &str,
     description: Option<&str>,
     markings: Option<&[Marking]>,
-) -> Value {
+) -> Object {
     let id = relationship_id(kind, source, target);
     let mut object = sdo("relationship", &id, ctx.now, ctx.now);
-    object.insert("relationship_type".into(), kind.into());
+    object.insert("relationship_type", kind.into());
     if let Some(description) = description {
-        object.insert("description".into(), description.into());
+        object.insert("description", description.into());
     }
-    object.insert("source_ref".into(), source.into());
-    object.insert("target_ref".into(), target.into());
-    object.insert("created_by_ref".into(), ctx.author_id.into());
+    object.insert("source_ref", source.into());
+    object.insert("target_ref", target.into());
+    object.insert("created_by_ref", ctx.author_id.into());
     if let Some(markings) = markings {
         put_list(&mut object, "object_marking_refs", &marking_refs(markings));
     }
-    Value::Object(object)
+    object
 }
 
 /// Whether [`process_attribute`] converts the attribute at all, and so reads its tags: the
@@ -257,7 +257,7 @@ pub(crate) fn process_attribute(
         score = no_score;
     }
 
-    let mut indicator: Option<Value> = None;
+    let mut indicator: Option<Object> = None;
     let wants_indicator = !(options.indicators_only_to_ids && !compat && !to_ids);
     // A known-benign value (a public resolver, a top site) keeps its observable but makes no
     // indicator: detection rules built from it would only raise false positives.
@@ -287,44 +287,41 @@ pub(crate) fn process_attribute(
             let id = indicator_id(pattern);
             let mut object = sdo("indicator", &id, &created, &created);
             if let Some(name) = name {
-                object.insert("name".into(), name.into());
+                object.insert("name", name.into());
             }
-            object.insert("description".into(), comment.into());
-            object.insert("pattern".into(), pattern.as_str().into());
-            object.insert("pattern_type".into(), pattern_type.into());
+            object.insert("description", comment.into());
+            object.insert("pattern", pattern.as_str().into());
+            object.insert("pattern_type", pattern_type.into());
             if pattern_type == "stix" {
-                object.insert("pattern_version".into(), "2.1".into());
+                object.insert("pattern_version", "2.1".into());
             }
-            object.insert("valid_from".into(), valid_from.into());
+            object.insert("valid_from", valid_from.into());
             if let Some(valid_until) = valid_until(secs, options) {
-                object.insert("valid_until".into(), valid_until.into());
+                object.insert("valid_until", valid_until.into());
             }
             put_list(&mut object, "labels", &labels);
-            object.insert("created_by_ref".into(), ctx.author_id.into());
+            object.insert("created_by_ref", ctx.author_id.into());
             put_list(&mut object, "object_marking_refs", &marking_refs(&markings));
             put_list(&mut object, "external_references", external_references);
             if let Some(observable_type) = observable_type {
-                object.insert(
-                    "x_opencti_main_observable_type".into(),
-                    observable_type.into(),
-                );
+                object.insert("x_opencti_main_observable_type", observable_type.into());
             }
             // The connector copies `to_ids` as it is; OpenCTI reads a boolean.
             match attribute.to_ids {
                 Some(given) if compat => {
-                    object.insert("x_opencti_detection".into(), given.clone());
+                    object.insert("x_opencti_detection", given.clone());
                 }
                 Some(_) => {
-                    object.insert("x_opencti_detection".into(), Value::Bool(to_ids));
+                    object.insert("x_opencti_detection", Value::Bool(to_ids));
                 }
                 None => {}
             }
-            object.insert("x_opencti_score".into(), score.into());
-            indicator = Some(Value::Object(object));
+            object.insert("x_opencti_score", score.into());
+            indicator = Some(object);
         }
     }
 
-    let mut observable: Option<Value> = None;
+    let mut observable: Option<Object> = None;
     if options.create_observables && observable_type.is_some() {
         observable = build_observable(
             ctx,
@@ -370,14 +367,14 @@ pub(crate) fn process_attribute(
             let sighted_by_id = super::stix::id_of(sighted_by);
             let id = sighting_id(indicator_id, sighted_by_id, &first_seen, &last_seen);
             let mut object = sdo("sighting", &id, ctx.now, ctx.now);
-            object.insert("first_seen".into(), first_seen.into());
-            object.insert("last_seen".into(), last_seen.into());
-            object.insert("sighting_of_ref".into(), indicator_id.into());
+            object.insert("first_seen", first_seen.into());
+            object.insert("last_seen", last_seen.into());
+            object.insert("sighting_of_ref", indicator_id.into());
             object.insert(
-                "where_sighted_refs".into(),
+                "where_sighted_refs",
                 Value::Array(vec![sighted_by_id.into()]),
             );
-            sightings.push(Value::Object(object));
+            sightings.push(object);
         }
     }
 
@@ -535,10 +532,10 @@ fn build_observable(
     labels: &Value,
     markings: &[Marking],
     external_references: &Value,
-) -> Option<Value> {
-    let single = |kind: &str, key: &str| -> Object {
+) -> Option<Object> {
+    let single = |kind: &str, key: &'static str| -> Object {
         let mut object = sco(kind, single_property_sco_id(kind, key, value));
-        object.insert(key.into(), value.into());
+        object.insert(key, value.into());
         object
     };
     let mut object = match resolver {
@@ -550,16 +547,16 @@ fn build_observable(
         Resolver::EmailAddress => single("email-addr", "value"),
         Resolver::EmailSubject => {
             let mut object = single("email-message", "subject");
-            object.insert("is_multipart".into(), Value::Bool(true));
+            object.insert("is_multipart", Value::Bool(true));
             object
         }
         Resolver::UserAccountGithub => {
-            let mut data = Object::new();
+            let mut data = Map::new();
             data.insert("account_login".into(), value.into());
             data.insert("account_type".into(), "github".into());
             let mut object = sco("user-account", sco_id("user-account", &Value::Object(data)));
-            object.insert("account_login".into(), value.into());
-            object.insert("account_type".into(), "github".into());
+            object.insert("account_login", value.into());
+            object.insert("account_type", "github".into());
             object
         }
         Resolver::FileName | Resolver::PdbPath => single("file", "name"),
@@ -568,18 +565,18 @@ fn build_observable(
                 return None;
             }
             let hash_name = resolver.hash_name().unwrap_or("MD5");
-            let mut hashes = Object::new();
+            let mut hashes = Map::new();
             hashes.insert(hash_name.into(), value.into());
             let hashes = Value::Object(hashes);
-            let mut data = Object::new();
+            let mut data = Map::new();
             data.insert("hashes".into(), hashes.clone());
             if let Some(file_name) = file_name {
                 data.insert("name".into(), file_name.into());
             }
             let mut object = sco("file", sco_id("file", &Value::Object(data)));
-            object.insert("hashes".into(), hashes);
+            object.insert("hashes", hashes);
             if let Some(file_name) = file_name {
-                object.insert("name".into(), file_name.into());
+                object.insert("name", file_name.into());
             }
             object
         }
@@ -589,21 +586,21 @@ fn build_observable(
         Resolver::IdentityIndividual => {
             let id = identity_id(value, "individual");
             let mut object = sdo("identity", &id, ctx.now, ctx.now);
-            object.insert("name".into(), value.into());
-            object.insert("identity_class".into(), "individual".into());
-            object.insert("description".into(), comment.into());
+            object.insert("name", value.into());
+            object.insert("identity_class", "individual".into());
+            object.insert("description", comment.into());
             put_list(&mut object, "labels", labels);
-            object.insert("created_by_ref".into(), ctx.author_id.into());
+            object.insert("created_by_ref", ctx.author_id.into());
             put_list(&mut object, "external_references", external_references);
-            return Some(Value::Object(object));
+            return Some(object);
         }
         Resolver::UserAgent | Resolver::Yara | Resolver::Sigma => return None,
     };
     put_list(&mut object, "object_marking_refs", &marking_refs(markings));
-    object.insert("x_opencti_description".into(), comment.into());
-    object.insert("x_opencti_score".into(), score.into());
+    object.insert("x_opencti_description", comment.into());
+    object.insert("x_opencti_score", score.into());
     put_list(&mut object, "labels", labels);
-    object.insert("created_by_ref".into(), ctx.author_id.into());
+    object.insert("created_by_ref", ctx.author_id.into());
     put_list(&mut object, "external_references", external_references);
-    Some(Value::Object(object))
+    Some(object)
 }

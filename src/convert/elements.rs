@@ -21,7 +21,7 @@ use crate::pycompat::text::{drop_last_char, strip};
 pub(crate) struct Element {
     pub(crate) id: String,
     pub(crate) name: String,
-    pub(crate) object: Value,
+    pub(crate) object: Object,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -78,8 +78,8 @@ pub(crate) struct ElementContext<'c> {
 impl ElementContext<'_> {
     fn base(&self, kind: &str, id: &str, name: &str) -> Object {
         let mut object = sdo(kind, id, self.now, self.now);
-        object.insert("name".into(), name.into());
-        object.insert("created_by_ref".into(), self.author_id.into());
+        object.insert("name", name.into());
+        object.insert("created_by_ref", self.author_id.into());
         put_list(
             &mut object,
             "object_marking_refs",
@@ -123,12 +123,12 @@ fn aliases_of(
     }
 }
 
-fn put_value(object: &mut Object, key: &str, value: Value) {
+fn put_value(object: &mut Object, key: &'static str, value: Value) {
     match &value {
         Value::Null => {}
         Value::Array(items) if items.is_empty() => {}
         _ => {
-            object.insert(key.into(), value);
+            object.insert(key, value);
         }
     }
 }
@@ -258,18 +258,14 @@ pub(crate) fn prepare_elements(
                 if added_names.insert(name.clone()) {
                     let id = named_id("intrusion-set", &name);
                     let mut object = ctx.base("intrusion-set", &id, &name);
-                    object.insert("labels".into(), Value::Array(vec!["intrusion-set".into()]));
+                    object.insert("labels", Value::Array(vec!["intrusion-set".into()]));
                     put_opt_str(
                         &mut object,
                         "description",
                         description_of(cluster, compat).as_deref(),
                     );
                     put_value(&mut object, "x_opencti_aliases", aliases);
-                    elements.intrusion_sets.push(Element {
-                        id,
-                        name,
-                        object: Value::Object(object),
-                    });
+                    elements.intrusion_sets.push(Element { id, name, object });
                 }
             }
         }
@@ -280,18 +276,14 @@ pub(crate) fn prepare_elements(
                 if added_names.insert(name.clone()) {
                     let id = named_id("tool", &name);
                     let mut object = ctx.base("tool", &id, &name);
-                    object.insert("labels".into(), Value::Array(vec!["tool".into()]));
+                    object.insert("labels", Value::Array(vec!["tool".into()]));
                     put_opt_str(
                         &mut object,
                         "description",
                         description_of(cluster, compat).as_deref(),
                     );
                     put_value(&mut object, "x_opencti_aliases", aliases);
-                    elements.tools.push(Element {
-                        id,
-                        name,
-                        object: Value::Object(object),
-                    });
+                    elements.tools.push(Element { id, name, object });
                 }
             }
         }
@@ -305,19 +297,15 @@ pub(crate) fn prepare_elements(
                 if added_names.insert(name.clone()) {
                     let id = named_id("malware", &name);
                     let mut object = ctx.base("malware", &id, &name);
-                    object.insert("is_family".into(), Value::Bool(true));
+                    object.insert("is_family", Value::Bool(true));
                     put_value(&mut object, "aliases", aliases);
-                    object.insert("labels".into(), Value::Array(vec![gname.into()]));
+                    object.insert("labels", Value::Array(vec![gname.into()]));
                     put_opt_str(
                         &mut object,
                         "description",
                         description_of(cluster, compat).as_deref(),
                     );
-                    elements.malwares.push(Element {
-                        id,
-                        name,
-                        object: Value::Object(object),
-                    });
+                    elements.malwares.push(Element { id, name, object });
                 }
             }
         }
@@ -336,11 +324,7 @@ pub(crate) fn prepare_elements(
                     );
                     put_opt_str(&mut object, "x_mitre_id", x_mitre_id.as_deref());
                     put_value(&mut object, "x_opencti_aliases", aliases);
-                    elements.attack_patterns.push(Element {
-                        id,
-                        name,
-                        object: Value::Object(object),
-                    });
+                    elements.attack_patterns.push(Element { id, name, object });
                 }
             }
         }
@@ -351,17 +335,13 @@ pub(crate) fn prepare_elements(
                     if added_names.insert(name.clone()) {
                         let id = identity_id(&name, "class");
                         let mut object = ctx.base("identity", &id, &name);
-                        object.insert("identity_class".into(), "class".into());
+                        object.insert("identity_class", "class".into());
                         put_opt_str(
                             &mut object,
                             "description",
                             description_of(cluster, compat).as_deref(),
                         );
-                        elements.sectors.push(Element {
-                            id,
-                            name,
-                            object: Value::Object(object),
-                        });
+                        elements.sectors.push(Element { id, name, object });
                     }
                 }
             } else if gname == "Country" {
@@ -375,12 +355,12 @@ pub(crate) fn prepare_elements(
                     if added_names.insert(name.to_string()) {
                         let id = location_id(name, "Country");
                         let mut object = ctx.base("location", &id, name);
-                        object.insert("country".into(), iso.into());
-                        object.insert("description".into(), "Imported from MISP tag".into());
+                        object.insert("country", iso.into());
+                        object.insert("description", "Imported from MISP tag".into());
                         elements.countries.push(Element {
                             id,
                             name: name.to_string(),
-                            object: Value::Object(object),
+                            object,
                         });
                     }
                 }
@@ -414,11 +394,7 @@ pub(crate) fn prepare_elements(
             if added_names.insert(name.clone()) {
                 let id = named_id("intrusion-set", &name);
                 let object = ctx.base("intrusion-set", &id, &name);
-                elements.intrusion_sets.push(Element {
-                    id,
-                    name,
-                    object: Value::Object(object),
-                });
+                elements.intrusion_sets.push(Element { id, name, object });
             }
         }
         if TOOL_TAGS.iter().any(|p| tag_name.starts_with(p))
@@ -428,11 +404,7 @@ pub(crate) fn prepare_elements(
             if added_names.insert(name.clone()) {
                 let id = named_id("tool", &name);
                 let object = ctx.base("tool", &id, &name);
-                elements.tools.push(Element {
-                    id,
-                    name,
-                    object: Value::Object(object),
-                });
+                elements.tools.push(Element { id, name, object });
             }
         }
         if MALWARE_TAGS.iter().any(|p| tag_name.starts_with(p))
@@ -442,12 +414,8 @@ pub(crate) fn prepare_elements(
             if added_names.insert(name.clone()) {
                 let id = named_id("malware", &name);
                 let mut object = ctx.base("malware", &id, &name);
-                object.insert("is_family".into(), Value::Bool(true));
-                elements.malwares.push(Element {
-                    id,
-                    name,
-                    object: Value::Object(object),
-                });
+                object.insert("is_family", Value::Bool(true));
+                elements.malwares.push(Element { id, name, object });
             }
         }
         if ATTACK_PATTERN_TAGS.iter().any(|p| tag_name.starts_with(p))
@@ -457,11 +425,7 @@ pub(crate) fn prepare_elements(
             if added_names.insert(name.clone()) {
                 let id = attack_pattern_id(&name, None);
                 let object = ctx.base("attack-pattern", &id, &name);
-                elements.attack_patterns.push(Element {
-                    id,
-                    name,
-                    object: Value::Object(object),
-                });
+                elements.attack_patterns.push(Element { id, name, object });
             }
         }
         if tag_name.starts_with("misp-galaxy:sector")
@@ -471,12 +435,8 @@ pub(crate) fn prepare_elements(
             if added_names.insert(name.clone()) {
                 let id = identity_id(&name, "class");
                 let mut object = ctx.base("identity", &id, &name);
-                object.insert("identity_class".into(), "class".into());
-                elements.sectors.push(Element {
-                    id,
-                    name,
-                    object: Value::Object(object),
-                });
+                object.insert("identity_class", "class".into());
+                elements.sectors.push(Element { id, name, object });
             }
         }
     }
@@ -506,17 +466,17 @@ fn guess_threat(
             elements.intrusion_sets.push(Element {
                 id,
                 name: name_owned.clone(),
-                object: Value::Object(object),
+                object,
             });
         }
         "Malware" => {
             let id = named_id("malware", name);
             let mut object = ctx.base("malware", &id, name);
-            object.insert("is_family".into(), Value::Bool(true));
+            object.insert("is_family", Value::Bool(true));
             elements.malwares.push(Element {
                 id,
                 name: name_owned.clone(),
-                object: Value::Object(object),
+                object,
             });
         }
         "Tool" => {
@@ -525,7 +485,7 @@ fn guess_threat(
             elements.tools.push(Element {
                 id,
                 name: name_owned.clone(),
-                object: Value::Object(object),
+                object,
             });
         }
         "Attack-Pattern" => {
@@ -534,7 +494,7 @@ fn guess_threat(
             elements.attack_patterns.push(Element {
                 id,
                 name: name_owned.clone(),
-                object: Value::Object(object),
+                object,
             });
         }
         _ => {}

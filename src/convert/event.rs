@@ -7,7 +7,7 @@
 
 use std::rc::Rc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::ConvertOptions;
 use super::WarninglistTally;
@@ -28,7 +28,7 @@ use super::written::ObjectText;
 use crate::warninglists::Warninglists;
 
 fn external_reference(attribute: &Attribute<'_>) -> Value {
-    let mut reference = Object::new();
+    let mut reference = Map::new();
     reference.insert("source_name".into(), attribute.category.into());
     reference.insert("url".into(), attribute.value.into());
     reference.insert("external_id".into(), attribute.uuid.into());
@@ -44,7 +44,7 @@ fn pdf_file(attribute: &Attribute<'_>, options: &ConvertOptions) -> Option<Value
         return None;
     }
     let data = attribute.data?;
-    let mut file = Object::new();
+    let mut file = Map::new();
     file.insert("name".into(), attribute.value.into());
     file.insert("data".into(), data.clone());
     file.insert("mime_type".into(), "application/pdf".into());
@@ -83,7 +83,7 @@ fn object_observable(
     path: &JsonPath<'_>,
     ctx: &AttributeContext<'_>,
     references: &Value,
-) -> Result<Option<Value>, FieldError> {
+) -> Result<Option<Object>, FieldError> {
     let options = ctx.options;
     let value = if options.import_unsupported_observables_as_text_transparent {
         first.map(|first| first.value.to_string())
@@ -103,7 +103,7 @@ fn object_observable(
     };
     let id = single_property_sco_id("text", "value", &value);
     let mut text = sco("text", id);
-    text.insert("value".into(), value.into());
+    text.insert("value", value.into());
     put_list(
         &mut text,
         "object_marking_refs",
@@ -116,13 +116,13 @@ fn object_observable(
         } else {
             Value::String(description.joined("\n").into_owned())
         };
-        text.insert("description".into(), description);
+        text.insert("description", description);
     }
-    text.insert("x_opencti_score".into(), ctx.score.into());
+    text.insert("x_opencti_score", ctx.score.into());
     put_list(&mut text, "labels", ctx.event_labels);
-    text.insert("created_by_ref".into(), ctx.author_id.into());
+    text.insert("created_by_ref", ctx.author_id.into());
     put_list(&mut text, "external_references", references);
-    Ok(Some(Value::Object(text)))
+    Ok(Some(text))
 }
 
 /// The bundle being assembled while the attributes convert, with what the steps after them

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::ConvertOptions;
 use super::attribute::AttributeResult;
 use super::input::{Attribute, Event};
-use super::stix::{id_of, relationship_id, sdo};
+use super::stix::{Object, id_of, relationship_id, sdo};
 use super::written::ObjectText;
 
 /// The STIX objects made from each MISP attribute and object, for correction (2).
@@ -83,7 +83,7 @@ pub(super) fn reference_relationships(
     uuid_index: &mut UuidIndex,
     author_id: &str,
     now: &str,
-) -> Vec<Value> {
+) -> Vec<Object> {
     let compat = options.reference_compat;
     if compat {
         let has_references = event.objects.iter().any(|o| {
@@ -132,9 +132,9 @@ pub(super) fn reference_relationships(
             };
             let id = relationship_id("related-to", &source, &target);
             let mut rel = sdo("relationship", &id, now, now);
-            rel.insert("relationship_type".into(), "related-to".into());
+            rel.insert("relationship_type", "related-to".into());
             rel.insert(
-                "description".into(),
+                "description",
                 format!(
                     "Original Relationship: {}  \nComment: {}",
                     text(reference.relationship_type),
@@ -142,10 +142,10 @@ pub(super) fn reference_relationships(
                 )
                 .into(),
             );
-            rel.insert("source_ref".into(), source.into());
-            rel.insert("target_ref".into(), target.into());
-            rel.insert("created_by_ref".into(), author_id.into());
-            relationships.push(Value::Object(rel));
+            rel.insert("source_ref", source.into());
+            rel.insert("target_ref", target.into());
+            rel.insert("created_by_ref", author_id.into());
+            relationships.push(rel);
         }
     }
     relationships
@@ -172,7 +172,8 @@ pub(super) fn process_note(content: &str, index: &UuidIndex, objects: &ObjectTex
                     } else {
                         entity.get("value")
                     };
-                    Some((name?.as_str()?.to_string(), id_of(&entity).to_string()))
+                    let id = entity.get("id").and_then(Value::as_str)?;
+                    Some((name?.as_str()?.to_string(), id.to_string()))
                 });
                 match found {
                     Some((name, id)) => format!("[{kind}:{name}](/dashboard/search/{id})"),

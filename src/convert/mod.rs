@@ -34,6 +34,7 @@ pub mod ids;
 mod input;
 mod links;
 pub mod normalize;
+mod object;
 #[cfg(test)]
 mod option_tests;
 mod options;
@@ -179,7 +180,7 @@ impl StixBundle {
     pub(crate) fn of_values(objects: &[Value]) -> Self {
         let mut written = ObjectText::with_head(&bundle_head());
         for object in objects {
-            written.write(object);
+            written.write_value(object);
         }
         StixBundle {
             written,

@@ -8,7 +8,7 @@ use super::ConvertOptions;
 use super::assembly::Assembly;
 use super::input::{Event, FieldError, JsonPath, required_text};
 use super::links::{UuidIndex, process_note};
-use super::stix::{Markings, id_of, marking_refs, note_id, put_list, report_id, sdo};
+use super::stix::{Markings, Object, id_of, marking_refs, note_id, put_list, report_id, sdo};
 use crate::pycompat::text::py_int;
 use crate::pycompat::time::{parse_event_date, utc_millis, utc_seconds};
 
@@ -56,24 +56,21 @@ pub(super) fn emit_report_and_notes(
         let content = process_note(note.content, uuid_index, &bundle.written);
         let id = note_id(&created, &content);
         let mut object = sdo("note", &id, &created_ms, &created_ms);
-        object.insert("created_by_ref".into(), parts.author_id.into());
+        object.insert("created_by_ref", parts.author_id.into());
         put_list(
             &mut object,
             "object_marking_refs",
             &marking_refs(parts.markings),
         );
         if let Some(name) = note.name {
-            object.insert("abstract".into(), name.render(compat, ", ").into());
+            object.insert("abstract", name.render(compat, ", ").into());
         }
-        object.insert("content".into(), content.into());
-        object.insert(
-            "object_refs".into(),
-            Value::Array(vec![report_id.as_str().into()]),
-        );
+        object.insert("content", content.into());
+        object.insert("object_refs", Value::Array(vec![report_id.as_str().into()]));
         // Notes never collapse in the connector; in the corrected mode a repeated note
         // (same time, same content) is emitted once.
         if compat || !bundle.emitted.contains(id.as_str()) {
-            bundle.emit_unchecked(&Value::Object(object));
+            bundle.emit_unchecked(&object);
         }
     }
     Ok(())
@@ -85,7 +82,7 @@ fn build_report(
     root: &JsonPath<'_>,
     parts: &mut ReportParts<'_>,
     bundle: &mut Assembly,
-) -> Result<Value, FieldError> {
+) -> Result<Object, FieldError> {
     let info = required_text(event.info, &root.key("info"))
         .map_err(|e| with_reason(e, "a report needs a name"))?;
     let date_path = root.key("date");
@@ -103,13 +100,13 @@ fn build_report(
     let published_iso = format!("{day}T00:00:00+00:00");
     let id = report_id(info, &published_iso);
     let mut object = sdo("report", &id, &format!("{day}T00:00:00.000Z"), &modified);
-    object.insert("name".into(), info.into());
-    object.insert("description".into(), info.into());
+    object.insert("name", info.into());
+    object.insert("description", info.into());
     object.insert(
-        "report_types".into(),
+        "report_types",
         Value::Array(vec![options.report_type.as_str().into()]),
     );
-    object.insert("published".into(), format!("{day}T00:00:00Z").into());
+    object.insert("published", format!("{day}T00:00:00Z").into());
     let refs = if bundle.object_refs.is_empty() {
         vec![Value::String(PLACEHOLDER_REF.into())]
     } else {
@@ -118,9 +115,9 @@ fn build_report(
             .map(|id| Value::String(id.to_string()))
             .collect()
     };
-    object.insert("object_refs".into(), Value::Array(refs));
+    object.insert("object_refs", Value::Array(refs));
     put_list(&mut object, "labels", parts.labels);
-    object.insert("created_by_ref".into(), parts.author_id.into());
+    object.insert("created_by_ref", parts.author_id.into());
     put_list(
         &mut object,
         "object_marking_refs",
@@ -136,7 +133,7 @@ fn build_report(
         "x_opencti_files",
         &Value::Array(std::mem::take(&mut parts.files)),
     );
-    Ok(Value::Object(object))
+    Ok(object)
 }
 
 /// `missing` becomes `missing (a report needs a name)`.

@@ -5,13 +5,13 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-pub(crate) type Object = Map<String, Value>;
+pub(crate) use super::object::Object;
 
 /// A marking definition and its id.
 #[derive(Debug, Clone)]
 pub(crate) struct Marking {
     pub(crate) id: String,
-    pub(crate) object: Value,
+    pub(crate) object: Object,
 }
 
 /// Markings shared by many objects (an event's markings apply to most attributes).
@@ -31,21 +31,18 @@ pub(crate) fn tlp(level: &str) -> Marking {
         _ => TLP_WHITE_ID,
     };
     let mut object = Object::new();
-    object.insert("type".into(), "marking-definition".into());
-    object.insert("spec_version".into(), "2.1".into());
-    object.insert("id".into(), id.into());
-    object.insert("created".into(), "2017-01-20T00:00:00.000Z".into());
-    object.insert("definition_type".into(), "tlp".into());
-    object.insert(
-        "name".into(),
-        format!("TLP:{}", level.to_uppercase()).into(),
-    );
-    let mut definition = Object::new();
+    object.insert("type", "marking-definition".into());
+    object.insert("spec_version", "2.1".into());
+    object.insert("id", id.into());
+    object.insert("created", "2017-01-20T00:00:00.000Z".into());
+    object.insert("definition_type", "tlp".into());
+    object.insert("name", format!("TLP:{}", level.to_uppercase()).into());
+    let mut definition = Map::new();
     definition.insert("tlp".into(), level.into());
-    object.insert("definition".into(), Value::Object(definition));
+    object.insert("definition", Value::Object(definition));
     Marking {
         id: id.to_string(),
-        object: Value::Object(object),
+        object,
     }
 }
 
@@ -58,20 +55,17 @@ pub(crate) use super::ids::{
 pub(crate) fn statement_marking(definition_type: &str, definition: &str, now: &str) -> Marking {
     let id = marking_id(definition_type, definition);
     let mut object = Object::new();
-    object.insert("type".into(), "marking-definition".into());
-    object.insert("spec_version".into(), "2.1".into());
-    object.insert("id".into(), id.clone().into());
-    object.insert("created".into(), now.into());
-    object.insert("definition_type".into(), "statement".into());
-    let mut statement = Object::new();
+    object.insert("type", "marking-definition".into());
+    object.insert("spec_version", "2.1".into());
+    object.insert("id", id.clone().into());
+    object.insert("created", now.into());
+    object.insert("definition_type", "statement".into());
+    let mut statement = Map::new();
     statement.insert("statement".into(), "custom".into());
-    object.insert("definition".into(), Value::Object(statement));
-    object.insert("x_opencti_definition_type".into(), definition_type.into());
-    object.insert("x_opencti_definition".into(), definition.into());
-    Marking {
-        id,
-        object: Value::Object(object),
-    }
+    object.insert("definition", Value::Object(statement));
+    object.insert("x_opencti_definition_type", definition_type.into());
+    object.insert("x_opencti_definition", definition.into());
+    Marking { id, object }
 }
 
 pub(crate) fn marking_refs(markings: &[Marking]) -> Value {
@@ -86,33 +80,33 @@ pub(crate) fn marking_refs(markings: &[Marking]) -> Value {
 /// Starts an SDO/SRO: type, spec_version, id, and `created`/`modified`.
 pub(crate) fn sdo(kind: &str, id: &str, created: &str, modified: &str) -> Object {
     let mut object = Object::new();
-    object.insert("type".into(), kind.into());
-    object.insert("spec_version".into(), "2.1".into());
-    object.insert("id".into(), id.into());
-    object.insert("created".into(), created.into());
-    object.insert("modified".into(), modified.into());
+    object.insert("type", kind.into());
+    object.insert("spec_version", "2.1".into());
+    object.insert("id", id.into());
+    object.insert("created", created.into());
+    object.insert("modified", modified.into());
     object
 }
 
 /// Starts a cyber-observable: type, spec_version, id.
 pub(crate) fn sco(kind: &str, id: String) -> Object {
     let mut object = Object::new();
-    object.insert("type".into(), kind.into());
-    object.insert("spec_version".into(), "2.1".into());
-    object.insert("id".into(), id.into());
+    object.insert("type", kind.into());
+    object.insert("spec_version", "2.1".into());
+    object.insert("id", id.into());
     object
 }
 
 /// Inserts a list unless it is empty (stix2 drops `[]` values).
-pub(crate) fn put_list(object: &mut Object, key: &str, list: &Value) {
+pub(crate) fn put_list(object: &mut Object, key: &'static str, list: &Value) {
     if list.as_array().is_some_and(|items| !items.is_empty()) {
-        object.insert(key.into(), list.clone());
+        object.insert(key, list.clone());
     }
 }
 
-pub(crate) fn put_opt_str(object: &mut Object, key: &str, value: Option<&str>) {
+pub(crate) fn put_opt_str(object: &mut Object, key: &'static str, value: Option<&str>) {
     if let Some(value) = value {
-        object.insert(key.into(), value.into());
+        object.insert(key, value.into());
     }
 }
 
@@ -146,15 +140,15 @@ pub(crate) fn note_id(created: &str, content: &str) -> String {
 }
 
 /// An organization identity as the connector builds authors and sighting sources.
-pub(crate) fn organization(name: &str, now: &str) -> Value {
+pub(crate) fn organization(name: &str, now: &str) -> Object {
     let id = identity_id(name, "organization");
     let mut object = sdo("identity", &id, now, now);
-    object.insert("name".into(), name.into());
-    object.insert("identity_class".into(), "organization".into());
-    Value::Object(object)
+    object.insert("name", name.into());
+    object.insert("identity_class", "organization".into());
+    object
 }
 
 /// The `id` of a built object.
-pub(crate) fn id_of(object: &Value) -> &str {
-    object.get("id").and_then(Value::as_str).unwrap_or("")
+pub(crate) fn id_of(object: &Object) -> &str {
+    object.id()
 }

@@ -14,6 +14,7 @@ use std::ops::Range;
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
+use super::object::Object;
 use crate::pycompat::json::{JsonDialect, write_json, write_minimal_string};
 
 /// A short hash of an object's stable content: every member except the fields the
@@ -122,7 +123,26 @@ impl ObjectText {
     }
 
     /// Writes `object` after the others; returns its position.
-    pub(crate) fn write(&mut self, object: &Value) -> usize {
+    pub(crate) fn write(&mut self, object: &Object) -> usize {
+        // An `Object`'s keys are the converter's own constants: nothing in them to escape.
+        debug_assert!(object.iter().all(|(key, _)| !key.contains(['"', '\\'])));
+        self.write_members::<true>(object.str("type").unwrap_or(""), object.iter())
+    }
+
+    /// Writes a JSON object given as a `Value` (what tests build with `json!`).
+    #[cfg(test)]
+    pub(crate) fn write_value(&mut self, object: &Value) -> usize {
+        let members = object.as_object().into_iter().flatten();
+        let stix_type = object.get("type").and_then(Value::as_str).unwrap_or("");
+        self.write_members::<false>(stix_type, members.map(|(key, value)| (key.as_str(), value)))
+    }
+
+    /// `PLAIN_KEYS`: the keys need no escaping.
+    fn write_members<'m, const PLAIN_KEYS: bool>(
+        &mut self,
+        stix_type: &str,
+        members: impl Iterator<Item = (&'m str, &'m Value)>,
+    ) -> usize {
         if !self.entries.is_empty() {
             self.text.push(',');
         }
@@ -130,38 +150,38 @@ impl ObjectText {
         let mut digest = Sha256::new();
         let mut id = start..start;
         let mut container = false;
-        match object {
-            Value::Object(members) => {
-                let volatile =
-                    volatile_fields(members.get("type").and_then(Value::as_str).unwrap_or(""));
-                self.text.push('{');
-                for (position, (key, value)) in members.iter().enumerate() {
-                    if position > 0 {
-                        self.text.push(',');
-                    }
-                    write_minimal_string(key, &mut self.text);
-                    self.text.push(':');
-                    let value_start = self.text.len();
-                    write_json::<CompactJson>(value, &mut self.text);
-                    let value_text = &self.text[value_start..];
-                    match key.as_str() {
-                        "id" if value.is_string() => {
-                            id = value_start + 1..self.text.len() - 1;
-                        }
-                        "object_refs" => container = true,
-                        _ => {}
-                    }
-                    if !volatile.contains(&key.as_str()) {
-                        digest.update(key.as_bytes());
-                        digest.update([0]);
-                        digest.update(value_text.as_bytes());
-                        digest.update([0]);
-                    }
-                }
-                self.text.push('}');
+        let volatile = volatile_fields(stix_type);
+        self.text.push('{');
+        for (position, (key, value)) in members.enumerate() {
+            if position > 0 {
+                self.text.push(',');
             }
-            other => write_json::<CompactJson>(other, &mut self.text),
+            if PLAIN_KEYS {
+                self.text.push('"');
+                self.text.push_str(key);
+                self.text.push_str("\":");
+            } else {
+                write_minimal_string(key, &mut self.text);
+                self.text.push(':');
+            }
+            let value_start = self.text.len();
+            write_json::<CompactJson>(value, &mut self.text);
+            let value_text = &self.text[value_start..];
+            match key {
+                "id" if value.is_string() => {
+                    id = value_start + 1..self.text.len() - 1;
+                }
+                "object_refs" => container = true,
+                _ => {}
+            }
+            if !volatile.contains(&key) {
+                digest.update(key.as_bytes());
+                digest.update([0]);
+                digest.update(value_text.as_bytes());
+                digest.update([0]);
+            }
         }
+        self.text.push('}');
         let mut hash = [0u8; 8];
         hash.copy_from_slice(&digest.finalize()[..8]);
         self.entries.push(Entry {
@@ -269,14 +289,14 @@ mod tests {
     fn objects_are_written_as_serde_json_writes_them_with_their_stable_hash() {
         let mut text = ObjectText::with_head("[");
         for object in sample() {
-            text.write(&object);
+            text.write_value(&object);
         }
         let expected = serde_json::to_string(&sample()).unwrap();
         assert_eq!(text.finish("]"), expected);
 
         let mut text = ObjectText::default();
         for object in sample() {
-            text.write(&object);
+            text.write_value(&object);
         }
         for (index, object) in sample().iter().enumerate() {
             assert_eq!(text.object(index), serde_json::to_string(object).unwrap());
@@ -321,11 +341,11 @@ mod tests {
         let mut later = sample()[2].clone();
         later["created"] = json!("later");
         later["modified"] = json!("later");
-        text.write(&sample()[2]);
-        text.write(&later);
+        text.write_value(&sample()[2]);
+        text.write_value(&later);
         let mut changed = later.clone();
         changed["target_ref"] = json!("c");
-        text.write(&changed);
+        text.write_value(&changed);
         let hashes: Vec<ObjectHash> = text.entries().iter().map(|e| e.hash).collect();
         assert_eq!(hashes[0], hashes[1]);
         assert_ne!(hashes[1], hashes[2]);
@@ -335,10 +355,10 @@ mod tests {
     fn an_appended_object_keeps_its_text_id_and_hash() {
         let mut pending = ObjectText::default();
         for object in sample() {
-            pending.write(&object);
+            pending.write_value(&object);
         }
         let mut text = ObjectText::with_head("{\"objects\":[");
-        text.write(&json!({"type": "note", "id": "note--0"}));
+        text.write_value(&json!({"type": "note", "id": "note--0"}));
         text.append_from(&pending, 1);
         text.append_from(&pending, 0);
         assert_eq!(text.id(1), "report--2");

@@ -89,23 +89,57 @@ pub(crate) fn short_escape(character: char) -> Option<&'static str> {
 /// short forms where there are some, `\u00xx` otherwise), everything else kept raw: as
 /// both RFC 8785 and serde_json's compact writer print strings.
 pub(crate) fn write_minimal_string(text: &str, out: &mut String) {
+    out.reserve(text.len() + 2);
     out.push('"');
-    // Runs of characters that need no escape are copied whole: most strings hold none.
+    let bytes = text.as_bytes();
     let mut plain_from = 0;
-    for (at, byte) in text.bytes().enumerate() {
-        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
-            continue;
-        }
+    while let Some(found) = first_to_escape(&bytes[plain_from..]) {
+        let at = plain_from + found;
+        // The byte found is ASCII, so both ends of the run are character boundaries.
         out.push_str(&text[plain_from..at]);
-        let character = char::from(byte);
+        let character = char::from(bytes[at]);
         match short_escape(character) {
             Some(escape) => out.push_str(escape),
-            None => push_unicode_escape(u16::from(byte), out),
+            None => push_unicode_escape(u16::from(bytes[at]), out),
         }
         plain_from = at + 1;
     }
     out.push_str(&text[plain_from..]);
     out.push('"');
+}
+
+fn must_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// The position of the first byte JSON requires escaped. Blocks of 16 bytes are tested
+/// whole (a test the compiler turns into vector instructions), since nearly every string
+/// written has nothing to escape.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 16;
+    let mut blocks = bytes.chunks_exact(BLOCK);
+    for (index, block) in (&mut blocks).enumerate() {
+        if block
+            .iter()
+            .fold(false, |any, &byte| any | must_escape(byte))
+        {
+            return block
+                .iter()
+                .position(|&byte| must_escape(byte))
+                .map(|found| index * BLOCK + found);
+        }
+    }
+    // The short tail (and most keys) the same way: tested whole, searched only when hit.
+    let tail = blocks.remainder();
+    if !tail
+        .iter()
+        .fold(false, |any, &byte| any | must_escape(byte))
+    {
+        return None;
+    }
+    tail.iter()
+        .position(|&byte| must_escape(byte))
+        .map(|found| bytes.len() - tail.len() + found)
 }
 
 /// Python's `json.dumps` with default arguments.
@@ -244,6 +278,32 @@ pub(crate) fn python_float_repr(double: f64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn minimal_strings_are_serde_json_strings_wherever_the_escapes_fall() {
+        let specials = [
+            "\"",
+            "\\",
+            "\n",
+            "\u{1}",
+            "\u{1f}",
+            "\u{7f}",
+            "\u{e9}",
+            "\u{1f600}",
+        ];
+        for length in 0..40 {
+            for special in specials {
+                for at in [0, length / 2, length] {
+                    let mut text = "a".repeat(length);
+                    text.insert_str(at, special);
+                    text.push_str(special);
+                    let mut out = String::new();
+                    write_minimal_string(&text, &mut out);
+                    assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn float_repr_matches_python() {

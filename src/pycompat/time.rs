@@ -35,16 +35,41 @@ pub(crate) fn utc_datetime(secs: i64) -> Option<DateTime<Utc>> {
 
 /// `strftime("%Y-%m-%dT%H:%M:%SZ")` of a UTC timestamp.
 pub(crate) fn utc_seconds(secs: i64) -> Option<String> {
-    Some(utc_datetime(secs)?.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    utc_text(secs, "Z")
 }
 
 /// The same instant as stix2 prints a `created`/`modified` value (millisecond precision).
 pub(crate) fn utc_millis(secs: i64) -> Option<String> {
-    Some(
-        utc_datetime(secs)?
-            .format("%Y-%m-%dT%H:%M:%S.000Z")
-            .to_string(),
-    )
+    utc_text(secs, ".000Z")
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a UTC timestamp, then `tail`. Written digit by digit: several
+/// times are printed per attribute, and chrono's `format` reads its pattern on every call.
+fn utc_text(secs: i64, tail: &str) -> Option<String> {
+    let moment = utc_datetime(secs)?;
+    let mut text = String::with_capacity(19 + tail.len());
+    // The year is 1000..=9999 (`utc_datetime`), so four digits.
+    push_digits(&mut text, moment.year().unsigned_abs(), 4);
+    for (separator, value) in [
+        ('-', moment.month()),
+        ('-', moment.day()),
+        ('T', moment.hour()),
+        (':', moment.minute()),
+        (':', moment.second()),
+    ] {
+        text.push(separator);
+        push_digits(&mut text, value, 2);
+    }
+    text.push_str(tail);
+    Some(text)
+}
+
+/// The last `width` decimal digits of `value`, zero-padded.
+fn push_digits(text: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (value / 10u32.pow(place)) % 10;
+        text.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// `datetime.strptime(s, "%Y-%m-%d")`: four-digit year, one- or two-digit month and day
@@ -120,6 +145,31 @@ fn take_day(s: &str) -> Option<(u32, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_texts_are_chronos_formats() {
+        let first = utc_datetime(-30_610_224_000).map(|m| m.timestamp());
+        let last = utc_datetime(253_402_300_799).map(|m| m.timestamp());
+        assert_eq!(
+            (first, last),
+            (Some(-30_610_224_000), Some(253_402_300_799))
+        );
+        let mut secs = -30_610_224_000i64;
+        while secs <= 253_402_300_799 {
+            let moment = utc_datetime(secs).unwrap();
+            assert_eq!(
+                utc_seconds(secs).unwrap(),
+                moment.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+            );
+            assert_eq!(
+                utc_millis(secs).unwrap(),
+                moment.format("%Y-%m-%dT%H:%M:%S.000Z").to_string()
+            );
+            secs += 7_777_777;
+        }
+        assert_eq!(utc_millis(-30_610_224_001), None);
+        assert_eq!(utc_seconds(253_402_300_800), None);
+    }
 
     #[test]
     fn isoformat_matches_python() {
