@@ -100,12 +100,10 @@ pub fn convert(settings: &Settings, path: &Path) -> Result<Answer, CommandError>
     event.shed_unread_members();
     let warninglists = crate::warninglists::load_configured(settings)
         .map_err(|e| CommandError::Connector(e.into()))?;
-    let bundle = crate::convert::convert_event_at(
+    let bundle = crate::convert::convert_event_to_print(
         &event,
         &settings.misp_feed.convert,
-        &crate::convert::ResolvedThreats::default(),
         warninglists.as_deref(),
-        chrono::Utc::now(),
     )
     .map_err(CommandError::Input)?;
     for (list, attributes) in &bundle.warninglisted {

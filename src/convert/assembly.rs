@@ -95,7 +95,10 @@ impl Assembly {
     pub(super) fn new(compat: bool, written: ObjectText) -> Self {
         // The relationships alone can be a third of a bundle: the side text gets room (address
         // space, not memory, until written) so that it does not move as it grows.
-        let mut deferred = Deferred::default();
+        let mut deferred = Deferred {
+            text: written.side_text(),
+            ..Deferred::default()
+        };
         deferred.text.reserve(written.capacity() / 2);
         Assembly {
             written,

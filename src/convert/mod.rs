@@ -162,8 +162,13 @@ impl StixBundle {
         self.written.object(index)
     }
 
-    /// Each object's id, stable-content hash and whether it lists others, in bundle order.
+    /// Each object's id, stable-content hash and whether it lists others, in bundle order
+    /// (a bundle converted to be printed has no hashes: see [`convert_event_to_print`]).
     pub(crate) fn summaries(&self) -> impl Iterator<Item = ObjectSummary<'_>> {
+        debug_assert!(
+            self.written.is_hashed(),
+            "summaries of a bundle without hashes"
+        );
         self.written
             .entries()
             .iter()
@@ -297,9 +302,40 @@ pub(crate) fn convert_event_at(
     warninglists: Option<&Warninglists>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<StixBundle, InputError> {
+    let written = ObjectText::with_head(&bundle_head());
+    convert_into(event, options, threats, warninglists, now, written)
+}
+
+/// [`convert_event_at`] for a bundle that is only printed (`misp-feed convert`): its
+/// objects' stable-content hashes, which only the pipeline compares and records, are not
+/// computed, and [`StixBundle::summaries`] must not be asked of it.
+pub(crate) fn convert_event_to_print(
+    event: &MispEvent,
+    options: &ConvertOptions,
+    warninglists: Option<&Warninglists>,
+) -> Result<StixBundle, InputError> {
+    let written = ObjectText::unhashed_with_head(&bundle_head());
+    let threats = ResolvedThreats::default();
+    convert_into(
+        event,
+        options,
+        &threats,
+        warninglists,
+        chrono::Utc::now(),
+        written,
+    )
+}
+
+fn convert_into(
+    event: &MispEvent,
+    options: &ConvertOptions,
+    threats: &ResolvedThreats,
+    warninglists: Option<&Warninglists>,
+    now: chrono::DateTime<chrono::Utc>,
+    mut written: ObjectText,
+) -> Result<StixBundle, InputError> {
     let view = input::read_event(&event.event).map_err(|e| event.error(e))?;
     let now = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    let mut written = ObjectText::with_head(&bundle_head());
     written.reserve(expected_bundle_bytes(event.input_bytes));
     let warninglisted = event::convert(&view, options, threats, warninglists, &now, &mut written)
         .map_err(|e| event.error(e))?;
@@ -364,6 +400,24 @@ mod tests {
         let mut reordered = objects();
         reordered.swap(0, 2);
         assert_ne!(hash(&reordered), hash(&objects()));
+    }
+
+    #[test]
+    fn a_bundle_to_print_is_the_pipelines_bundle_without_hashes() {
+        use super::{ObjectText, ResolvedThreats, convert_into, parse_event_file};
+        let bytes = crate::testsuite::generated_event(200, 7);
+        let event = parse_event_file(&bytes, "generated.json")
+            .unwrap()
+            .remove(0);
+        let options = crate::testsuite::full_profile();
+        let now = chrono::Utc::now();
+        let threats = ResolvedThreats::default();
+        let convert = |written| convert_into(&event, &options, &threats, None, now, written);
+        let hashed = convert(ObjectText::with_head("{")).unwrap();
+        let printed = convert(ObjectText::unhashed_with_head("{")).unwrap();
+        assert!(hashed.len() > 200);
+        assert_eq!(printed.into_json(), hashed.to_json());
+        assert!(hashed.summaries().all(|object| object.hash != [0; 8]));
     }
 
     #[test]

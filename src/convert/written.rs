@@ -55,12 +55,26 @@ pub(crate) struct Entry {
 }
 
 /// Objects written one after the other, separated by commas, after an optional head.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ObjectText {
     text: String,
     /// The length of the head the objects follow.
     head_len: usize,
     entries: Vec<Entry>,
+    /// Whether each object's stable-content hash is computed (else it is all zeros): only
+    /// the pipeline compares and records them.
+    hashed: bool,
+}
+
+impl Default for ObjectText {
+    fn default() -> Self {
+        ObjectText {
+            text: String::new(),
+            head_len: 0,
+            entries: Vec::new(),
+            hashed: true,
+        }
+    }
 }
 
 impl ObjectText {
@@ -72,7 +86,30 @@ impl ObjectText {
             text,
             head_len: head.len(),
             entries: Vec::new(),
+            hashed: true,
         }
+    }
+
+    /// [`ObjectText::with_head`], without the stable-content hashes: for a bundle only
+    /// printed, where hashing would be a sixth of the conversion's time for nothing.
+    pub(crate) fn unhashed_with_head(head: &str) -> Self {
+        ObjectText {
+            hashed: false,
+            ..ObjectText::with_head(head)
+        }
+    }
+
+    /// An empty text that hashes as this one does (for objects written ahead of their turn
+    /// and moved into this one).
+    pub(crate) fn side_text(&self) -> Self {
+        ObjectText {
+            hashed: self.hashed,
+            ..ObjectText::default()
+        }
+    }
+
+    pub(crate) fn is_hashed(&self) -> bool {
+        self.hashed
     }
 
     /// Room for `additional` more bytes of objects.
@@ -174,7 +211,7 @@ impl ObjectText {
                 "object_refs" => container = true,
                 _ => {}
             }
-            if !volatile.contains(&key) {
+            if self.hashed && !volatile.contains(&key) {
                 digest.update(key.as_bytes());
                 digest.update([0]);
                 digest.update(value_text.as_bytes());
@@ -183,7 +220,9 @@ impl ObjectText {
         }
         self.text.push('}');
         let mut hash = [0u8; 8];
-        hash.copy_from_slice(&digest.finalize()[..8]);
+        if self.hashed {
+            hash.copy_from_slice(&digest.finalize()[..8]);
+        }
         self.entries.push(Entry {
             span: start..self.text.len(),
             id,
