@@ -8,11 +8,7 @@
 //! made into a separate text ([`Deferred`]) and moved into the bundle in the connector's
 //! order; what is sure to be dropped by then is not written at all.
 
-// foldhash, seeded per process: several times faster than SipHash on the short ids hashed
-// here for every object, and the ids are SHA-derived, not chosen by the feed.
-use hashbrown::HashSet;
-use std::rc::Rc;
-
+use super::id_set::{IdHasher, IdSet, Key, SharedId};
 use super::object::Object;
 
 use super::attribute::AttributeResult;
@@ -27,10 +23,6 @@ pub(super) enum Ledger {
     Sightings,
 }
 
-/// An id held by several of the sets below at once: one allocation for all of them, which
-/// for a large event's hundreds of thousands of ids is tens of megabytes.
-pub(super) type SharedId = Rc<str>;
-
 /// An object made before its turn to be emitted: its id, and its place in
 /// [`Deferred::text`] unless it was sure to be dropped when it was made.
 struct Waiting {
@@ -41,7 +33,7 @@ struct Waiting {
 /// A relationship waiting for its turn: the connector emits them after every other object.
 struct WaitingRelationship {
     /// Source and target ids: the connector's key for "same relationship".
-    key: String,
+    key: SharedId,
     id: SharedId,
     written: usize,
 }
@@ -58,7 +50,6 @@ pub(super) struct DeferredResult {
 }
 
 /// Objects written ahead of their turn.
-#[derive(Default)]
 pub(super) struct Deferred {
     text: ObjectText,
     /// The relationships, in the connector's order.
@@ -66,9 +57,22 @@ pub(super) struct Deferred {
     /// The objects' Text observables (`create_object_observables`).
     object_observables: Vec<Waiting>,
     /// Ids among `object_observables`: a repeated one is never emitted.
-    object_observable_ids: HashSet<SharedId>,
+    object_observable_ids: IdSet,
     /// The corrections' extra parts of composite attributes.
     extra_results: Vec<DeferredResult>,
+}
+
+impl Deferred {
+    /// Nothing deferred yet; objects are written as `bundle` writes them.
+    fn new(bundle: &ObjectText, hasher: &IdHasher) -> Self {
+        Deferred {
+            text: bundle.side_text(),
+            relationships: Vec::new(),
+            object_observables: Vec::new(),
+            object_observable_ids: hasher.set(),
+            extra_results: Vec::new(),
+        }
+    }
 }
 
 /// The bundle being assembled, with the connector's de-duplication lists as sets.
@@ -76,17 +80,19 @@ pub(super) struct Assembly {
     /// The bundle's text so far: its head, then the emitted objects.
     pub(super) written: ObjectText,
     pub(super) compat: bool,
+    /// The hasher of every set below.
+    hasher: IdHasher,
     /// Every emitted id: in the corrected mode no id is emitted twice.
-    pub(super) emitted: HashSet<SharedId>,
-    markings: HashSet<SharedId>,
-    entities: HashSet<SharedId>,
-    sightings: HashSet<SharedId>,
-    observables: HashSet<SharedId>,
+    emitted: IdSet,
+    markings: IdSet,
+    entities: IdSet,
+    sightings: IdSet,
+    observables: IdSet,
     /// Relationships already emitted, keyed by source + target.
-    relationships: HashSet<String>,
+    relationships: IdSet,
     pub(super) object_refs: Vec<SharedId>,
     /// `added_object_refs`: ids, and source + target for relationships.
-    object_ref_keys: HashSet<SharedId>,
+    object_ref_keys: IdSet,
     pub(super) deferred: Deferred,
 }
 
@@ -95,27 +101,26 @@ impl Assembly {
     pub(super) fn new(compat: bool, written: ObjectText) -> Self {
         // The relationships alone can be a third of a bundle: the side text gets room (address
         // space, not memory, until written) so that it does not move as it grows.
-        let mut deferred = Deferred {
-            text: written.side_text(),
-            ..Deferred::default()
-        };
+        let hasher = IdHasher::default();
+        let mut deferred = Deferred::new(&written, &hasher);
         deferred.text.reserve(written.capacity() / 2);
         Assembly {
-            written,
             compat,
-            emitted: HashSet::new(),
-            markings: HashSet::new(),
-            entities: HashSet::new(),
-            sightings: HashSet::new(),
-            observables: HashSet::new(),
-            relationships: HashSet::new(),
+            emitted: hasher.set(),
+            markings: hasher.set(),
+            entities: hasher.set(),
+            sightings: hasher.set(),
+            observables: hasher.set(),
+            relationships: hasher.set(),
             object_refs: Vec::new(),
-            object_ref_keys: HashSet::new(),
+            object_ref_keys: hasher.set(),
             deferred,
+            written,
+            hasher,
         }
     }
 
-    fn ledger_set(&mut self, ledger: Ledger) -> &mut HashSet<SharedId> {
+    fn ledger_set(&mut self, ledger: Ledger) -> &mut IdSet {
         match ledger {
             Ledger::Markings => &mut self.markings,
             Ledger::Entities => &mut self.entities,
@@ -123,35 +128,50 @@ impl Assembly {
         }
     }
 
+    /// The deferred objects, leaving none in their place.
+    fn take_deferred(&mut self) -> Deferred {
+        let empty = Deferred::new(&self.written, &self.hasher);
+        std::mem::replace(&mut self.deferred, empty)
+    }
+
+    /// Whether an object with this id was emitted.
+    pub(super) fn was_emitted(&self, id: &str) -> bool {
+        self.emitted.contains(self.hasher.key(id))
+    }
+
     /// Whether an object of `ledger` with this id would be dropped now, and so at any later
     /// time (the sets only grow).
-    fn is_dropped(&mut self, ledger: Ledger, id: &str) -> bool {
-        let compat = self.compat;
-        let dropped_by_emitted = !compat && self.emitted.contains(id);
-        self.ledger_set(ledger).contains(id) || dropped_by_emitted
+    fn is_dropped(&mut self, ledger: Ledger, key: Key<'_>) -> bool {
+        let dropped_by_emitted = !self.compat && self.emitted.contains(key);
+        self.ledger_set(ledger).contains(key) || dropped_by_emitted
+    }
+
+    /// Records the key's id as emitted in `ledger`'s set and the set of every id.
+    fn record(&mut self, ledger: Ledger, key: Key<'_>, id: &SharedId) {
+        self.ledger_set(ledger).insert(key, || id.clone());
+        self.emitted.insert(key, || id.clone());
     }
 
     pub(super) fn emit(&mut self, ledger: Ledger, object: &Object) {
-        let id = id_of(object);
-        if self.is_dropped(ledger, id) {
+        let key = self.hasher.key(id_of(object));
+        if self.is_dropped(ledger, key) {
             return;
         }
-        let id = SharedId::from(id);
-        self.ledger_set(ledger).insert(id.clone());
-        self.emitted.insert(id);
+        self.record(ledger, key, &SharedId::from(id_of(object)));
         self.written.write(object);
     }
 
     pub(super) fn emit_unchecked(&mut self, object: &Object) {
-        self.emitted.insert(SharedId::from(id_of(object)));
+        let id = id_of(object);
+        self.emitted
+            .insert(self.hasher.key(id), || SharedId::from(id));
         self.written.write(object);
     }
 
     pub(super) fn reference(&mut self, id: &str) {
-        if !self.object_ref_keys.contains(id) {
-            let id = SharedId::from(id);
-            self.object_ref_keys.insert(id.clone());
-            self.object_refs.push(id);
+        let key = self.hasher.key(id);
+        if let Some(added) = self.object_ref_keys.insert(key, || SharedId::from(id)) {
+            self.object_refs.push(added.clone());
         }
     }
 
@@ -197,7 +217,7 @@ impl Assembly {
     fn write_relationship(&mut self, relationship: &Object) -> WaitingRelationship {
         let end = |key: &str| relationship.str(key).unwrap_or("");
         WaitingRelationship {
-            key: format!("{}{}", end("source_ref"), end("target_ref")),
+            key: SharedId::from(format!("{}{}", end("source_ref"), end("target_ref"))),
             id: SharedId::from(id_of(relationship)),
             written: self.deferred.text.write(relationship),
         }
@@ -207,7 +227,8 @@ impl Assembly {
     /// dropped.
     fn wait(&mut self, ledger: Ledger, object: &Object) -> Waiting {
         let id = id_of(object);
-        let written = (!self.is_dropped(ledger, id)).then(|| self.deferred.text.write(object));
+        let dropped = self.is_dropped(ledger, self.hasher.key(id));
+        let written = (!dropped).then(|| self.deferred.text.write(object));
         Waiting {
             id: SharedId::from(id),
             written,
@@ -256,10 +277,13 @@ impl Assembly {
     /// A MISP object's Text observable, emitted after every attribute part.
     pub(super) fn defer_object_observable(&mut self, observable: &Object) {
         let id = SharedId::from(id_of(observable));
-        let sure_to_be_dropped = self.deferred.object_observable_ids.contains(&id)
-            || (!self.compat && self.emitted.contains(&id));
+        let key = self.hasher.key(&id);
+        let sure_to_be_dropped = self.deferred.object_observable_ids.contains(key)
+            || (!self.compat && self.emitted.contains(key));
         let written = (!sure_to_be_dropped).then(|| self.deferred.text.write(observable));
-        self.deferred.object_observable_ids.insert(id.clone());
+        self.deferred
+            .object_observable_ids
+            .insert(key, || id.clone());
         self.deferred
             .object_observables
             .push(Waiting { id, written });
@@ -270,25 +294,24 @@ impl Assembly {
         let Some(index) = waiting.written else {
             return;
         };
-        if self.is_dropped(ledger, &waiting.id) {
+        let key = self.hasher.key(&waiting.id);
+        if self.is_dropped(ledger, key) {
             return;
         }
-        self.ledger_set(ledger).insert(waiting.id.clone());
-        self.emitted.insert(waiting.id);
+        self.record(ledger, key, &waiting.id);
         self.written.append_from(text, index);
     }
 
     /// The objects' Text observables, then the extra parts of composite attributes: what the
     /// connector emits after the attributes' objects, in its order.
     pub(super) fn emit_deferred_objects(&mut self) {
-        let mut deferred = std::mem::take(&mut self.deferred);
+        let mut deferred = self.take_deferred();
         for observable in std::mem::take(&mut deferred.object_observables) {
             self.reference(&observable.id);
-            if !self.observables.contains(&observable.id)
-                && (self.compat || !self.emitted.contains(&observable.id))
-            {
-                self.observables.insert(observable.id.clone());
-                self.emitted.insert(observable.id.clone());
+            let key = self.hasher.key(&observable.id);
+            if !self.observables.contains(key) && (self.compat || !self.emitted.contains(key)) {
+                self.observables.insert(key, || observable.id.clone());
+                self.emitted.insert(key, || observable.id.clone());
                 if let Some(index) = observable.written {
                     self.written.append_from(&deferred.text, index);
                 }
@@ -321,21 +344,22 @@ impl Assembly {
         for relationship in more {
             self.defer_relationship(relationship);
         }
-        let deferred = std::mem::take(&mut self.deferred);
+        let deferred = self.take_deferred();
         for relationship in deferred.relationships {
-            if !self.object_ref_keys.contains(relationship.key.as_str()) {
-                self.object_ref_keys
-                    .insert(SharedId::from(relationship.key.as_str()));
+            let key = self.hasher.key(&relationship.key);
+            let new_key = || relationship.key.clone();
+            if self.object_ref_keys.insert(key, new_key).is_some() {
                 self.object_refs.push(relationship.id.clone());
             }
-            if self.relationships.contains(&relationship.key) {
+            if self.relationships.contains(key) {
                 continue;
             }
-            if !self.compat && self.emitted.contains(&relationship.id) {
+            let id_key = self.hasher.key(&relationship.id);
+            if !self.compat && self.emitted.contains(id_key) {
                 continue;
             }
-            self.relationships.insert(relationship.key);
-            self.emitted.insert(relationship.id);
+            self.relationships.insert(key, new_key);
+            self.emitted.insert(id_key, || relationship.id.clone());
             self.written
                 .append_from(&deferred.text, relationship.written);
         }

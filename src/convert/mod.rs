@@ -30,6 +30,7 @@ mod attribute;
 mod elements;
 mod event;
 mod file;
+mod id_set;
 pub mod ids;
 mod input;
 mod links;

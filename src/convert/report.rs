@@ -69,7 +69,7 @@ pub(super) fn emit_report_and_notes(
         object.insert("object_refs", Value::Array(vec![report_id.as_str().into()]));
         // Notes never collapse in the connector; in the corrected mode a repeated note
         // (same time, same content) is emitted once.
-        if compat || !bundle.emitted.contains(id.as_str()) {
+        if compat || !bundle.was_emitted(&id) {
             bundle.emit_unchecked(&object);
         }
     }
