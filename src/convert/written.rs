@@ -112,9 +112,13 @@ impl ObjectText {
         self.hashed
     }
 
-    /// Room for `additional` more bytes of objects.
+    /// Room for `additional` more bytes of objects, and for the entries of that many bytes
+    /// of objects (written objects average 500 to 600 bytes): a large list grown by
+    /// doubling is copied into fresh pages at each step.
     pub(crate) fn reserve(&mut self, additional: usize) {
+        const TYPICAL_OBJECT_BYTES: usize = 512;
         self.text.reserve(additional);
+        self.entries.reserve(additional / TYPICAL_OBJECT_BYTES);
     }
 
     /// The bytes the text can hold without moving.
