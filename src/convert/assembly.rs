@@ -217,7 +217,7 @@ impl Assembly {
     fn write_relationship(&mut self, relationship: &Object) -> WaitingRelationship {
         let end = |key: &str| relationship.str(key).unwrap_or("");
         WaitingRelationship {
-            key: SharedId::from(format!("{}{}", end("source_ref"), end("target_ref"))),
+            key: SharedId::from([end("source_ref"), end("target_ref")].concat()),
             id: SharedId::from(id_of(relationship)),
             written: self.deferred.text.write(relationship),
         }

@@ -20,18 +20,25 @@ use crate::pycompat::text::{py_int, py_len};
 use crate::pycompat::time::{utc_millis, utc_seconds};
 use crate::warninglists::Warninglists;
 
-/// stix2's string constant in a pattern: backslashes and quotes escaped.
-fn pattern_literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            c => out.push(c),
+/// `[<kind>:<path> = '<value>']`, the value as stix2 writes a string constant in a pattern
+/// (backslashes and quotes escaped).
+fn pattern(kind: &str, path: &str, value: &str) -> String {
+    let mut out = String::with_capacity(kind.len() + path.len() + value.len() + 8);
+    out.push('[');
+    out.push_str(kind);
+    out.push(':');
+    out.push_str(path);
+    out.push_str(" = '");
+    let mut plain_from = 0;
+    for (at, byte) in value.bytes().enumerate() {
+        if byte == b'\\' || byte == b'\'' {
+            out.push_str(&value[plain_from..at]);
+            out.push('\\');
+            plain_from = at;
         }
     }
-    out.push('\'');
+    out.push_str(&value[plain_from..]);
+    out.push_str("']");
     out
 }
 
@@ -246,7 +253,7 @@ pub(crate) fn process_attribute(
         Resolver::WindowsScheduledTask => return Ok(None),
         _ => resolver
             .pattern_path()
-            .map(|(kind, path)| format!("[{kind}:{path} = {}]", pattern_literal(value))),
+            .map(|(kind, path)| pattern(kind, path, value)),
     };
 
     let to_ids = attribute.to_ids(compat);
@@ -603,4 +610,20 @@ fn build_observable(
     object.insert("created_by_ref", ctx.author_id.into());
     put_list(&mut object, "external_references", external_references);
     Some(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern;
+
+    #[test]
+    fn pattern_constants_escape_backslashes_and_quotes_only() {
+        assert_eq!(pattern("url", "value", "plain"), "[url:value = 'plain']");
+        assert_eq!(
+            pattern("file", "name", r"C:\a'b\'"),
+            r"[file:name = 'C:\\a\'b\\\'']"
+        );
+        assert_eq!(pattern("x", "y", "caf\u{e9} \""), "[x:y = 'caf\u{e9} \"']");
+        assert_eq!(pattern("x", "y", ""), "[x:y = '']");
+    }
 }

@@ -149,7 +149,7 @@ fn es6_number(double: f64) -> String {
 /// `"<stix_type>--<uuid5(OpenCTI namespace, canonical_json(data))>"`, the common tail of every
 /// pycti `generate_id`.
 pub fn pycti_id(stix_type: &str, data: &Value) -> String {
-    format!("{stix_type}--{}", uuid5(canonical_json(data).as_bytes()))
+    stix_id(stix_type, uuid5(canonical_json(data).as_bytes()))
 }
 
 /// [`pycti_id`] of an object whose members are all strings, given with their keys in
@@ -176,7 +176,18 @@ pub(crate) fn pycti_id_of_strings(stix_type: &str, members: &[(&str, &str)]) -> 
         CanonicalJson::write_string(value, &mut text);
     }
     text.push('}');
-    format!("{stix_type}--{}", uuid5(text.as_bytes()))
+    stix_id(stix_type, uuid5(text.as_bytes()))
+}
+
+/// `<stix_type>--<uuid>`, written without the formatting machinery (an id per object).
+fn stix_id(stix_type: &str, uuid: Uuid) -> String {
+    let mut buffer = Uuid::encode_buffer();
+    let uuid = uuid.hyphenated().encode_lower(&mut buffer);
+    let mut id = String::with_capacity(stix_type.len() + 2 + uuid.len());
+    id.push_str(stix_type);
+    id.push_str("--");
+    id.push_str(uuid);
+    id
 }
 
 /// RFC 4122 uuid5 of `name` in OpenCTI's namespace. The `uuid` crate's own v5 hashes with a
@@ -514,7 +525,7 @@ pub(crate) fn try_sco_id(stix_type: &str, properties: &Value) -> Option<String> 
         return None;
     }
     let uuid = uuid5(canonical_json(&Value::Object(data)).as_bytes());
-    Some(format!("{stix_type}--{uuid}"))
+    Some(stix_id(stix_type, uuid))
 }
 
 /// [`try_sco_id`], falling back to a random uuid4 id exactly where stix2 does.
