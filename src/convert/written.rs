@@ -91,7 +91,7 @@ impl ObjectText {
     }
 
     /// [`ObjectText::with_head`], without the stable-content hashes: for a bundle only
-    /// printed, where hashing would be a sixth of the conversion's time for nothing.
+    /// printed, where hashing would cost about a tenth of the conversion for nothing.
     pub(crate) fn unhashed_with_head(head: &str) -> Self {
         ObjectText {
             hashed: false,
