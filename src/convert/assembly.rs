@@ -8,10 +8,9 @@
 //! made into a separate text ([`Deferred`]) and moved into the bundle in the connector's
 //! order; what is sure to be dropped by then is not written at all.
 
+use super::attribute::AttributeResult;
 use super::id_set::{IdHasher, IdSet, Key, SharedId};
 use super::object::Object;
-
-use super::attribute::AttributeResult;
 use super::stix::{Markings, id_of};
 use super::written::ObjectText;
 

@@ -5,6 +5,12 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
+use super::ids::{TLP_AMBER_ID, TLP_GREEN_ID, TLP_RED_ID, TLP_WHITE_ID};
+// The id of every object built here comes from the one definition in `ids.rs`.
+pub(crate) use super::ids::{
+    attack_pattern_id, identity_id, indicator_id, location_id, marking_definition_id as marking_id,
+    name_only_id as named_id, single_property_sco_id,
+};
 pub(crate) use super::object::Object;
 
 /// A marking definition and its id.
@@ -16,11 +22,6 @@ pub(crate) struct Marking {
 
 /// Markings shared by many objects (an event's markings apply to most attributes).
 pub(crate) type Markings = Rc<Vec<Marking>>;
-
-pub(crate) const TLP_WHITE_ID: &str = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
-const TLP_GREEN_ID: &str = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
-const TLP_AMBER_ID: &str = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
-const TLP_RED_ID: &str = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
 
 /// stix2's TLP constants (fixed ids, created 2017-01-20).
 pub(crate) fn tlp(level: &str) -> Marking {
@@ -45,11 +46,6 @@ pub(crate) fn tlp(level: &str) -> Marking {
         object,
     }
 }
-
-pub(crate) use super::ids::{
-    attack_pattern_id, identity_id, indicator_id, location_id, marking_definition_id as marking_id,
-    name_only_id as named_id, single_property_sco_id,
-};
 
 /// A statement marking as the connector builds it for `marking:` tags and TLP:AMBER+STRICT.
 pub(crate) fn statement_marking(definition_type: &str, definition: &str, now: &str) -> Marking {
