@@ -63,6 +63,16 @@ impl From<DateTime<FixedOffset>> for IdTime<'_> {
     }
 }
 
+impl IdTime<'_> {
+    /// The text pycti hashes: the string as given, or the `datetime`'s `isoformat()`.
+    fn to_text(self) -> String {
+        match self {
+            IdTime::Text(text) => text.to_owned(),
+            IdTime::DateTime(moment) => python_isoformat(&moment),
+        }
+    }
+}
+
 /// Python's `str.lower()` (full Unicode mapping, final sigma included, like Rust's).
 fn python_lower(text: &str) -> String {
     text.to_lowercase()
@@ -214,15 +224,6 @@ fn object(members: Vec<(&str, Value)>) -> Value {
 
 fn text(value: &str) -> Value {
     Value::String(value.to_owned())
-}
-
-impl IdTime<'_> {
-    fn to_text(self) -> String {
-        match self {
-            IdTime::Text(text) => text.to_owned(),
-            IdTime::DateTime(moment) => python_isoformat(&moment),
-        }
-    }
 }
 
 /// pycti `Report.generate_id(name, published)`; the connector passes a UTC `datetime`.

@@ -351,6 +351,24 @@ mod tests {
             );
         }
         assert_eq!(text.values(), sample());
+
+        // The converter's own path (constant keys, written without an escape scan) writes
+        // the same text and hash as the general one.
+        let mut built = Object::new();
+        built.insert("type", json!("relationship"));
+        built.insert("id", json!("relationship--3"));
+        built.insert("created", json!("now"));
+        built.insert("x", json!({"nested": ["caf\u{e9} \"q\"", 2.5, null]}));
+        let mut both = ObjectText::default();
+        both.write(&built);
+        both.write_value(&built.to_value());
+        assert_eq!(both.object(0), both.object(1));
+        assert_eq!(both.id(0), "relationship--3");
+        assert_eq!(both.entries()[0].hash, both.entries()[1].hash);
+        assert_eq!(
+            both.entries()[0].hash,
+            member_by_member_hash(&built.to_value())
+        );
     }
 
     #[test]

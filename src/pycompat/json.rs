@@ -1,6 +1,7 @@
 //! Python's `json.dumps` with default arguments, and the value walker it shares with the
-//! other JSON dialect the connector's output depends on (stix2's canonical JSON, in
-//! `convert::ids`).
+//! other JSON dialects the connector's output depends on: stix2's canonical JSON (in
+//! `convert::ids`) and serde_json's compact text of the bundle (in `convert::written`), both
+//! of which escape strings minimally ([`write_minimal_string`]).
 //!
 //! `json.dumps(value)` writes `", "` and `": "` separators, members in their order,
 //! everything outside printable ASCII as `\uXXXX` (surrogate pairs beyond the BMP), floats
@@ -119,27 +120,23 @@ fn first_to_escape(bytes: &[u8]) -> Option<usize> {
     const BLOCK: usize = 16;
     let mut blocks = bytes.chunks_exact(BLOCK);
     for (index, block) in (&mut blocks).enumerate() {
-        if block
-            .iter()
-            .fold(false, |any, &byte| any | must_escape(byte))
-        {
-            return block
-                .iter()
-                .position(|&byte| must_escape(byte))
-                .map(|found| index * BLOCK + found);
+        if let Some(found) = first_in_block(block) {
+            return Some(index * BLOCK + found);
         }
     }
-    // The short tail (and most keys) the same way: tested whole, searched only when hit.
     let tail = blocks.remainder();
-    if !tail
+    first_in_block(tail).map(|found| bytes.len() - tail.len() + found)
+}
+
+/// [`first_to_escape`] within one block: tested whole, searched only when hit.
+fn first_in_block(block: &[u8]) -> Option<usize> {
+    if !block
         .iter()
         .fold(false, |any, &byte| any | must_escape(byte))
     {
         return None;
     }
-    tail.iter()
-        .position(|&byte| must_escape(byte))
-        .map(|found| bytes.len() - tail.len() + found)
+    block.iter().position(|&byte| must_escape(byte))
 }
 
 /// Python's `json.dumps` with default arguments.
