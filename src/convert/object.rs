@@ -23,7 +23,11 @@ impl Object {
     }
 
     pub(crate) fn insert(&mut self, key: &'static str, value: Value) {
-        match self.members.iter_mut().find(|(known, _)| *known == key) {
+        match self
+            .members
+            .iter_mut()
+            .find(|(known, _)| same_key(known, key))
+        {
             Some((_, held)) => *held = value,
             None => self.members.push((key, value)),
         }
@@ -32,7 +36,7 @@ impl Object {
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         self.members
             .iter()
-            .find(|(known, _)| *known == key)
+            .find(|(known, _)| same_key(known, key))
             .map(|(_, value)| value)
     }
 
@@ -60,6 +64,12 @@ impl Object {
                 .collect(),
         )
     }
+}
+
+/// Key equality, with the length and first byte compared before the bytes: every insert
+/// compares its key with each member already set, and nearly all differ there.
+fn same_key(known: &str, key: &str) -> bool {
+    known.len() == key.len() && known.as_bytes().first() == key.as_bytes().first() && known == key
 }
 
 #[cfg(test)]

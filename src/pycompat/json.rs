@@ -94,7 +94,7 @@ pub(crate) fn write_minimal_string(text: &str, out: &mut String) {
     out.push('"');
     let bytes = text.as_bytes();
     let mut plain_from = 0;
-    while let Some(found) = first_to_escape(&bytes[plain_from..]) {
+    while let Some(found) = first_matching(&bytes[plain_from..], must_escape) {
         let at = plain_from + found;
         // The byte found is ASCII, so both ends of the run are character boundaries.
         out.push_str(&text[plain_from..at]);
@@ -109,34 +109,38 @@ pub(crate) fn write_minimal_string(text: &str, out: &mut String) {
     out.push('"');
 }
 
+/// What JSON itself requires escaped.
 fn must_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// The position of the first byte JSON requires escaped. Blocks of 16 bytes are tested
-/// whole (a test the compiler turns into vector instructions), since nearly every string
-/// written has nothing to escape.
-fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+/// What Python's `json.dumps` escapes with `ensure_ascii`: all but printable ASCII, and
+/// `"` and `\\` (the pattern `([\\\\"]|[^\\ -~])` of its `json.encoder`).
+pub(crate) fn python_escapes(byte: u8) -> bool {
+    !(b' '..=b'~').contains(&byte) || byte == b'"' || byte == b'\\'
+}
+
+/// The position of the first byte `hit` selects. Blocks of 16 bytes are tested whole (a
+/// test the compiler turns into vector instructions), since nearly every string written has
+/// nothing to escape.
+pub(crate) fn first_matching(bytes: &[u8], hit: impl Fn(u8) -> bool + Copy) -> Option<usize> {
     const BLOCK: usize = 16;
     let mut blocks = bytes.chunks_exact(BLOCK);
     for (index, block) in (&mut blocks).enumerate() {
-        if let Some(found) = first_in_block(block) {
+        if let Some(found) = first_in_block(block, hit) {
             return Some(index * BLOCK + found);
         }
     }
     let tail = blocks.remainder();
-    first_in_block(tail).map(|found| bytes.len() - tail.len() + found)
+    first_in_block(tail, hit).map(|found| bytes.len() - tail.len() + found)
 }
 
-/// [`first_to_escape`] within one block: tested whole, searched only when hit.
-fn first_in_block(block: &[u8]) -> Option<usize> {
-    if !block
-        .iter()
-        .fold(false, |any, &byte| any | must_escape(byte))
-    {
+/// [`first_matching`] within one block: tested whole, searched only when hit.
+fn first_in_block(block: &[u8], hit: impl Fn(u8) -> bool + Copy) -> Option<usize> {
+    if !block.iter().fold(false, |any, &byte| any | hit(byte)) {
         return None;
     }
-    block.iter().position(|&byte| must_escape(byte))
+    block.iter().position(|&byte| hit(byte))
 }
 
 /// Python's `json.dumps` with default arguments.
@@ -169,18 +173,15 @@ pub(crate) fn python_json_dumps(value: &Value) -> String {
 
 /// A Python `str` as `json.dumps` writes it (`ensure_ascii=True`).
 pub(crate) fn write_python_string(text: &str, out: &mut String) {
+    out.reserve(text.len() + 2);
     out.push('"');
     // Printable ASCII other than `"` and `\\` is copied as is, run by run; everything else is
     // escaped one character at a time.
     let mut rest = text;
-    while !rest.is_empty() {
-        let plain = rest
-            .bytes()
-            .position(|byte| !(b' '..=b'~').contains(&byte) || byte == b'"' || byte == b'\\')
-            .unwrap_or(rest.len());
+    while let Some(plain) = first_matching(rest.as_bytes(), python_escapes) {
+        // The byte found starts a character: a run of printable ASCII ends before it.
         out.push_str(&rest[..plain]);
-        rest = &rest[plain..];
-        let mut characters = rest.chars();
+        let mut characters = rest[plain..].chars();
         let Some(character) = characters.next() else {
             break;
         };
@@ -195,6 +196,7 @@ pub(crate) fn write_python_string(text: &str, out: &mut String) {
             }
         }
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -297,6 +299,54 @@ mod tests {
                     let mut out = String::new();
                     write_minimal_string(&text, &mut out);
                     assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
+                }
+            }
+        }
+    }
+
+    /// Python's `ensure_ascii` string, one character at a time: what the block search must
+    /// reproduce.
+    fn python_string_by_character(text: &str) -> String {
+        let mut out = String::from("\"");
+        for character in text.chars() {
+            if (' '..='~').contains(&character) && character != '"' && character != '\\' {
+                out.push(character);
+            } else if let Some(escape) = short_escape(character) {
+                out.push_str(escape);
+            } else {
+                let mut units = [0u16; 2];
+                for unit in character.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn python_strings_are_escaped_wherever_the_escapes_fall() {
+        let specials = [
+            "\"",
+            "\\",
+            "\n",
+            "\t",
+            "\u{1}",
+            "\u{7f}",
+            "\u{80}",
+            "\u{e9}",
+            "\u{2028}",
+            "\u{1f600}",
+        ];
+        for length in 0..40 {
+            for special in specials {
+                for at in [0, length / 2, length] {
+                    let mut text = "a".repeat(length);
+                    text.insert_str(at, special);
+                    text.push_str(special);
+                    let mut out = String::new();
+                    write_python_string(&text, &mut out);
+                    assert_eq!(out, python_string_by_character(&text), "{text:?}");
                 }
             }
         }

@@ -7,7 +7,9 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::pycompat::json::{PythonJson, write_json, write_python_string};
+use crate::pycompat::json::{
+    PythonJson, first_matching, python_escapes, write_json, write_python_string,
+};
 
 /// One member of an object: its key (unescaped) and the text of its value.
 pub(super) type Member<'a> = (Cow<'a, str>, &'a str);
@@ -22,8 +24,11 @@ fn skip_whitespace(bytes: &[u8], mut position: usize) -> usize {
 /// The end (exclusive) of the string starting at `position` (its opening quote).
 fn skip_string(bytes: &[u8], mut position: usize) -> Option<usize> {
     position += 1;
-    // Most of a bundle's bytes are inside strings: jump to the next quote or backslash.
-    while let Some(offset) = memchr::memchr2(b'"', b'\\', bytes.get(position..)?) {
+    // Most of a bundle's bytes are inside strings, most strings are short: jump to the next
+    // quote or backslash, 16 bytes at a time.
+    while let Some(offset) =
+        first_matching(bytes.get(position..)?, |byte| byte == b'"' || byte == b'\\')
+    {
         position += offset;
         if bytes[position] == b'"' {
             return Some(position + 1);
@@ -207,9 +212,7 @@ pub(super) fn write_raw_python(raw: &str, out: &mut String) {
 fn is_plain_string(raw: &str) -> bool {
     raw.len() >= 2
         && raw.ends_with('"')
-        && raw[1..raw.len() - 1]
-            .bytes()
-            .all(|byte| (b' '..=b'~').contains(&byte) && byte != b'\\' && byte != b'"')
+        && first_matching(&raw.as_bytes()[1..raw.len() - 1], python_escapes).is_none()
 }
 
 #[cfg(test)]
