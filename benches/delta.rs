@@ -59,7 +59,7 @@ fn ledger_bytes(path: &Path) -> (u64, u64) {
     let copy = tempfile::NamedTempFile::new().unwrap();
     std::fs::copy(path, copy.path()).unwrap();
     let conn = rusqlite::Connection::open(copy.path()).unwrap();
-    conn.execute_batch("DELETE FROM pushed_objects; VACUUM;")
+    conn.execute_batch("DELETE FROM pushed_object_sets; VACUUM;")
         .unwrap();
     (whole, whole.saturating_sub(size_of(&conn)))
 }

@@ -114,10 +114,9 @@ CREATE TABLE event_history (
 CREATE INDEX event_history_by_event ON event_history(event_uuid, id);
 
 -- The delta push: per pushed event, a short hash of each STIX object's stable content, as the
--- platform confirmed it.
-CREATE TABLE pushed_objects (
-    event_uuid TEXT NOT NULL,
-    object_id  TEXT NOT NULL,
-    hash       BLOB NOT NULL,
-    PRIMARY KEY (event_uuid, object_id)
-) WITHOUT ROWID;
+-- platform confirmed it. One line per object, `<object id> <hash as 16 hex digits>`, lines
+-- separated by a newline.
+CREATE TABLE pushed_object_sets (
+    event_uuid TEXT PRIMARY KEY NOT NULL,
+    objects    TEXT NOT NULL
+);

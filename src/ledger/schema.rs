@@ -42,6 +42,11 @@ const UPGRADES: &[(i64, &str, &str)] = &[
         "0005_pushed_objects",
         include_str!("../../migrations/0005_pushed_objects.sql"),
     ),
+    (
+        6,
+        "0006_pushed_object_sets",
+        include_str!("../../migrations/0006_pushed_object_sets.sql"),
+    ),
 ];
 
 pub(crate) fn latest_version() -> i64 {
@@ -135,6 +140,21 @@ pub(crate) mod tests {
             [],
         )
         .unwrap();
+        conn
+    }
+
+    /// A ledger as the binaries of schema `version` left it: the first schema and the
+    /// upgrades up to `version`.
+    pub(crate) fn ledger_at_version(path: &Path, version: i64) -> Connection {
+        let conn = first_schema_ledger(path);
+        for (reached, name, sql) in UPGRADES.iter().filter(|upgrade| upgrade.0 <= version) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 'then')",
+                params![reached, name],
+            )
+            .unwrap();
+        }
         conn
     }
 

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
     EVENT_COLUMNS, HISTORY_COLUMNS, HistoryRow, Store, append_history, event_from_row,
-    history_from_row,
+    history_from_row, object_hashes,
 };
 use crate::ledger::types::*;
 use crate::ledger::{Result, now_text, time_text};
@@ -36,13 +36,12 @@ impl Store {
         let now = now_text();
         let tx = self.conn.transaction()?;
         for event in events {
-            tx.execute(
-                "INSERT INTO events (uuid, source_key, manifest_timestamp, info, status, attempts, last_run, updated_at)
+            tx.prepare_cached("INSERT INTO events (uuid, source_key, manifest_timestamp, info, status, attempts, last_run, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?7, 0, ?5, ?6)
                  ON CONFLICT(uuid) DO UPDATE SET source_key = ?2, manifest_timestamp = ?3,
                     info = COALESCE(?4, info),
                     status = CASE WHEN status IN (?8, ?9) THEN ?7 ELSE status END,
-                    last_run = ?5, updated_at = ?6",
+                    last_run = ?5, updated_at = ?6")?.execute(
                 params![
                     event.uuid,
                     event.source_key,
@@ -74,18 +73,18 @@ impl Store {
         content: &PushedContent,
     ) -> Result<()> {
         self.transition(uuid, |tx, now| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE events SET status = ?2, content_sha256 = ?3, bundle_sha256 = ?4,
                     attempts = attempts + 1, last_run = ?5, updated_at = ?6 WHERE uuid = ?1",
-                params![
-                    uuid,
-                    EventStatus::InFlight,
-                    content.content_sha256,
-                    content.bundle_sha256,
-                    run,
-                    now
-                ],
-            )?;
+            )?
+            .execute(params![
+                uuid,
+                EventStatus::InFlight,
+                content.content_sha256,
+                content.bundle_sha256,
+                run,
+                now
+            ])?;
             let row = HistoryRow {
                 run: Some(run),
                 content_sha256: Some(&content.content_sha256),
@@ -129,23 +128,23 @@ impl Store {
         }
         self.transition(uuid, |tx, now| {
             if let Some(objects) = objects {
-                record_pushed_objects(tx, uuid, objects)?;
+                object_hashes::record(tx, uuid, objects)?;
             }
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE events SET status = ?2, destination = ?3, destination_kind = ?4,
                     messages = ?5, pushed_at = ?6, last_error = NULL, next_attempt_at = NULL,
                     attempts = 0, last_run = ?7, updated_at = ?6
                  WHERE uuid = ?1",
-                params![
-                    uuid,
-                    EventStatus::Pushed,
-                    receipt.destination.text(),
-                    receipt.destination.kind(),
-                    receipt.messages as i64,
-                    now,
-                    run
-                ],
-            )?;
+            )?
+            .execute(params![
+                uuid,
+                EventStatus::Pushed,
+                receipt.destination.text(),
+                receipt.destination.kind(),
+                receipt.messages as i64,
+                now,
+                run
+            ])?;
             let row = HistoryRow {
                 run: Some(run),
                 detail: Some(&detail),
@@ -154,25 +153,6 @@ impl Store {
             };
             Ok(((), HistoryAction::Pushed, row))
         })
-    }
-
-    /// The stable-content hashes the platform holds for `uuid`'s objects; `None` when none
-    /// are known (never pushed, reset, or pushed before hashes were kept).
-    pub(crate) fn object_hashes(&self, uuid: &str) -> Result<Option<HashMap<String, [u8; 8]>>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT object_id, hash FROM pushed_objects WHERE event_uuid = ?1")?;
-        let mut hashes = HashMap::new();
-        let rows = stmt.query_map(params![uuid], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?;
-        for row in rows {
-            let (id, bytes) = row?;
-            if let Ok(hash) = <[u8; 8]>::try_from(bytes.as_slice()) {
-                hashes.insert(id, hash);
-            }
-        }
-        Ok((!hashes.is_empty()).then_some(hashes))
     }
 
     /// A fetch, conversion or push failed. Counts an attempt (a fetch or conversion failure
@@ -212,11 +192,19 @@ impl Store {
                 let at = Utc::now() + policy.backoff_after(counted as u32);
                 (EventStatus::Failed, Some(time_text(at)))
             };
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE events SET status = ?2, attempts = ?3, last_error = ?4,
                     next_attempt_at = ?5, last_run = ?6, updated_at = ?7 WHERE uuid = ?1",
-                params![uuid, status, counted, message, next_attempt, run, now],
-            )?;
+            )?
+            .execute(params![
+                uuid,
+                status,
+                counted,
+                message,
+                next_attempt,
+                run,
+                now
+            ])?;
             let row = HistoryRow {
                 run: Some(run),
                 detail: Some(&message),
@@ -248,11 +236,10 @@ impl Store {
             return Ok(());
         }
         self.transition(key, |tx, now| {
-            tx.execute(
-                "INSERT INTO events (uuid, source_key, status, attempts, last_error, last_run, updated_at)
+            tx.prepare_cached("INSERT INTO events (uuid, source_key, status, attempts, last_error, last_run, updated_at)
                  VALUES (?1, 'manifest.json', ?2, 1, ?3, ?4, ?5)
                  ON CONFLICT(uuid) DO UPDATE SET status = ?2, attempts = 1, last_error = ?3,
-                    next_attempt_at = NULL, last_run = ?4, updated_at = ?5",
+                    next_attempt_at = NULL, last_run = ?4, updated_at = ?5")?.execute(
                 params![key, EventStatus::GaveUp, message, run, now],
             )?;
             let row = HistoryRow {
@@ -331,27 +318,4 @@ impl Store {
         }
         Ok(counts)
     }
-}
-
-/// Brings the event's recorded hashes to what the platform holds after this push.
-fn record_pushed_objects(tx: &Transaction<'_>, uuid: &str, objects: &PushedObjects) -> Result<()> {
-    if objects.full {
-        tx.execute(
-            "DELETE FROM pushed_objects WHERE event_uuid = ?1",
-            params![uuid],
-        )?;
-    }
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO pushed_objects (event_uuid, object_id, hash) VALUES (?1, ?2, ?3)
-         ON CONFLICT(event_uuid, object_id) DO UPDATE SET hash = ?3",
-    )?;
-    for (id, hash) in &objects.sent {
-        upsert.execute(params![uuid, id, &hash[..]])?;
-    }
-    let mut delete =
-        tx.prepare_cached("DELETE FROM pushed_objects WHERE event_uuid = ?1 AND object_id = ?2")?;
-    for id in &objects.removed {
-        delete.execute(params![uuid, id])?;
-    }
-    Ok(())
 }

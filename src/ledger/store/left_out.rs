@@ -132,7 +132,7 @@ impl Store {
         if stored.as_deref() == Some(fingerprint) {
             return Ok(false);
         }
-        tx.execute("DELETE FROM pushed_objects", [])?;
+        tx.execute("DELETE FROM pushed_object_sets", [])?;
         tx.execute(
             "INSERT INTO checkpoint (id, convert_fingerprint, updated_at) VALUES (1, ?1, ?2)
              ON CONFLICT(id) DO UPDATE SET convert_fingerprint = ?1, updated_at = ?2",

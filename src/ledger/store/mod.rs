@@ -5,6 +5,7 @@
 mod events;
 mod floor;
 mod left_out;
+mod object_hashes;
 mod operator;
 mod runs;
 mod s3;
@@ -279,21 +280,21 @@ fn append_history(
     action: HistoryAction,
     row: HistoryRow<'_>,
 ) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO event_history (event_uuid, run_id, at, action, detail, destination,
             destination_kind, content_sha256, bundle_sha256)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            uuid,
-            row.run,
-            at,
-            action,
-            row.detail,
-            row.destination.map(Destination::text),
-            row.destination.map(Destination::kind),
-            row.content_sha256,
-            row.bundle_sha256
-        ],
-    )?;
+    )?
+    .execute(params![
+        uuid,
+        row.run,
+        at,
+        action,
+        row.detail,
+        row.destination.map(Destination::text),
+        row.destination.map(Destination::kind),
+        row.content_sha256,
+        row.bundle_sha256
+    ])?;
     Ok(())
 }

@@ -24,7 +24,7 @@ impl Store {
         )?;
         let removed = tx.execute("DELETE FROM events", [])?;
         // The next push of every event is a full one.
-        tx.execute("DELETE FROM pushed_objects", [])?;
+        tx.execute("DELETE FROM pushed_object_sets", [])?;
         tx.execute("DELETE FROM manifest_entries", [])?;
         tx.execute("DELETE FROM s3_objects", [])?;
         match scope {
@@ -64,7 +64,7 @@ impl Store {
             params![uuid, now, HistoryAction::Reset],
         )?;
         tx.execute(
-            "DELETE FROM pushed_objects WHERE event_uuid = ?1",
+            "DELETE FROM pushed_object_sets WHERE event_uuid = ?1",
             params![uuid],
         )?;
         let listed: bool = tx.query_row(
@@ -104,7 +104,7 @@ impl Store {
             ],
         )?;
         tx.execute(
-            "DELETE FROM pushed_objects WHERE event_uuid IN
+            "DELETE FROM pushed_object_sets WHERE event_uuid IN
                 (SELECT uuid FROM events WHERE manifest_timestamp >= ?1)",
             params![since_ts],
         )?;
