@@ -18,6 +18,11 @@
 //! `/proc` when the broker runs on this machine): on a small machine the broker's per-message
 //! work, not the connector's, sets the pace.
 //!
+//! Last, a floor for the connector's own CPU per message: the same messages published by a
+//! bare lapin publisher (one connection, confirms, the same window) with no consumer running
+//! in this process, its CPU time read with `getrusage`. Whatever the connector does besides
+//! publishing (fetching, converting, splitting, the ledger) comes on top of it.
+//!
 //! Run: `cargo bench --bench pipeline`. Environment:
 //! - `MISP_FEED_BENCH_EVENTS`: comma-separated feed sizes (default `2000,4000`); e.g. `200`
 //!   for a quick run.
@@ -49,7 +54,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use amqp::{broker_cpu, consume, delete_queue, run_connector};
-use common::{mib, target_header, target_row};
+use common::{mib, own_cpu, target_header, target_row};
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::PublisherConfirm;
@@ -228,6 +233,52 @@ async fn broker_ceiling_with(
     (elapsed, sizes.len() as u64)
 }
 
+/// The CPU this process spends publishing `sizes` as [`broker_ceiling`] does, with nothing
+/// consuming meanwhile (the queue is deleted afterwards): what lapin itself costs per
+/// confirmed message.
+async fn publisher_floor(broker: &Broker, sizes: &[u32]) -> Duration {
+    let connector_id = unique_connector_id();
+    broker.declare_push_queue(&connector_id).await;
+    let queue = format!("push_{connector_id}");
+    let routing_key = format!("push_routing_{connector_id}");
+    let connection = broker.connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let largest = sizes.iter().copied().max().unwrap_or(0) as usize;
+    let filler = vec![b'A'; largest];
+    let cpu_before = own_cpu();
+    let mut unconfirmed = VecDeque::new();
+    for &size in sizes {
+        if unconfirmed.len() >= 1024 {
+            let confirm: PublisherConfirm = unconfirmed.pop_front().unwrap();
+            assert!(confirm.await.unwrap().is_ack());
+        }
+        let confirm = channel
+            .basic_publish(
+                "amqp.worker.exchange",
+                &routing_key,
+                BasicPublishOptions::default(),
+                &filler[..size as usize],
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_encoding("utf-8".into()),
+            )
+            .await
+            .unwrap();
+        unconfirmed.push_back(confirm);
+    }
+    for confirm in unconfirmed {
+        assert!(confirm.await.unwrap().is_ack());
+    }
+    let cpu = own_cpu().saturating_sub(cpu_before);
+    connection.close(200, "ok").await.unwrap();
+    delete_queue(broker, &queue).await;
+    cpu
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; this harness takes no arguments.
     let Some(broker) = Broker::shared("pipeline benchmark") else {
@@ -300,7 +351,15 @@ fn main() {
                 / m.sizes.len().max(1) as f64
                 / 1024.0;
             let cpu_us_per_message = m.cpu.as_secs_f64() * 1e6 / m.messages.max(1) as f64;
-            per_message.push((count, m.messages, cpu_us_per_message, common::load_average()));
+            let floor = publisher_floor(&broker, &m.sizes).await;
+            let floor_us_per_message = floor.as_secs_f64() * 1e6 / m.sizes.len().max(1) as f64;
+            per_message.push((
+                count,
+                m.messages,
+                cpu_us_per_message,
+                floor_us_per_message,
+                common::load_average(),
+            ));
             println!(
                 "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {:.1} | {:.0} | {:.2} | {:.1} | {} | {:.1} | {:.0} | {:.0}% |",
                 m.events,
@@ -362,8 +421,15 @@ fn main() {
             );
         }
         println!();
+        for (count, messages, _, floor_us, _) in &per_message {
+            println!(
+                "bare lapin publisher, the {messages} messages of {count} events, nothing consuming: \
+                 {floor_us:.1} µs CPU per confirmed message"
+            );
+        }
+        println!();
         target_header();
-        for (count, messages, cpu_us, load) in &per_message {
+        for (count, messages, cpu_us, _, load) in &per_message {
             target_row(
                 &format!("connector CPU per confirmed message, {count} events ({messages} messages)"),
                 &format!("{cpu_us:.1} µs"),

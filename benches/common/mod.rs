@@ -28,6 +28,14 @@ pub fn timeval(t: libc::timeval) -> Duration {
     Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
 }
 
+/// This process's CPU time so far (user + system, every thread).
+pub fn own_cpu() -> Duration {
+    // SAFETY: rusage is plain old data; getrusage fills it for this process.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
 /// Waits for the child with `wait4`, which also returns the child's own resource usage.
 pub fn wait_with_usage(pid: i32) -> (i32, libc::rusage) {
     let mut status = 0;
