@@ -18,10 +18,11 @@
 //! `/proc` when the broker runs on this machine): on a small machine the broker's per-message
 //! work, not the connector's, sets the pace.
 //!
-//! Last, a floor for the connector's own CPU per message: the same messages published by a
-//! bare lapin publisher (one connection, confirms, the same window) with no consumer running
-//! in this process, its CPU time read with `getrusage`. Whatever the connector does besides
-//! publishing (fetching, converting, splitting, the ledger) comes on top of it.
+//! Last, a floor for the connector's own CPU per message: messages of the same sizes published
+//! by the connector's own publisher alone (`AmqpPublisher` on lapin: one connection, confirms,
+//! its window) with no consumer running in this process, its CPU time read with `getrusage`.
+//! Whatever the connector does besides publishing (fetching, converting, splitting, the
+//! ledger) comes on top of it.
 //!
 //! Run: `cargo bench --bench pipeline`. Environment:
 //! - `MISP_FEED_BENCH_EVENTS`: comma-separated feed sizes (default `2000,4000`); e.g. `200`
@@ -58,6 +59,9 @@ use common::{mib, own_cpu, target_header, target_row};
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::PublisherConfirm;
+use misp_feed::opencti::broker::{BrokerEndpoint, PublishTarget};
+use misp_feed::secret::Secret;
+use misp_feed::sink::opencti::amqp::{AmqpPublisher, RetryPolicy};
 use serde_json::{Map, Value, json};
 use support::FIXTURE_FEED;
 use support::opencti::unique_connector_id;
@@ -233,48 +237,39 @@ async fn broker_ceiling_with(
     (elapsed, sizes.len() as u64)
 }
 
-/// The CPU this process spends publishing `sizes` as [`broker_ceiling`] does, with nothing
-/// consuming meanwhile (the queue is deleted afterwards): what lapin itself costs per
-/// confirmed message.
+/// The CPU this process spends publishing `sizes` through the connector's own publisher
+/// (`AmqpPublisher`: one connection, confirms, its default window), with nothing consuming
+/// meanwhile (the queue is deleted afterwards): what publishing alone costs per confirmed
+/// message, below everything else the connector does.
 async fn publisher_floor(broker: &Broker, sizes: &[u32]) -> Duration {
     let connector_id = unique_connector_id();
     broker.declare_push_queue(&connector_id).await;
     let queue = format!("push_{connector_id}");
-    let routing_key = format!("push_routing_{connector_id}");
-    let connection = broker.connection().await;
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let largest = sizes.iter().copied().max().unwrap_or(0) as usize;
-    let filler = vec![b'A'; largest];
+    let publisher = AmqpPublisher::new(
+        BrokerEndpoint {
+            host: "127.0.0.1".into(),
+            port: 5672,
+            vhost: "/".into(),
+            user: "guest".into(),
+            pass: Secret::new("guest"),
+            use_ssl: false,
+            ca_pem: None,
+        },
+        PublishTarget {
+            exchange: "amqp.worker.exchange".into(),
+            routing_key: format!("push_routing_{connector_id}"),
+        },
+        RetryPolicy::default(),
+    );
+    let bodies: Vec<String> = sizes
+        .iter()
+        .map(|&size| "A".repeat(size as usize))
+        .collect();
     let cpu_before = own_cpu();
-    let mut unconfirmed = VecDeque::new();
-    for &size in sizes {
-        if unconfirmed.len() >= 1024 {
-            let confirm: PublisherConfirm = unconfirmed.pop_front().unwrap();
-            assert!(confirm.await.unwrap().is_ack());
-        }
-        let confirm = channel
-            .basic_publish(
-                "amqp.worker.exchange",
-                &routing_key,
-                BasicPublishOptions::default(),
-                &filler[..size as usize],
-                BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_content_encoding("utf-8".into()),
-            )
-            .await
-            .unwrap();
-        unconfirmed.push_back(confirm);
-    }
-    for confirm in unconfirmed {
-        assert!(confirm.await.unwrap().is_ack());
-    }
+    let confirmed = publisher.publish_all(&bodies).await.unwrap();
     let cpu = own_cpu().saturating_sub(cpu_before);
-    connection.close(200, "ok").await.unwrap();
+    assert_eq!(confirmed, bodies.len());
+    publisher.close().await;
     delete_queue(broker, &queue).await;
     cpu
 }
@@ -322,9 +317,10 @@ fn main() {
         )
         .await;
         println!(
-            "largest event alone ({LARGEST_EVENT}, {} messages): wall {:.2} s, peak RSS {:.1} MiB",
+            "largest event alone ({LARGEST_EVENT}, {} messages): wall {:.2} s, CPU {:.3} s, peak RSS {:.1} MiB",
             single.messages,
             single.wall.as_secs_f64(),
+            single.cpu.as_secs_f64(),
             mib(single.peak_rss_kib)
         );
         println!();
@@ -423,8 +419,8 @@ fn main() {
         println!();
         for (count, messages, _, floor_us, _) in &per_message {
             println!(
-                "bare lapin publisher, the {messages} messages of {count} events, nothing consuming: \
-                 {floor_us:.1} µs CPU per confirmed message"
+                "the connector's publisher alone, {messages} messages of the sizes of {count} events, \
+                 nothing consuming: {floor_us:.1} µs CPU per confirmed message"
             );
         }
         println!();
