@@ -1,8 +1,8 @@
 //! The delta push's memory: per pushed event, the stable-content hash of each object the
 //! platform confirmed, kept as one row of text per event (`migrations/0006`): one line per
-//! object, `<object id> <hash as 16 hex digits>`, sorted by id.
+//! object, `<object id> <hash as 16 hex digits>`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -24,29 +24,41 @@ impl Store {
 
 /// Brings the event's recorded hashes to what the platform holds after this push: the
 /// objects sent replace the previous set (a full push) or update it (a delta push, which
-/// also drops the objects the event no longer has).
+/// also drops the objects the event no longer has). Lines are in the order they were sent,
+/// a later line of an id overriding an earlier one as the set is read back.
 pub(super) fn record(tx: &Transaction<'_>, uuid: &str, objects: &PushedObjects) -> Result<()> {
     let text = if objects.full {
-        let mut lines: Vec<(&str, &[u8; 8])> = (objects.sent.iter())
-            .map(|(id, hash)| (id.as_str(), hash))
-            .collect();
-        // A repeated id keeps its last hash, as in a map.
-        lines.reverse();
-        lines.sort_by(|a, b| a.0.cmp(b.0));
-        lines.dedup_by(|later, earlier| later.0 == earlier.0);
-        encode(lines.into_iter())
+        let mut text = String::with_capacity(objects.sent.len() * 80);
+        append(&mut text, &objects.sent);
+        text
     } else {
-        let mut held = read(tx, uuid)?;
-        for (id, hash) in &objects.sent {
-            held.insert(id.clone(), *hash);
+        if objects.sent.is_empty() && objects.removed.is_empty() {
+            return Ok(());
         }
-        for id in &objects.removed {
-            held.remove(id);
+        // The held lines are copied as they are, except those of the objects this push
+        // changed, which are left out and written again after them: an update of a few
+        // objects reads no hash and sorts nothing.
+        let held: Option<String> = tx
+            .prepare_cached("SELECT objects FROM pushed_object_sets WHERE event_uuid = ?1")?
+            .query_row(params![uuid], |row| row.get(0))
+            .optional()?;
+        let changed: HashSet<&str> = (objects.sent.iter().map(|(id, _)| id.as_str()))
+            .chain(objects.removed.iter().map(String::as_str))
+            .collect();
+        let held = held.unwrap_or_default();
+        let mut text = String::with_capacity(held.len() + objects.sent.len() * 80);
+        for line in held.split('\n') {
+            let id = line.rsplit_once(' ').map_or(line, |(id, _)| id);
+            if line.is_empty() || changed.contains(id) {
+                continue;
+            }
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(line);
         }
-        let mut lines: Vec<(&str, &[u8; 8])> =
-            held.iter().map(|(id, hash)| (id.as_str(), hash)).collect();
-        lines.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        encode(lines.into_iter())
+        append(&mut text, &objects.sent);
+        text
     };
     if text.is_empty() {
         tx.prepare_cached("DELETE FROM pushed_object_sets WHERE event_uuid = ?1")?
@@ -69,10 +81,10 @@ fn read(conn: &Connection, uuid: &str) -> Result<ObjectHashes> {
     Ok(text.as_deref().map(decode).unwrap_or_default())
 }
 
-fn encode<'a>(lines: impl ExactSizeIterator<Item = (&'a str, &'a [u8; 8])>) -> String {
+/// Appends a line per object to `text`.
+fn append(text: &mut String, objects: &[(String, [u8; 8])]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(lines.len() * 80);
-    for (id, hash) in lines {
+    for (id, hash) in objects {
         // An id that could not be read back as one line is not recorded: its object then
         // counts as unknown and is sent again, never taken for another.
         if id.is_empty() || id.contains('\n') {
@@ -88,10 +100,9 @@ fn encode<'a>(lines: impl ExactSizeIterator<Item = (&'a str, &'a [u8; 8])>) -> S
             text.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
     }
-    text
 }
 
-/// The lines of [`encode`] (or of the upgrade from one row per object, whose digits are
+/// The lines of [`append`] (or of the upgrade from one row per object, whose digits are
 /// upper case). A line that does not read as an id and 8 bytes is left out: its object
 /// then counts as unknown, and is sent again.
 fn decode(text: &str) -> ObjectHashes {
@@ -112,13 +123,22 @@ fn decode(text: &str) -> ObjectHashes {
 mod tests {
     use super::*;
 
+    fn encode(lines: &[(&str, [u8; 8])]) -> String {
+        let objects: Vec<(String, [u8; 8])> = (lines.iter())
+            .map(|(id, hash)| (id.to_string(), *hash))
+            .collect();
+        let mut text = String::new();
+        append(&mut text, &objects);
+        text
+    }
+
     #[test]
     fn hashes_read_back_as_written_whatever_the_case_of_their_digits() {
         let hashes = [
             ("indicator--b", [0xab, 0, 1, 2, 3, 4, 5, 0xff]),
             ("report--a", [9; 8]),
         ];
-        let text = encode(hashes.iter().map(|(id, hash)| (*id, hash)));
+        let text = encode(&hashes);
         assert_eq!(
             text,
             "indicator--b ab000102030405ff\nreport--a 0909090909090909"
@@ -132,7 +152,7 @@ mod tests {
         );
         // An id a line cannot hold is left out rather than split into two lines.
         let odd = [("x--a\nb", [1u8; 8]), ("x--a b", [2u8; 8])];
-        let read = decode(&encode(odd.iter().map(|(id, hash)| (*id, hash))));
+        let read = decode(&encode(&odd));
         assert_eq!(read.len(), 1, "{read:?}");
         assert_eq!(read["x--a b"], [2; 8]);
         // Damaged lines are unknown objects, not errors.
@@ -210,6 +230,11 @@ mod tests {
         assert_eq!((held.len(), held["b"], held["c"]), (2, [4; 8], [5; 8]));
 
         record_in(&mut store, &pushed(true, &[("d", 6)], &[]));
+        let held = store.object_hashes("event").unwrap().unwrap();
+        assert_eq!((held.len(), held["d"]), (1, [6; 8]));
+
+        // A delta push that sent nothing and removed nothing leaves the set as it was.
+        record_in(&mut store, &pushed(false, &[], &[]));
         let held = store.object_hashes("event").unwrap().unwrap();
         assert_eq!((held.len(), held["d"]), (1, [6; 8]));
 
