@@ -36,24 +36,25 @@ impl Store {
         let now = now_text();
         let tx = self.conn.transaction()?;
         for event in events {
-            tx.prepare_cached("INSERT INTO events (uuid, source_key, manifest_timestamp, info, status, attempts, last_run, updated_at)
+            tx.prepare_cached(
+                "INSERT INTO events (uuid, source_key, manifest_timestamp, info, status, attempts, last_run, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?7, 0, ?5, ?6)
                  ON CONFLICT(uuid) DO UPDATE SET source_key = ?2, manifest_timestamp = ?3,
                     info = COALESCE(?4, info),
                     status = CASE WHEN status IN (?8, ?9) THEN ?7 ELSE status END,
-                    last_run = ?5, updated_at = ?6")?.execute(
-                params![
-                    event.uuid,
-                    event.source_key,
-                    event.manifest_timestamp,
-                    event.info,
-                    run,
-                    now,
-                    EventStatus::Pending,
-                    EventStatus::Pushed,
-                    EventStatus::GaveUp,
-                ],
-            )?;
+                    last_run = ?5, updated_at = ?6",
+            )?
+            .execute(params![
+                event.uuid,
+                event.source_key,
+                event.manifest_timestamp,
+                event.info,
+                run,
+                now,
+                EventStatus::Pending,
+                EventStatus::Pushed,
+                EventStatus::GaveUp,
+            ])?;
             let row = HistoryRow {
                 run: Some(run),
                 detail: Some(&event.reason),
@@ -236,12 +237,13 @@ impl Store {
             return Ok(());
         }
         self.transition(key, |tx, now| {
-            tx.prepare_cached("INSERT INTO events (uuid, source_key, status, attempts, last_error, last_run, updated_at)
+            tx.prepare_cached(
+                "INSERT INTO events (uuid, source_key, status, attempts, last_error, last_run, updated_at)
                  VALUES (?1, 'manifest.json', ?2, 1, ?3, ?4, ?5)
                  ON CONFLICT(uuid) DO UPDATE SET status = ?2, attempts = 1, last_error = ?3,
-                    next_attempt_at = NULL, last_run = ?4, updated_at = ?5")?.execute(
-                params![key, EventStatus::GaveUp, message, run, now],
-            )?;
+                    next_attempt_at = NULL, last_run = ?4, updated_at = ?5",
+            )?
+            .execute(params![key, EventStatus::GaveUp, message, run, now])?;
             let row = HistoryRow {
                 run: Some(run),
                 detail: Some(&message),

@@ -40,6 +40,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Room for every statement the writer prepares once and keeps (rusqlite's default
+        // is 16), so a run never parses one of them again.
+        conn.set_prepared_statement_cache_capacity(64);
         let mut store = Store {
             conn,
             _lock: Some(lock),
