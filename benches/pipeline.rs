@@ -59,8 +59,7 @@ use common::{mib, own_cpu, target_header, target_row};
 use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::PublisherConfirm;
-use misp_feed::opencti::broker::{BrokerEndpoint, PublishTarget};
-use misp_feed::secret::Secret;
+use misp_feed::opencti::broker::PublishTarget;
 use misp_feed::sink::opencti::amqp::{AmqpPublisher, RetryPolicy};
 use serde_json::{Map, Value, json};
 use support::FIXTURE_FEED;
@@ -246,15 +245,7 @@ async fn publisher_floor(broker: &Broker, sizes: &[u32]) -> Duration {
     broker.declare_push_queue(&connector_id).await;
     let queue = format!("push_{connector_id}");
     let publisher = AmqpPublisher::new(
-        BrokerEndpoint {
-            host: "127.0.0.1".into(),
-            port: 5672,
-            vhost: "/".into(),
-            user: "guest".into(),
-            pass: Secret::new("guest"),
-            use_ssl: false,
-            ca_pem: None,
-        },
+        support::rabbitmq::endpoint(),
         PublishTarget {
             exchange: "amqp.worker.exchange".into(),
             routing_key: format!("push_routing_{connector_id}"),

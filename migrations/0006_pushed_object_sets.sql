@@ -1,7 +1,7 @@
--- The delta push's hashes, one row per event instead of one per object: recording a push of
--- hundreds of thousands of objects was as many B-tree inserts, a sixth of the connector's CPU
--- on a feed of ordinary events. `objects` holds one line per object, `<object id> <hash as
--- 16 hex digits>`, lines separated by a newline (STIX ids hold neither a space nor a newline).
+-- The delta push's hashes, one row per event instead of one per object: recording the push
+-- of the 100,000-attribute benchmark event was 275,231 B-tree inserts, a third of the
+-- process's CPU. `objects` holds one line per object, `<object id> <hash as 16 hex digits>`,
+-- lines separated by a newline.
 CREATE TABLE pushed_object_sets (
     event_uuid TEXT PRIMARY KEY NOT NULL,
     objects    TEXT NOT NULL

@@ -10,27 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::opencti::{FakeOpenCti, settings, unique_connector_id};
-use crate::support::rabbitmq::BrokerAlone;
+use crate::support::rabbitmq::{BrokerAlone, endpoint};
 use misp_feed::config::QueueProtocol;
 use misp_feed::opencti::OpenCti;
-use misp_feed::opencti::broker::{BrokerEndpoint, BrokerError, PublishTarget};
-use misp_feed::secret::Secret;
+use misp_feed::opencti::broker::{BrokerError, PublishTarget};
 use misp_feed::sink::opencti::OpenCtiSink;
 use misp_feed::sink::opencti::amqp::{AmqpPublisher, RetryPolicy};
 use misp_feed::sink::{Delivery, Sink, SinkError};
 use serde_json::Value;
-
-fn endpoint() -> BrokerEndpoint {
-    BrokerEndpoint {
-        host: "127.0.0.1".into(),
-        port: 5672,
-        vhost: "/".into(),
-        user: "guest".into(),
-        pass: Secret::new("guest"),
-        use_ssl: false,
-        ca_pem: None,
-    }
-}
 
 fn patient_policy() -> RetryPolicy {
     RetryPolicy {

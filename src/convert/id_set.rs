@@ -23,8 +23,9 @@ pub(super) struct Key<'a> {
     hash: u64,
 }
 
-/// foldhash, seeded per assembly: several times faster than SipHash on these short texts,
-/// and the ids are SHA-derived, not chosen by the feed.
+/// foldhash, seeded at random per assembly: several times faster than SipHash on these short
+/// texts. Most ids are SHA-derived; those made from a MISP uuid are the feed's, and the
+/// random seed keeps it from knowing which of them collide.
 #[derive(Clone, Default)]
 pub(super) struct IdHasher(RandomState);
 

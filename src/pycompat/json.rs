@@ -278,6 +278,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Runs of 0 to 39 plain characters with each of `specials` at the start, the middle or
+    /// the end, and once more after them: escapes on both sides of every block boundary.
+    fn with_escapes_everywhere(specials: &[&str]) -> Vec<String> {
+        let mut texts = Vec::new();
+        for length in 0..40 {
+            for special in specials {
+                for at in [0, length / 2, length] {
+                    let mut text = "a".repeat(length);
+                    text.insert_str(at, special);
+                    text.push_str(special);
+                    texts.push(text);
+                }
+            }
+        }
+        texts
+    }
+
     #[test]
     fn minimal_strings_are_serde_json_strings_wherever_the_escapes_fall() {
         let specials = [
@@ -290,17 +307,10 @@ mod tests {
             "\u{e9}",
             "\u{1f600}",
         ];
-        for length in 0..40 {
-            for special in specials {
-                for at in [0, length / 2, length] {
-                    let mut text = "a".repeat(length);
-                    text.insert_str(at, special);
-                    text.push_str(special);
-                    let mut out = String::new();
-                    write_minimal_string(&text, &mut out);
-                    assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
-                }
-            }
+        for text in with_escapes_everywhere(&specials) {
+            let mut out = String::new();
+            write_minimal_string(&text, &mut out);
+            assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
         }
     }
 
@@ -338,17 +348,10 @@ mod tests {
             "\u{2028}",
             "\u{1f600}",
         ];
-        for length in 0..40 {
-            for special in specials {
-                for at in [0, length / 2, length] {
-                    let mut text = "a".repeat(length);
-                    text.insert_str(at, special);
-                    text.push_str(special);
-                    let mut out = String::new();
-                    write_python_string(&text, &mut out);
-                    assert_eq!(out, python_string_by_character(&text), "{text:?}");
-                }
-            }
+        for text in with_escapes_everywhere(&specials) {
+            let mut out = String::new();
+            write_python_string(&text, &mut out);
+            assert_eq!(out, python_string_by_character(&text), "{text:?}");
         }
     }
 

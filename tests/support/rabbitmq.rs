@@ -19,6 +19,19 @@ use super::services;
 
 pub const BROKER: &str = "127.0.0.1:5672";
 
+/// This machine's broker as the connector's publisher reaches it (plain AMQP, guest).
+pub fn endpoint() -> misp_feed::opencti::broker::BrokerEndpoint {
+    misp_feed::opencti::broker::BrokerEndpoint {
+        host: "127.0.0.1".into(),
+        port: 5672,
+        vhost: "/".into(),
+        user: "guest".into(),
+        pass: misp_feed::secret::Secret::new("guest"),
+        use_ssl: false,
+        ca_pem: None,
+    }
+}
+
 static CLAIM: RwLock<()> = RwLock::new(());
 
 enum Claim {

@@ -38,10 +38,7 @@ pub(super) fn record(tx: &Transaction<'_>, uuid: &str, objects: &PushedObjects) 
         // The held lines are copied as they are, except those of the objects this push
         // changed, which are left out and written again after them: an update of a few
         // objects reads no hash and sorts nothing.
-        let held: Option<String> = tx
-            .prepare_cached("SELECT objects FROM pushed_object_sets WHERE event_uuid = ?1")?
-            .query_row(params![uuid], |row| row.get(0))
-            .optional()?;
+        let held = held_text(tx, uuid)?;
         let changed: HashSet<&str> = (objects.sent.iter().map(|(id, _)| id.as_str()))
             .chain(objects.removed.iter().map(String::as_str))
             .collect();
@@ -74,16 +71,23 @@ pub(super) fn record(tx: &Transaction<'_>, uuid: &str, objects: &PushedObjects) 
 }
 
 fn read(conn: &Connection, uuid: &str) -> Result<ObjectHashes> {
-    let text: Option<String> = conn
+    Ok(held_text(conn, uuid)?
+        .as_deref()
+        .map(decode)
+        .unwrap_or_default())
+}
+
+/// The event's lines as stored; `None` when it has none.
+fn held_text(conn: &Connection, uuid: &str) -> Result<Option<String>> {
+    Ok(conn
         .prepare_cached("SELECT objects FROM pushed_object_sets WHERE event_uuid = ?1")?
         .query_row(params![uuid], |row| row.get(0))
-        .optional()?;
-    Ok(text.as_deref().map(decode).unwrap_or_default())
+        .optional()?)
 }
 
 /// Appends a line per object to `text`.
 fn append(text: &mut String, objects: &[(String, [u8; 8])]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
     for (id, hash) in objects {
         // An id that could not be read back as one line is not recorded: its object then
         // counts as unknown and is sent again, never taken for another.
@@ -95,9 +99,8 @@ fn append(text: &mut String, objects: &[(String, [u8; 8])]) {
         }
         text.push_str(id);
         text.push(' ');
-        for byte in hash {
-            text.push(char::from(HEX[usize::from(byte >> 4)]));
-            text.push(char::from(HEX[usize::from(byte & 0xf)]));
+        if hex::encode_to_slice(hash, &mut digits).is_ok() {
+            text.extend(digits.iter().copied().map(char::from));
         }
     }
 }
