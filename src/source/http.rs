@@ -28,6 +28,7 @@ use url::Url;
 pub use super::identity::ClientIdentityFiles;
 use super::manifest::{MANIFEST_FILE, event_file_for_key, parse_manifest};
 use super::retry::RetryPolicy;
+use super::tls_refusal::{HandshakeProbe, has_tls_error, proxy_configured, received_alert};
 use super::{FeedSource, FetchedFile, Listing, ManifestValidators, SourceError};
 use crate::config::MispFeedSettings;
 use crate::secret::Secret;
@@ -107,6 +108,8 @@ pub struct HttpSource {
     /// `" (client certificate …; headers …)"` or empty: how `describe` shows the access.
     access: String,
     has_identity: bool,
+    /// Asks the server why a connection ended before the request (HTTPS without a proxy).
+    probe: Option<HandshakeProbe>,
     max_file_size: u64,
     retry: RetryPolicy,
 }
@@ -192,9 +195,20 @@ impl HttpSource {
                 builder = builder.add_root_certificate(certificate);
             }
         }
-        if let Some(files) = &options.client_identity {
-            builder = builder.identity(files.load()?);
-        }
+        let identity = match &options.client_identity {
+            Some(files) => {
+                let (chain, key) = files.chain_and_key()?;
+                builder = builder.identity(files.for_reqwest(&chain, &key)?);
+                Some((chain, key))
+            }
+            None => None,
+        };
+        // Through a proxy the server is not the probe's to reach directly.
+        let probe = if base.scheme() == "https" && !proxy_configured() {
+            HandshakeProbe::new(identity, options.connect_timeout)
+        } else {
+            None
+        };
         if !options.headers.is_empty() {
             builder = builder.redirect(same_origin_redirects());
         }
@@ -210,6 +224,7 @@ impl HttpSource {
             headers,
             access: describe_access(&options),
             has_identity: options.client_identity.is_some(),
+            probe,
             max_file_size: options.max_file_size,
             retry: options.retry,
         })
@@ -287,7 +302,7 @@ impl HttpSource {
 
         let mut response = match self.client.get(url).headers(headers).send().await {
             Ok(response) => response,
-            Err(err) => return self.request_failed(err, what),
+            Err(err) => return self.request_failed(err, what).await,
         };
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED && conditional.is_some() {
@@ -419,8 +434,14 @@ impl FeedSource for HttpSource {
 impl HttpSource {
     /// A request that got no response: a handshake the server refused is final (its verdict,
     /// which another try would only hear again), anything else is sorted by [`classify`].
-    fn request_failed(&self, err: reqwest::Error, what: &str) -> Attempt {
-        if let Some(alert) = refusal_alert(&err) {
+    /// When the connection ended with no TLS error to say why, the probe asks the server.
+    async fn request_failed(&self, err: reqwest::Error, what: &str) -> Attempt {
+        let alert = match received_alert(&err) {
+            Some(alert) => Some(alert),
+            None if !err.is_timeout() && !has_tls_error(&err) => self.probe_refusal(&err).await,
+            None => None,
+        };
+        if let Some(alert) = alert {
             let hint = if self.has_identity {
                 "it does not accept the client certificate of MISP_FEED_CLIENT_CERT"
             } else {
@@ -433,25 +454,16 @@ impl HttpSource {
         }
         classify(err, what, "request failed")
     }
-}
 
-/// The alert a server sent to end the TLS handshake, if that is why the request failed.
-/// rustls' error travels inside an `io::Error`, whose `source` skips it.
-fn refusal_alert(err: &reqwest::Error) -> Option<rustls::AlertDescription> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(current) = cause {
-        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
-            current
-                .downcast_ref::<std::io::Error>()
-                .and_then(std::io::Error::get_ref)
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(rustls::Error::AlertReceived(alert)) = tls {
-            return Some(*alert);
-        }
-        cause = current.source();
+    /// The alert with which the server refuses a handshake of the probe's, if it does.
+    async fn probe_refusal(&self, err: &reqwest::Error) -> Option<rustls::AlertDescription> {
+        let probe = self.probe.clone()?;
+        let url = err.url().cloned().unwrap_or_else(|| self.base.clone());
+        tokio::task::spawn_blocking(move || probe.refusal(&url))
+            .await
+            .ok()
+            .flatten()
     }
-    None
 }
 
 /// Redirects within the feed's origin (scheme, host and port) only: the extra headers would

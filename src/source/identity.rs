@@ -37,17 +37,28 @@ impl ClientIdentityFiles {
         format!("MISP_FEED_CLIENT_KEY {}", self.key.display())
     }
 
-    /// Reads and checks both files.
-    pub(crate) fn load(&self) -> Result<reqwest::Identity, SourceError> {
+    /// Reads and checks both files: the certificate chain, and the key that belongs to its
+    /// first certificate.
+    pub(crate) fn chain_and_key(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), SourceError> {
         let chain = self.certificates()?;
         let key = self.private_key()?;
         self.check_pair(&chain, &key)?;
+        Ok((chain, key))
+    }
 
+    /// The identity in the form reqwest takes, from what [`Self::chain_and_key`] read.
+    pub(crate) fn for_reqwest(
+        &self,
+        chain: &[CertificateDer<'static>],
+        key: &PrivateKeyDer<'static>,
+    ) -> Result<reqwest::Identity, SourceError> {
         let mut buffer = String::new();
-        for certificate in &chain {
+        for certificate in chain {
             push_pem(&mut buffer, "CERTIFICATE", certificate);
         }
-        let key_label = match &key {
+        let key_label = match key {
             PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
             PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
             _ => "PRIVATE KEY",

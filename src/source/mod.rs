@@ -7,6 +7,7 @@ pub mod local;
 pub(crate) mod manifest;
 pub mod retry;
 pub(crate) mod s3;
+mod tls_refusal;
 
 use async_trait::async_trait;
 
