@@ -11,10 +11,12 @@
 //! (close_notify) and reads the server's answer: an alert if it refused, its own goodbye or
 //! the end of the stream if it did not.
 //!
-//! The probe sends no HTTP request, so no header and no credential goes over it. It does not
-//! verify the server's certificate: it runs only after a failure whose handshake raised no TLS
-//! error, so the real client has just verified that server, and the one question it asks
-//! (does the server end the handshake?) does not depend on it.
+//! The probe sends no HTTP request, so no header and no credential goes over it: only what a
+//! handshake carries, the client certificate (public) and a signature that binds this one
+//! handshake and is worth nothing elsewhere. So it does not verify the server's certificate:
+//! the one question it asks (does the server end the handshake?) does not depend on who the
+//! server is, and it runs only after a failure that raised no TLS error of its own (a
+//! certificate the real client rejected is reported as such, never probed).
 
 use std::io::Read;
 use std::net::TcpStream;
