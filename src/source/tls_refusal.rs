@@ -68,8 +68,9 @@ pub(crate) fn proxy_configured() -> bool {
         .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }
 
-/// The rustls configuration a probe connects with, built once per feed.
-#[derive(Debug, Clone)]
+/// The rustls configuration a probe connects with, built once per feed. Not `Debug`: the
+/// configuration holds the client's private key.
+#[derive(Clone)]
 pub(crate) struct HandshakeProbe {
     config: Arc<ClientConfig>,
     /// For connecting and for each read; the server's verdict follows the handshake at once.
