@@ -1,5 +1,6 @@
 //! What the tests and benchmarks share with the library (the `testsuite` feature, off in
-//! release builds): a generator of MISP events of any size, shaped like a real feed's.
+//! release builds): a generator of MISP events of any size, shaped like a real feed's, and the
+//! TLS side of the test feed servers (the unit tests' and the integration tests' alike).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -165,4 +166,52 @@ pub fn generated_event(attributes: usize, seed: u64) -> Vec<u8> {
         "Attribute": plain, "Object": objects,
     }});
     serde_json::to_vec(&event).unwrap_or_default()
+}
+
+/// A file of the throwaway test certificates (`tests/support/tls/`, see its README).
+pub fn tls_test_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support/tls")
+        .join(name)
+}
+
+/// The TLS side of a test feed server: `server.pem` for 127.0.0.1 and localhost, and with
+/// `require_client_certificate` a verifier that trusts the client certificates
+/// `client-ca.pem` signed and no others.
+pub fn tls_server_config(require_client_certificate: bool) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions");
+    let builder = if require_client_certificate {
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in CertificateDer::pem_file_iter(tls_test_file("client-ca.pem"))
+            .expect("the test client CA is readable")
+        {
+            roots
+                .add(certificate.expect("the test client CA is PEM"))
+                .expect("the test client CA is a CA certificate");
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("a verifier of the test client CA");
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let chain = CertificateDer::pem_file_iter(tls_test_file("server.pem"))
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .expect("the test server certificate is readable PEM");
+    let key = PrivateKeyDer::from_pem_file(tls_test_file("server.key"))
+        .expect("the test server key is readable PEM");
+    Arc::new(
+        builder
+            .with_single_cert(chain, key)
+            .expect("the test server key belongs to its certificate"),
+    )
 }

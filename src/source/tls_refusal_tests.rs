@@ -1,53 +1,17 @@
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
-
-use rustls::pki_types::pem::PemObject;
 
 use super::*;
 use crate::source::identity::ClientIdentityFiles;
-
-fn tls_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/support/tls")
-        .join(name)
-}
+use crate::testsuite::{tls_server_config, tls_test_file};
 
 fn identity(cert: &str, key: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     ClientIdentityFiles {
-        cert: tls_file(cert),
-        key: tls_file(key),
+        cert: tls_test_file(cert),
+        key: tls_test_file(key),
     }
     .chain_and_key()
     .unwrap()
-}
-
-/// The test server's TLS side; with `require_client_certificate` it trusts the client
-/// certificates that `client-ca.pem` signed and no others.
-fn server_config(require_client_certificate: bool) -> Arc<rustls::ServerConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    let builder = if require_client_certificate {
-        let mut roots = rustls::RootCertStore::empty();
-        for certificate in CertificateDer::pem_file_iter(tls_file("client-ca.pem")).unwrap() {
-            roots.add(certificate.unwrap()).unwrap();
-        }
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .unwrap();
-        builder.with_client_cert_verifier(verifier)
-    } else {
-        builder.with_no_client_auth()
-    };
-    let chain = CertificateDer::pem_file_iter(tls_file("server.pem"))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(tls_file("server.key")).unwrap();
-    Arc::new(builder.with_single_cert(chain, key).unwrap())
 }
 
 /// How the test server treats one connection.
@@ -119,7 +83,7 @@ fn probe(
 
 #[test]
 fn a_server_requiring_a_client_certificate_refuses_a_probe_without_one() {
-    let (url, server) = serve_one(server_config(true));
+    let (url, server) = serve_one(tls_server_config(true));
     assert_eq!(
         probe(None).refusal(&url),
         Some(AlertDescription::CertificateRequired)
@@ -130,7 +94,7 @@ fn a_server_requiring_a_client_certificate_refuses_a_probe_without_one() {
 #[test]
 fn a_certificate_the_server_does_not_trust_is_refused_and_one_it_trusts_is_not() {
     // The server's own certificate: signed by a CA the server does not trust for clients.
-    let (url, server) = serve_one(server_config(true));
+    let (url, server) = serve_one(tls_server_config(true));
     let refusal = probe(Some(identity("server.pem", "server.key"))).refusal(&url);
     assert!(refusal.is_some(), "{refusal:?}");
     server.join().unwrap();
@@ -139,7 +103,7 @@ fn a_certificate_the_server_does_not_trust_is_refused_and_one_it_trusts_is_not()
         ("client.pem", "client.key"),
         ("client-rsa.pem", "client-rsa.key"),
     ] {
-        let (url, server) = serve_one(server_config(true));
+        let (url, server) = serve_one(tls_server_config(true));
         assert_eq!(
             probe(Some(identity(cert, key))).refusal(&url),
             None,
@@ -151,7 +115,7 @@ fn a_certificate_the_server_does_not_trust_is_refused_and_one_it_trusts_is_not()
 
 #[test]
 fn a_server_asking_for_no_certificate_and_no_server_at_all_are_no_refusal() {
-    let (url, server) = serve_one(server_config(false));
+    let (url, server) = serve_one(tls_server_config(false));
     assert_eq!(probe(None).refusal(&url), None);
     server.join().unwrap();
 
@@ -170,12 +134,12 @@ async fn a_feed_request_whose_connection_ended_unexplained_names_the_refusal_the
     // The request's connection completes its handshake and is dropped; the probe's, on the
     // same server, is refused for want of a client certificate.
     let (url, server) = serve(vec![
-        Turn::HangUp(server_config(false)),
-        Turn::Answer(server_config(true)),
+        Turn::HangUp(tls_server_config(false)),
+        Turn::Answer(tls_server_config(true)),
     ]);
     let options = crate::source::http::HttpOptions {
         ssl_verify: true,
-        ca_bundle: Some(tls_file("ca.pem")),
+        ca_bundle: Some(tls_test_file("ca.pem")),
         authorization: None,
         headers: Vec::new(),
         client_identity: None,

@@ -130,12 +130,12 @@ impl FeedServer {
 
     /// The test CA that signed the TLS server's certificate (a PEM file).
     pub fn tls_ca_bundle() -> PathBuf {
-        tls_dir().join("ca.pem")
+        misp_feed::testsuite::tls_test_file("ca.pem")
     }
 
     /// A file of `tests/support/tls/` (see its README): `client.pem`, `client.key` ...
     pub fn tls_file(name: &str) -> PathBuf {
-        tls_dir().join(name)
+        misp_feed::testsuite::tls_test_file(name)
     }
 
     fn start_with(feed: &Path, tls: Option<tokio_rustls::TlsAcceptor>) -> FeedServer {
@@ -298,42 +298,11 @@ impl FeedServer {
     }
 }
 
-fn tls_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls")
-}
-
-/// The server's TLS side: its certificate, and with `require_client_certificate` a verifier
-/// of client certificates against `client-ca.pem`.
+/// The server's TLS side (see `misp_feed::testsuite::tls_server_config`).
 fn tls_acceptor(require_client_certificate: bool) -> tokio_rustls::TlsAcceptor {
-    use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-    let tls = tls_dir();
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(tls.join("server.pem"))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(tls.join("server.key")).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    let builder = if require_client_certificate {
-        let mut roots = rustls::RootCertStore::empty();
-        for certificate in CertificateDer::pem_file_iter(tls.join("client-ca.pem")).unwrap() {
-            roots.add(certificate.unwrap()).unwrap();
-        }
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .unwrap();
-        builder.with_client_cert_verifier(verifier)
-    } else {
-        builder.with_no_client_auth()
-    };
-    let config = builder.with_single_cert(chain, key).unwrap();
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    tokio_rustls::TlsAcceptor::from(misp_feed::testsuite::tls_server_config(
+        require_client_certificate,
+    ))
 }
 
 /// After a refused handshake (the alert is sent): close the sending side and read what the
