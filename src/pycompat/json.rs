@@ -122,7 +122,9 @@ pub(crate) fn python_escapes(byte: u8) -> bool {
 
 /// The position of the first byte `hit` selects. Blocks of 16 bytes are tested whole (a
 /// test the compiler turns into vector instructions), since nearly every string written has
-/// nothing to escape.
+/// nothing to escape; the bytes after the last whole block are tested as the last 16 bytes,
+/// overlapping that block, so that only a string shorter than a block is tested a byte at a
+/// time.
 pub(crate) fn first_matching(bytes: &[u8], hit: impl Fn(u8) -> bool + Copy) -> Option<usize> {
     const BLOCK: usize = 16;
     let mut blocks = bytes.chunks_exact(BLOCK);
@@ -132,7 +134,13 @@ pub(crate) fn first_matching(bytes: &[u8], hit: impl Fn(u8) -> bool + Copy) -> O
         }
     }
     let tail = blocks.remainder();
-    first_in_block(tail, hit).map(|found| bytes.len() - tail.len() + found)
+    match bytes.len().checked_sub(BLOCK) {
+        // The bytes before the tail were tested clean, so a hit here is in the tail.
+        Some(last_start) if !tail.is_empty() => {
+            first_in_block(&bytes[last_start..], hit).map(|found| last_start + found)
+        }
+        _ => first_in_block(tail, hit).map(|found| bytes.len() - tail.len() + found),
+    }
 }
 
 /// [`first_matching`] within one block: tested whole, searched only when hit.
@@ -277,6 +285,27 @@ pub(crate) fn python_float_repr(double: f64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_block_search_finds_the_first_hit_wherever_it_is() {
+        let hit = |byte: u8| byte == b'"' || byte == b'\\';
+        for len in 0..=48 {
+            let plain = vec![b'a'; len];
+            assert_eq!(first_matching(&plain, hit), None, "length {len}");
+            for first in 0..len {
+                for second in first..len {
+                    let mut bytes = plain.clone();
+                    bytes[first] = b'"';
+                    bytes[second] = b'\\';
+                    assert_eq!(
+                        first_matching(&bytes, hit),
+                        Some(first),
+                        "length {len}, hits at {first} and {second}"
+                    );
+                }
+            }
+        }
+    }
 
     /// Runs of 0 to 39 plain characters with each of `specials` at the start, the middle or
     /// the end, and once more after them: escapes on both sides of every block boundary.
