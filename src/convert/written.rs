@@ -106,7 +106,7 @@ impl ObjectText {
     }
 
     /// [`ObjectText::with_head`], without the stable-content hashes: for a bundle only
-    /// printed, where hashing would cost about a tenth of the conversion for nothing.
+    /// printed, where the hashes would be computed for nothing.
     pub(crate) fn unhashed_with_head(head: &str) -> Self {
         ObjectText {
             hashed: false,
