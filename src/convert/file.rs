@@ -22,6 +22,13 @@ pub fn parse_event_file(bytes: &[u8], file: &str) -> Result<Vec<MispEvent>, Inpu
         .collect()
 }
 
+/// A JSON document's bytes after its UTF-8 byte order mark, if it starts with one. RFC 8259
+/// forbids writers to add the mark but lets readers ignore it; files saved by some Windows
+/// tools carry one, and it says nothing of the content.
+pub(crate) fn without_utf8_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 /// One event of a feed file, read on its own.
 #[derive(Debug)]
 pub(crate) struct ListedEvent {
@@ -34,6 +41,7 @@ pub(crate) struct ListedEvent {
 /// an error, but in a list one malformed event is an error for that event only, so that its
 /// neighbours still go through.
 pub(crate) fn parse_event_list(bytes: &[u8], file: &str) -> Result<Vec<ListedEvent>, InputError> {
+    let bytes = without_utf8_bom(bytes);
     // UTF-8 checked once over the whole file: parsing a `str` skips the check per string.
     let parsed = match std::str::from_utf8(bytes) {
         Ok(text) => serde_json::from_str(text),
@@ -164,4 +172,30 @@ fn galaxies_without_namespace(event: &Value) -> Vec<String> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_byte_order_mark_before_the_json_is_ignored_and_nowhere_else() {
+        let event = r#"{"Event": {"uuid": "56BF399D-C46C-4FDB-A9CF-D9BB02DE0B81", "info": "x",
+            "date": "2024-01-02", "timestamp": "1704153600", "Attribute": []}}"#;
+        let with_mark = [b"\xEF\xBB\xBF".as_slice(), event.as_bytes()].concat();
+        let read = |bytes: &[u8]| -> Vec<Option<String>> {
+            let listed = parse_event_list(bytes, "e.json").unwrap();
+            assert!(listed.iter().all(|l| l.event.is_ok()));
+            listed.into_iter().map(|l| l.uuid).collect()
+        };
+        assert_eq!(read(&with_mark), read(event.as_bytes()));
+        assert_eq!(
+            read(&with_mark),
+            [Some("56bf399d-c46c-4fdb-a9cf-d9bb02de0b81".to_owned())]
+        );
+
+        let mark_inside = [b" ".as_slice(), &with_mark].concat();
+        let error = parse_event_list(&mark_inside, "e.json").unwrap_err();
+        assert!(error.to_string().contains("invalid JSON"), "{error}");
+    }
 }

@@ -53,7 +53,7 @@ use serde_json::Value;
 use crate::warninglists::Warninglists;
 
 pub use self::file::parse_event_file;
-pub(crate) use self::file::parse_event_list;
+pub(crate) use self::file::{parse_event_list, without_utf8_bom};
 pub use self::options::{ConvertOptions, ThreatLevelScores};
 pub(crate) use self::threats::threat_tag_values;
 pub use self::threats::{ResolvedThreats, Threat};

@@ -68,8 +68,8 @@ pub(crate) fn parse_manifest(
         what: MANIFEST_FILE.into(),
         message,
     };
-    let document: Value =
-        serde_json::from_slice(bytes).map_err(|err| invalid(format!("not valid JSON: {err}")))?;
+    let document: Value = serde_json::from_slice(crate::convert::without_utf8_bom(bytes))
+        .map_err(|err| invalid(format!("not valid JSON: {err}")))?;
     let Value::Object(map) = document else {
         return Err(invalid(format!(
             "expected a JSON object of event uuid -> entry, found {}",
@@ -218,6 +218,15 @@ mod tests {
             }) => (entries, rejected),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_manifest_is_ignored() {
+        let manifest = r#"{"56bf399d-c46c-4fdb-a9cf-d9bb02de0b81": {"timestamp": 1700000001}}"#;
+        let with_mark = format!("\u{feff}{manifest}");
+        assert_eq!(with_mark.len(), manifest.len() + 3);
+        assert_eq!(listing(&with_mark), listing(manifest));
+        assert_eq!(listing(&with_mark).0.len(), 1);
     }
 
     #[test]

@@ -71,7 +71,8 @@ pub(super) fn read(file: &Path) -> Result<ListFile, WarninglistError> {
         file: file.to_path_buf(),
         reason: error.to_string(),
     })?;
-    let raw: RawList = serde_json::from_slice(&bytes).map_err(|error| WarninglistError::Json {
+    let json = crate::convert::without_utf8_bom(&bytes);
+    let raw: RawList = serde_json::from_slice(json).map_err(|error| WarninglistError::Json {
         file: file.to_path_buf(),
         reason: error.to_string(),
     })?;

@@ -441,3 +441,17 @@ fn the_lists_can_be_shared_between_threads() {
     fn shared<T: Send + Sync>() {}
     shared::<Warninglists>();
 }
+
+#[test]
+fn a_list_saved_with_a_byte_order_mark_loads() {
+    let folder = Folder::new();
+    let path = folder.dir.path().join("lists").join("marked");
+    std::fs::create_dir_all(&path).unwrap();
+    let body = list("Marked", "string", &["domain"], &["example.org"]).to_string();
+    std::fs::write(path.join("list.json"), format!("\u{feff}{body}")).unwrap();
+    let lists = folder.load();
+    assert_eq!(
+        hit(&lists, "domain", "example.org").as_deref(),
+        Some("Marked")
+    );
+}
